@@ -1,0 +1,117 @@
+//! Options of `scengen ingest`.
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use super::{parse_numbers, split_list};
+use crate::data::{IngestConfig, OnMissing, RegimeRule, SignalSource, ValueKind};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    Prices,
+    Returns,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReturnsArg {
+    Log,
+    Simple,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OnMissingArg {
+    Error,
+    Drop,
+    Ffill,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Parquet panel: a date column and one numeric column per asset.
+    #[arg(long, default_value = "data/sp500_20_prices.parquet")]
+    pub input: PathBuf,
+    /// Name of the date column.
+    #[arg(long, default_value = "date")]
+    pub date_column: String,
+    /// Asset columns to use, comma-separated (default: every column but the date).
+    #[arg(long)]
+    pub assets: Option<String>,
+    /// What the asset columns hold.
+    #[arg(long, value_enum, default_value = "prices")]
+    pub kind: KindArg,
+    /// With --kind returns: log or simple returns.
+    #[arg(long, value_enum, default_value = "log")]
+    pub returns: ReturnsArg,
+    /// Window length in trading days.
+    #[arg(long, default_value_t = 30)]
+    pub window: usize,
+    /// Days between window starts.
+    #[arg(long, default_value_t = 1)]
+    pub stride: usize,
+    /// A volatility level (e.g. VIX) as FILE:COLUMN, joined on date; replaces --index.
+    #[arg(long)]
+    pub signal: Option<String>,
+    /// Index whose trailing 21-day realised volatility labels the regimes, as FILE:COLUMN.
+    #[arg(long, default_value = "data/sp500_index.parquet:SPX")]
+    pub index: String,
+    /// Increasing regime thresholds on the signal, comma-separated.
+    #[arg(long, default_value = "15,25")]
+    pub thresholds: String,
+    /// Regime labels, one more than thresholds, comma-separated.
+    #[arg(long, default_value = "low-vix,normal,high-vix")]
+    pub labels: String,
+    /// Treatment of missing or impossible values.
+    #[arg(long, value_enum, default_value = "error")]
+    pub on_missing: OnMissingArg,
+    /// Clip each asset's returns to its [Q, 1-Q] quantiles (off by default).
+    #[arg(long, value_name = "Q")]
+    pub winsorize: Option<f64>,
+    /// Output windows file.
+    #[arg(long, default_value = "data/windows.parquet")]
+    pub out: PathBuf,
+}
+
+impl IngestArgs {
+    pub fn into_config(self) -> Result<IngestConfig> {
+        let signal = match &self.signal {
+            Some(spec) => {
+                let (path, column) = SignalSource::parse_spec("--signal", spec)?;
+                SignalSource::Level { path, column }
+            }
+            None => {
+                let (path, column) = SignalSource::parse_spec("--index", &self.index)?;
+                SignalSource::RealizedVol { path, column }
+            }
+        };
+        let assets = self.assets.as_deref().map(split_list);
+        if assets.as_ref().is_some_and(|a| a.is_empty()) {
+            return Err(Error::option("--assets", "", "name at least one column"));
+        }
+        Ok(IngestConfig {
+            input: self.input,
+            date_column: self.date_column,
+            assets,
+            kind: match (self.kind, self.returns) {
+                (KindArg::Prices, _) => ValueKind::Prices,
+                (KindArg::Returns, ReturnsArg::Log) => ValueKind::LogReturns,
+                (KindArg::Returns, ReturnsArg::Simple) => ValueKind::SimpleReturns,
+            },
+            window: self.window,
+            stride: self.stride,
+            signal,
+            rule: RegimeRule::new(
+                parse_numbers("--thresholds", &self.thresholds)?,
+                split_list(&self.labels),
+            )?,
+            on_missing: match self.on_missing {
+                OnMissingArg::Error => OnMissing::Error,
+                OnMissingArg::Drop => OnMissing::Drop,
+                OnMissingArg::Ffill => OnMissing::Ffill,
+            },
+            winsorize: self.winsorize,
+            out: self.out,
+        })
+    }
+}

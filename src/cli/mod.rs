@@ -1,0 +1,63 @@
+//! The `scengen` command line: options are parsed here and handed to the library; nothing in
+//! this module computes anything.
+
+mod ingest;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+
+/// Financial market scenarios from diffusion models.
+#[derive(Debug, Parser)]
+#[command(name = "scengen", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read a Parquet panel and write regime-labelled rolling windows of log returns.
+    Ingest(ingest::IngestArgs),
+    /// Run the whole pipeline on the embedded data.
+    Demo(DemoArgs),
+}
+
+/// Options of `scengen demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Seed for every random draw of the demo.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Ingest(args) => {
+            let summary = crate::data::ingest(&args.into_config()?)?;
+            print!("{summary}");
+            Ok(())
+        }
+        Command::Demo(args) => crate::demo::run(args.seed),
+    }
+}
+
+/// Splits a comma-separated option value.
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Parses a comma-separated list of numbers for `option`.
+fn parse_numbers(option: &str, text: &str) -> Result<Vec<f64>> {
+    split_list(text)
+        .iter()
+        .map(|t| {
+            t.parse::<f64>()
+                .map_err(|_| crate::Error::option(option, text, format!("`{t}` is not a number")))
+        })
+        .collect()
+}

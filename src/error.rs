@@ -1,0 +1,106 @@
+//! The project's error type: every user-facing failure names the file, column, date, option or
+//! value at fault, so that an unattended job's log says what to fix.
+
+use std::path::PathBuf;
+
+/// A failure the user can act on. Library functions return it; the binary prints it and exits
+/// non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable Parquet file: {reason}")]
+    NotParquet { path: PathBuf, reason: String },
+    #[error("{path}: no column `{column}` (columns: {available})")]
+    MissingColumn {
+        path: PathBuf,
+        column: String,
+        available: String,
+    },
+    #[error("{path}: column `{column}` has type {dtype}, expected {expected}")]
+    ColumnType {
+        path: PathBuf,
+        column: String,
+        dtype: String,
+        expected: String,
+    },
+    #[error("{path}: column `{column}` on {date}: {reason} (value {value})")]
+    BadValue {
+        path: PathBuf,
+        column: String,
+        date: String,
+        value: f64,
+        reason: String,
+    },
+    #[error("{path}: column `{column}` has a missing value on {date}")]
+    MissingValue {
+        path: PathBuf,
+        column: String,
+        date: String,
+    },
+    #[error("{path}: dates are not increasing: {date} follows {previous}")]
+    UnsortedDates {
+        path: PathBuf,
+        date: String,
+        previous: String,
+    },
+    #[error("{path}: date {date} appears more than once")]
+    DuplicateDate { path: PathBuf, date: String },
+    #[error("{path}: {rows} usable rows, fewer than the {needed} that one window needs")]
+    TooFewRows {
+        path: PathBuf,
+        rows: usize,
+        needed: usize,
+    },
+    #[error("{path}: signal column `{column}` shares no date with the panel")]
+    SignalNoOverlap { path: PathBuf, column: String },
+    #[error("option {option}: invalid value `{value}`: {reason}")]
+    InvalidOption {
+        option: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    BadFile { path: PathBuf, reason: String },
+    #[error("unknown regime `{regime}` (known: {known})")]
+    UnknownRegime { regime: String, known: String },
+    #[error("model directory {path}: {reason}")]
+    BadModel { path: PathBuf, reason: String },
+    #[error("training stopped: {0}")]
+    Training(String),
+    #[error("tensor computation failed: {0}")]
+    Tensor(#[from] candle_core::Error),
+}
+
+/// Result with the project's error type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Shorthand for an invalid command-line or configuration value.
+    pub fn option(option: &str, value: impl ToString, reason: impl ToString) -> Self {
+        Error::InvalidOption {
+            option: option.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Shorthand for a file whose content is unusable.
+    pub fn bad_file(path: impl Into<PathBuf>, reason: impl ToString) -> Self {
+        Error::BadFile {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Output that appears whole or not at all: write to a temporary name in the destination folder,
+//! then rename. A failed run drops the temporary file, so a nightly job never finds half a file.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A file being written under a temporary name next to its final path.
+pub struct AtomicFile {
+    temp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl AtomicFile {
+    /// Prepares `target`; its folder is created if missing.
+    pub fn new(target: impl AsRef<Path>) -> Result<Self> {
+        let target = target.as_ref().to_path_buf();
+        let dir = parent_dir(&target);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let name = target
+            .file_name()
+            .ok_or_else(|| Error::option("--out", target.display(), "not a file path"))?
+            .to_string_lossy()
+            .to_string();
+        let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        Ok(Self {
+            temp,
+            target,
+            committed: false,
+        })
+    }
+
+    /// The temporary path to write to.
+    pub fn path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// The final path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Creates the temporary file for writing.
+    pub fn create(&self) -> Result<fs::File> {
+        fs::File::create(&self.temp).map_err(|e| Error::io(&self.temp, e))
+    }
+
+    /// Moves the finished file into place.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        fs::rename(&self.temp, &self.target).map_err(|e| Error::io(&self.target, e))?;
+        self.committed = true;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// A folder of outputs (a model, a report) built under a temporary name and renamed into place;
+/// an existing folder of the same name is replaced only once the new one is complete.
+pub struct AtomicDir {
+    temp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl AtomicDir {
+    pub fn new(target: impl AsRef<Path>) -> Result<Self> {
+        let target = target.as_ref().to_path_buf();
+        let dir = parent_dir(&target);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let name = target
+            .file_name()
+            .ok_or_else(|| Error::option("--out", target.display(), "not a folder path"))?
+            .to_string_lossy()
+            .to_string();
+        let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let _ = fs::remove_dir_all(&temp);
+        fs::create_dir_all(&temp).map_err(|e| Error::io(&temp, e))?;
+        Ok(Self {
+            temp,
+            target,
+            committed: false,
+        })
+    }
+
+    /// The temporary folder to write into.
+    pub fn path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Replaces the target folder with the finished one.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        if self.target.exists() {
+            let old = self.temp.with_extension("old");
+            fs::rename(&self.target, &old).map_err(|e| Error::io(&self.target, e))?;
+            fs::rename(&self.temp, &self.target).map_err(|e| Error::io(&self.target, e))?;
+            let _ = fs::remove_dir_all(&old);
+        } else {
+            fs::rename(&self.temp, &self.target).map_err(|e| Error::io(&self.target, e))?;
+        }
+        self.committed = true;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for AtomicDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.temp);
+        }
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}

@@ -1,0 +1,13 @@
+//! File plumbing shared by every stage: all-or-nothing output files, Parquet reading and writing
+//! with key-value metadata, dates, and content hashes.
+
+mod atomic;
+mod dates;
+mod parquet;
+
+pub use atomic::{AtomicDir, AtomicFile};
+pub use dates::{format_date, parse_date};
+pub(crate) use parquet::batch;
+pub use parquet::{
+    date_column, f64_column, read_parquet, sha256_file, write_batches, ParquetTable,
+};

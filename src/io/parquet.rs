@@ -1,0 +1,207 @@
+//! Parquet in and out with the `arrow` and `parquet` crates: whole-table reads of modest panels,
+//! streamed writes of large outputs, key-value metadata, and column extraction with errors that
+//! name the file and column.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::{DataType, Float64Type, Int32Type, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
+
+use super::AtomicFile;
+use crate::error::{Error, Result};
+
+/// A Parquet file read whole: one record batch and the file's key-value metadata.
+pub struct ParquetTable {
+    pub path: PathBuf,
+    pub batch: RecordBatch,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl ParquetTable {
+    /// The column called `name`, or an error listing the columns there are.
+    pub fn column(&self, name: &str) -> Result<&ArrayRef> {
+        self.batch
+            .column_by_name(name)
+            .ok_or_else(|| Error::MissingColumn {
+                path: self.path.clone(),
+                column: name.to_string(),
+                available: self.column_names().join(", "),
+            })
+    }
+
+    /// Column names in file order.
+    pub fn column_names(&self) -> Vec<String> {
+        self.batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
+    /// A metadata value that must be present.
+    pub fn required_metadata(&self, key: &str) -> Result<&str> {
+        self.metadata
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| Error::bad_file(&self.path, format!("metadata key `{key}` missing")))
+    }
+}
+
+/// Reads every row group of a Parquet file.
+pub fn read_parquet(path: impl AsRef<Path>) -> Result<ParquetTable> {
+    let path = path.as_ref().to_path_buf();
+    let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let not_parquet = |e: &dyn std::fmt::Display| Error::NotParquet {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| not_parquet(&e))?;
+    let metadata = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kvs| {
+            kvs.iter()
+                .filter_map(|kv| kv.value.clone().map(|v| (kv.key.clone(), v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let schema = builder.schema().clone();
+    let reader = builder.build().map_err(|e| not_parquet(&e))?;
+    let batches = reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| not_parquet(&e))?;
+    let batch = concat_batches(&schema, &batches).map_err(|e| not_parquet(&e))?;
+    Ok(ParquetTable {
+        path,
+        batch,
+        metadata,
+    })
+}
+
+/// Dates of a `date32`, `date64` or timestamp column as days since 1970-01-01.
+pub fn date_column(table: &ParquetTable, name: &str) -> Result<Vec<i32>> {
+    let array = table.column(name)?;
+    let wrong_type = || Error::ColumnType {
+        path: table.path.clone(),
+        column: name.to_string(),
+        dtype: array.data_type().to_string(),
+        expected: "a date (date32, date64 or timestamp)".into(),
+    };
+    let days = match array.data_type() {
+        DataType::Date32 => array.clone(),
+        DataType::Date64 | DataType::Timestamp(_, _) => {
+            let as_ts = cast(array, &DataType::Timestamp(TimeUnit::Second, None))
+                .map_err(|_| wrong_type())?;
+            cast(&as_ts, &DataType::Date32).map_err(|_| wrong_type())?
+        }
+        _ => return Err(wrong_type()),
+    };
+    let days = cast(&days, &DataType::Int32).map_err(|_| wrong_type())?;
+    let days = days.as_primitive::<Int32Type>();
+    if days.null_count() > 0 {
+        let row = (0..days.len()).find(|&i| days.is_null(i)).unwrap_or(0);
+        return Err(Error::bad_file(
+            &table.path,
+            format!("date column `{name}` is empty in row {row}"),
+        ));
+    }
+    Ok(days.values().to_vec())
+}
+
+/// A numeric column as `f64`, nulls as NaN; any other type is an error naming the column.
+pub fn f64_column(table: &ParquetTable, name: &str) -> Result<Vec<f64>> {
+    let array = table.column(name)?;
+    if !array.data_type().is_numeric() {
+        return Err(Error::ColumnType {
+            path: table.path.clone(),
+            column: name.to_string(),
+            dtype: array.data_type().to_string(),
+            expected: "a number".into(),
+        });
+    }
+    let values = cast(array, &DataType::Float64).map_err(|e| Error::ColumnType {
+        path: table.path.clone(),
+        column: name.to_string(),
+        dtype: format!("{} ({e})", array.data_type()),
+        expected: "a number".into(),
+    })?;
+    let values = values.as_primitive::<Float64Type>();
+    Ok((0..values.len())
+        .map(|i| {
+            if values.is_null(i) {
+                f64::NAN
+            } else {
+                values.value(i)
+            }
+        })
+        .collect())
+}
+
+/// Streams record batches into `out` (Snappy-compressed) with key-value metadata, then moves the
+/// file into place. The batches come from an iterator so that large outputs never sit in memory
+/// whole; an error from any batch leaves no file behind.
+pub fn write_batches<I>(
+    out: AtomicFile,
+    schema: SchemaRef,
+    metadata: &BTreeMap<String, String>,
+    batches: I,
+) -> Result<PathBuf>
+where
+    I: IntoIterator<Item = Result<RecordBatch>>,
+{
+    let file = out.create()?;
+    let kv = metadata
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+        .collect();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_key_value_metadata(Some(kv))
+        .set_created_by(format!("scengen {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let write_err = |e: &dyn std::fmt::Display| Error::bad_file(out.path(), e.to_string());
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| write_err(&e))?;
+    for batch in batches {
+        writer.write(&batch?).map_err(|e| write_err(&e))?;
+    }
+    writer.close().map_err(|e| write_err(&e))?;
+    out.commit()
+}
+
+/// Hex SHA-256 of a file's bytes, recorded in outputs so a result can be traced to its inputs.
+pub fn sha256_file(path: impl AsRef<Path>) -> Result<String> {
+    let path = path.as_ref();
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// A batch from columns, for writers that build their arrays by hand.
+pub(crate) fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    RecordBatch::try_new(schema, columns)
+        .map_err(|e| Error::bad_file("<output>", format!("inconsistent columns: {e}")))
+}
