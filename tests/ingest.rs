@@ -1,0 +1,324 @@
+//! Ingest on the embedded data and on every kind of bad input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use scengen::data::{
+    ingest, realized_vol, IngestConfig, OnMissing, Panel, RegimeRule, SignalSource, Split,
+    SplitChoice, ValueKind, WindowSet,
+};
+use scengen::io::parse_date;
+use scengen::Error;
+
+fn embedded_config(out: &Path) -> IngestConfig {
+    let mut c = IngestConfig::embedded(out);
+    c.input = embedded_prices();
+    c.signal = SignalSource::RealizedVol {
+        path: embedded_index(),
+        column: "SPX".into(),
+    };
+    c
+}
+
+#[test]
+fn embedded_windows_are_log_returns_labelled_without_look_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("windows.parquet");
+    let summary = ingest(&embedded_config(&out)).unwrap();
+    assert_eq!(summary.rows_read, 8313);
+    assert_eq!(summary.windows_cut, 8283);
+    // The first 21 windows have fewer than 21 index returns before them.
+    assert_eq!(summary.dropped_no_signal, 21);
+    assert_eq!(summary.windows_written, 8262);
+
+    let set = WindowSet::read(&out).unwrap();
+    assert_eq!(set.len(), 8262);
+    assert_eq!(set.window, 30);
+    assert_eq!(set.assets.len(), 20);
+
+    let prices = Panel::read(&embedded_prices(), "date", None).unwrap();
+    let index = Panel::read(&embedded_index(), "date", None).unwrap();
+    let spx = &index.columns[0];
+    let rule = RegimeRule::default();
+    for w in [0usize, 1, 17, 1000, 4321, 8000, 8261] {
+        let info = set.windows[w];
+        let values = set.window_values(w);
+        // Row of the source file holding the window's first return date.
+        let first = prices.dates.iter().position(|d| *d == info.start_date).unwrap();
+        for step in 0..set.window {
+            let row = first + step;
+            assert_eq!(set.dates[w * set.window + step], prices.dates[row]);
+            for (a, col) in prices.columns.iter().enumerate() {
+                let expected = (col[row] / col[row - 1]).ln();
+                let got = values[step * set.assets.len() + a];
+                assert!((got - expected).abs() < 1e-15, "window {w} step {step} asset {a}");
+            }
+        }
+        // Signal: 21 SPX log returns ending at the close before the window's first day.
+        let irow = index.dates.iter().position(|d| *d == info.start_date).unwrap();
+        let r: Vec<f64> = (irow - 21..irow).map(|i| (spx[i] / spx[i - 1]).ln()).collect();
+        let m = r.iter().sum::<f64>() / 21.0;
+        let sd = (r.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 20.0).sqrt();
+        let vol = sd * 252f64.sqrt() * 100.0;
+        assert_eq!(info.regime, rule.classify(vol), "window {w} vol {vol}");
+        assert!(r.len() == 21 && irow >= 22);
+    }
+    // The realised-volatility signal agrees with the data's README: median about 13.
+    let idx_ret: Vec<f64> = spx.windows(2).map(|p| (p[1] / p[0]).ln()).collect();
+    let mut vols: Vec<f64> = realized_vol(&index.dates[1..], &idx_ret).into_values().collect();
+    vols.sort_by(f64::total_cmp);
+    let median = vols[vols.len() / 2];
+    assert!((12.0..14.0).contains(&median), "median vol {median}");
+}
+
+#[test]
+fn split_assigns_train_test_and_straddling_windows() {
+    let t = parse_date("--test-from", "2016-01-01").unwrap();
+    assert_eq!(Split::of(t - 40, t - 1, t), Split::Train);
+    assert_eq!(Split::of(t, t + 40, t), Split::Test);
+    assert_eq!(Split::of(t - 10, t + 30, t), Split::Neither);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.parquet");
+    ingest(&embedded_config(&out)).unwrap();
+    let set = WindowSet::read(&out).unwrap();
+    let train = set.select(None, SplitChoice::Train, t);
+    let test = set.select(None, SplitChoice::Test, t);
+    assert!(train.iter().all(|&i| set.windows[i].end_date < t));
+    assert!(test.iter().all(|&i| set.windows[i].start_date >= t));
+    // 29 windows straddle the boundary, one per trading day of overlap.
+    assert_eq!(set.len() - train.len() - test.len(), 29);
+}
+
+#[test]
+fn winsorize_clips_each_asset_to_its_quantiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.parquet");
+    let mut c = embedded_config(&out);
+    c.winsorize = Some(0.001);
+    ingest(&c).unwrap();
+    let set = WindowSet::read(&out).unwrap();
+    let max = set.returns.iter().fold(0f64, |m, r| m.max(r.abs()));
+    assert!(max < 0.5, "largest |return| after winsorising: {max}");
+    assert!(set.metadata["scengen.winsorize"].contains("bounds"));
+}
+
+// ---- bad input: each names its fault, exits with an error and leaves no file ----
+
+struct Case {
+    dir: tempfile::TempDir,
+    input: PathBuf,
+    out: PathBuf,
+}
+
+impl Case {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("panel.parquet");
+        let out = dir.path().join("out").join("windows.parquet");
+        Case { dir, input, out }
+    }
+
+    fn config(&self) -> IngestConfig {
+        let mut c = embedded_config(&self.out);
+        c.input = self.input.clone();
+        c.window = 5;
+        // A level signal over the test panel's own dates: always available.
+        let signal = self.dir.path().join("signal.parquet");
+        if !signal.exists() {
+            write_panel(&signal, &days(60), vec![Col::F64("VIX", vec![20.0; 60])]);
+        }
+        c.signal = SignalSource::Level {
+            path: signal,
+            column: "VIX".into(),
+        };
+        c
+    }
+
+    fn fail(&self, config: &IngestConfig) -> Error {
+        let err = ingest(config).expect_err("bad input must fail");
+        let out_dir = self.out.parent().unwrap();
+        if out_dir.exists() {
+            assert!(files_in(out_dir).is_empty(), "left behind: {:?}", files_in(out_dir));
+        }
+        err
+    }
+}
+
+#[test]
+fn good_small_panel_passes() {
+    let case = Case::new();
+    write_panel(&case.input, &days(40), vec![Col::F64("A", prices(40, 1))]);
+    let s = ingest(&case.config()).unwrap();
+    assert_eq!(s.windows_written, 35);
+}
+
+#[test]
+fn missing_file() {
+    let case = Case::new();
+    let e = case.fail(&case.config());
+    assert!(matches!(e, Error::Io { ref path, .. } if path == &case.input), "{e}");
+}
+
+#[test]
+fn not_a_parquet_file() {
+    let case = Case::new();
+    std::fs::write(&case.input, "date,A\n2020-01-01,1\n").unwrap();
+    let e = case.fail(&case.config());
+    assert!(matches!(e, Error::NotParquet { .. }), "{e}");
+}
+
+#[test]
+fn missing_date_column() {
+    let case = Case::new();
+    write_panel(&case.input, &days(40), vec![Col::F64("A", prices(40, 1))]);
+    let mut c = case.config();
+    c.date_column = "Date".into();
+    let e = case.fail(&c);
+    assert!(matches!(e, Error::MissingColumn { ref column, .. } if column == "Date"), "{e}");
+    assert!(e.to_string().contains("columns: date, A"), "{e}");
+}
+
+#[test]
+fn non_numeric_asset_column() {
+    let case = Case::new();
+    write_panel(
+        &case.input,
+        &days(40),
+        vec![Col::F64("A", prices(40, 1)), Col::Str("B", vec!["x"; 40])],
+    );
+    let e = case.fail(&case.config());
+    assert!(matches!(e, Error::ColumnType { ref column, .. } if column == "B"), "{e}");
+}
+
+#[test]
+fn unknown_asset_column() {
+    let case = Case::new();
+    write_panel(&case.input, &days(40), vec![Col::F64("A", prices(40, 1))]);
+    let mut c = case.config();
+    c.assets = Some(vec!["A".into(), "ZZZ".into()]);
+    let e = case.fail(&c);
+    assert!(matches!(e, Error::MissingColumn { ref column, .. } if column == "ZZZ"), "{e}");
+}
+
+fn panel_with(value: f64, row: usize) -> Case {
+    let case = Case::new();
+    let mut p = prices(40, 2);
+    p[row] = value;
+    write_panel(
+        &case.input,
+        &days(40),
+        vec![Col::F64("A", prices(40, 1)), Col::F64("B", p)],
+    );
+    case
+}
+
+#[test]
+fn nan_price_names_first_bad_date_and_column() {
+    let case = panel_with(f64::NAN, 12);
+    let e = case.fail(&case.config());
+    match &e {
+        Error::MissingValue { column, date, .. } => {
+            assert_eq!(column, "B");
+            assert_eq!(date, "2000-01-15");
+        }
+        other => panic!("wrong error: {other}"),
+    }
+}
+
+#[test]
+fn infinite_price() {
+    let case = panel_with(f64::INFINITY, 3);
+    let e = case.fail(&case.config());
+    assert!(matches!(e, Error::BadValue { ref column, ref date, .. } if column == "B" && date == "2000-01-06"), "{e}");
+}
+
+#[test]
+fn non_positive_price() {
+    let case = panel_with(0.0, 7);
+    let e = case.fail(&case.config());
+    assert!(matches!(e, Error::BadValue { ref reason, .. } if reason.contains("not positive")), "{e}");
+}
+
+#[test]
+fn missing_values_dropped_or_filled_on_request() {
+    let case = panel_with(f64::NAN, 12);
+    let mut c = case.config();
+    c.on_missing = OnMissing::Drop;
+    assert_eq!(ingest(&c).unwrap().return_days, 38);
+    c.on_missing = OnMissing::Ffill;
+    assert_eq!(ingest(&c).unwrap().return_days, 39);
+}
+
+#[test]
+fn unsorted_dates() {
+    let case = Case::new();
+    let mut d = days(40);
+    d.swap(10, 11);
+    write_panel(&case.input, &d, vec![Col::F64("A", prices(40, 1))]);
+    let e = case.fail(&case.config());
+    assert!(matches!(e, Error::UnsortedDates { ref date, .. } if date == "2000-01-13"), "{e}");
+}
+
+#[test]
+fn duplicated_dates() {
+    let case = Case::new();
+    let mut d = days(40);
+    d[11] = d[10];
+    write_panel(&case.input, &d, vec![Col::F64("A", prices(40, 1))]);
+    let e = case.fail(&case.config());
+    assert!(matches!(e, Error::DuplicateDate { ref date, .. } if date == "2000-01-13"), "{e}");
+}
+
+#[test]
+fn fewer_rows_than_one_window() {
+    let case = Case::new();
+    write_panel(&case.input, &days(5), vec![Col::F64("A", prices(5, 1))]);
+    let e = case.fail(&case.config());
+    assert!(matches!(e, Error::TooFewRows { rows: 5, needed: 6, .. }), "{e}");
+}
+
+#[test]
+fn signal_without_date_overlap() {
+    let case = Case::new();
+    write_panel(&case.input, &days(40), vec![Col::F64("A", prices(40, 1))]);
+    let signal = case.dir.path().join("vix.parquet");
+    let later: Vec<i32> = days(40).iter().map(|d| d + 1000).collect();
+    write_panel(&signal, &later, vec![Col::F64("VIX", vec![20.0; 40])]);
+    let mut c = case.config();
+    c.signal = SignalSource::Level {
+        path: signal,
+        column: "VIX".into(),
+    };
+    let e = case.fail(&c);
+    assert!(matches!(e, Error::SignalNoOverlap { ref column, .. } if column == "VIX"), "{e}");
+}
+
+#[test]
+fn thresholds_must_increase_and_labels_match() {
+    let labels = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let e = RegimeRule::new(vec![25.0, 15.0], labels(&["a", "b", "c"])).unwrap_err();
+    assert!(matches!(e, Error::InvalidOption { ref option, .. } if option == "--thresholds"), "{e}");
+    let e = RegimeRule::new(vec![15.0, 25.0], labels(&["a", "b"])).unwrap_err();
+    assert!(matches!(e, Error::InvalidOption { ref option, .. } if option == "--labels"), "{e}");
+    assert_eq!(RegimeRule::default().classify(14.99), 0);
+    assert_eq!(RegimeRule::default().classify(15.0), 1);
+    assert_eq!(RegimeRule::default().classify(25.0), 2);
+}
+
+#[test]
+fn returns_panels_simple_and_log() {
+    let case = Case::new();
+    let p = prices(41, 3);
+    let simple: Vec<f64> = p.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+    write_panel(&case.input, &days(41)[1..], vec![Col::F64("A", simple)]);
+    let mut c = case.config();
+    c.kind = ValueKind::SimpleReturns;
+    ingest(&c).unwrap();
+    let set = WindowSet::read(&case.out).unwrap();
+    // Row 0's base date is unknown, so the first window starts on the second row.
+    let expected = (p[2] / p[1]).ln();
+    assert!((set.returns[0] - expected).abs() < 1e-14);
+}
