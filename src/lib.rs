@@ -1,14 +1,20 @@
 //! scengen: financial market scenarios from diffusion models.
 //!
 //! The library is organised by pipeline stage: [`data`] (ingest), [`model`] (the network),
-//! [`diffusion`] (schedules and samplers), [`train`], [`sample`] (generation), [`eval`] and
-//! [`report`]; [`cli`] only parses options and calls them.
+//! [`diffusion`] (schedules and samplers), [`train`], [`sample`] (generation); [`cli`] only
+//! parses options and calls them, and [`demo`] runs the whole pipeline on the embedded data.
 
 pub mod cli;
 pub mod data;
 pub mod demo;
+pub mod device;
+pub mod diffusion;
 pub mod error;
 pub mod io;
+pub mod model;
+pub mod rng;
+pub mod sample;
 pub mod stats;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -46,19 +46,32 @@ fn embedded_windows_are_log_returns_labelled_without_look_ahead() {
         let info = set.windows[w];
         let values = set.window_values(w);
         // Row of the source file holding the window's first return date.
-        let first = prices.dates.iter().position(|d| *d == info.start_date).unwrap();
+        let first = prices
+            .dates
+            .iter()
+            .position(|d| *d == info.start_date)
+            .unwrap();
         for step in 0..set.window {
             let row = first + step;
             assert_eq!(set.dates[w * set.window + step], prices.dates[row]);
             for (a, col) in prices.columns.iter().enumerate() {
                 let expected = (col[row] / col[row - 1]).ln();
                 let got = values[step * set.assets.len() + a];
-                assert!((got - expected).abs() < 1e-15, "window {w} step {step} asset {a}");
+                assert!(
+                    (got - expected).abs() < 1e-15,
+                    "window {w} step {step} asset {a}"
+                );
             }
         }
         // Signal: 21 SPX log returns ending at the close before the window's first day.
-        let irow = index.dates.iter().position(|d| *d == info.start_date).unwrap();
-        let r: Vec<f64> = (irow - 21..irow).map(|i| (spx[i] / spx[i - 1]).ln()).collect();
+        let irow = index
+            .dates
+            .iter()
+            .position(|d| *d == info.start_date)
+            .unwrap();
+        let r: Vec<f64> = (irow - 21..irow)
+            .map(|i| (spx[i] / spx[i - 1]).ln())
+            .collect();
         let m = r.iter().sum::<f64>() / 21.0;
         let sd = (r.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 20.0).sqrt();
         let vol = sd * 252f64.sqrt() * 100.0;
@@ -67,7 +80,9 @@ fn embedded_windows_are_log_returns_labelled_without_look_ahead() {
     }
     // The realised-volatility signal agrees with the data's README: median about 13.
     let idx_ret: Vec<f64> = spx.windows(2).map(|p| (p[1] / p[0]).ln()).collect();
-    let mut vols: Vec<f64> = realized_vol(&index.dates[1..], &idx_ret).into_values().collect();
+    let mut vols: Vec<f64> = realized_vol(&index.dates[1..], &idx_ret)
+        .into_values()
+        .collect();
     vols.sort_by(f64::total_cmp);
     let median = vols[vols.len() / 2];
     assert!((12.0..14.0).contains(&median), "median vol {median}");
@@ -141,7 +156,11 @@ impl Case {
         let err = ingest(config).expect_err("bad input must fail");
         let out_dir = self.out.parent().unwrap();
         if out_dir.exists() {
-            assert!(files_in(out_dir).is_empty(), "left behind: {:?}", files_in(out_dir));
+            assert!(
+                files_in(out_dir).is_empty(),
+                "left behind: {:?}",
+                files_in(out_dir)
+            );
         }
         err
     }
@@ -159,7 +178,10 @@ fn good_small_panel_passes() {
 fn missing_file() {
     let case = Case::new();
     let e = case.fail(&case.config());
-    assert!(matches!(e, Error::Io { ref path, .. } if path == &case.input), "{e}");
+    assert!(
+        matches!(e, Error::Io { ref path, .. } if path == &case.input),
+        "{e}"
+    );
 }
 
 #[test]
@@ -177,7 +199,10 @@ fn missing_date_column() {
     let mut c = case.config();
     c.date_column = "Date".into();
     let e = case.fail(&c);
-    assert!(matches!(e, Error::MissingColumn { ref column, .. } if column == "Date"), "{e}");
+    assert!(
+        matches!(e, Error::MissingColumn { ref column, .. } if column == "Date"),
+        "{e}"
+    );
     assert!(e.to_string().contains("columns: date, A"), "{e}");
 }
 
@@ -190,7 +215,10 @@ fn non_numeric_asset_column() {
         vec![Col::F64("A", prices(40, 1)), Col::Str("B", vec!["x"; 40])],
     );
     let e = case.fail(&case.config());
-    assert!(matches!(e, Error::ColumnType { ref column, .. } if column == "B"), "{e}");
+    assert!(
+        matches!(e, Error::ColumnType { ref column, .. } if column == "B"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -200,7 +228,10 @@ fn unknown_asset_column() {
     let mut c = case.config();
     c.assets = Some(vec!["A".into(), "ZZZ".into()]);
     let e = case.fail(&c);
-    assert!(matches!(e, Error::MissingColumn { ref column, .. } if column == "ZZZ"), "{e}");
+    assert!(
+        matches!(e, Error::MissingColumn { ref column, .. } if column == "ZZZ"),
+        "{e}"
+    );
 }
 
 fn panel_with(value: f64, row: usize) -> Case {
@@ -232,14 +263,20 @@ fn nan_price_names_first_bad_date_and_column() {
 fn infinite_price() {
     let case = panel_with(f64::INFINITY, 3);
     let e = case.fail(&case.config());
-    assert!(matches!(e, Error::BadValue { ref column, ref date, .. } if column == "B" && date == "2000-01-06"), "{e}");
+    assert!(
+        matches!(e, Error::BadValue { ref column, ref date, .. } if column == "B" && date == "2000-01-06"),
+        "{e}"
+    );
 }
 
 #[test]
 fn non_positive_price() {
     let case = panel_with(0.0, 7);
     let e = case.fail(&case.config());
-    assert!(matches!(e, Error::BadValue { ref reason, .. } if reason.contains("not positive")), "{e}");
+    assert!(
+        matches!(e, Error::BadValue { ref reason, .. } if reason.contains("not positive")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -259,7 +296,10 @@ fn unsorted_dates() {
     d.swap(10, 11);
     write_panel(&case.input, &d, vec![Col::F64("A", prices(40, 1))]);
     let e = case.fail(&case.config());
-    assert!(matches!(e, Error::UnsortedDates { ref date, .. } if date == "2000-01-13"), "{e}");
+    assert!(
+        matches!(e, Error::UnsortedDates { ref date, .. } if date == "2000-01-13"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -269,7 +309,10 @@ fn duplicated_dates() {
     d[11] = d[10];
     write_panel(&case.input, &d, vec![Col::F64("A", prices(40, 1))]);
     let e = case.fail(&case.config());
-    assert!(matches!(e, Error::DuplicateDate { ref date, .. } if date == "2000-01-13"), "{e}");
+    assert!(
+        matches!(e, Error::DuplicateDate { ref date, .. } if date == "2000-01-13"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -277,7 +320,17 @@ fn fewer_rows_than_one_window() {
     let case = Case::new();
     write_panel(&case.input, &days(5), vec![Col::F64("A", prices(5, 1))]);
     let e = case.fail(&case.config());
-    assert!(matches!(e, Error::TooFewRows { rows: 5, needed: 6, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::TooFewRows {
+                rows: 5,
+                needed: 6,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -293,16 +346,25 @@ fn signal_without_date_overlap() {
         column: "VIX".into(),
     };
     let e = case.fail(&c);
-    assert!(matches!(e, Error::SignalNoOverlap { ref column, .. } if column == "VIX"), "{e}");
+    assert!(
+        matches!(e, Error::SignalNoOverlap { ref column, .. } if column == "VIX"),
+        "{e}"
+    );
 }
 
 #[test]
 fn thresholds_must_increase_and_labels_match() {
     let labels = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let e = RegimeRule::new(vec![25.0, 15.0], labels(&["a", "b", "c"])).unwrap_err();
-    assert!(matches!(e, Error::InvalidOption { ref option, .. } if option == "--thresholds"), "{e}");
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, .. } if option == "--thresholds"),
+        "{e}"
+    );
     let e = RegimeRule::new(vec![15.0, 25.0], labels(&["a", "b"])).unwrap_err();
-    assert!(matches!(e, Error::InvalidOption { ref option, .. } if option == "--labels"), "{e}");
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, .. } if option == "--labels"),
+        "{e}"
+    );
     assert_eq!(RegimeRule::default().classify(14.99), 0);
     assert_eq!(RegimeRule::default().classify(15.0), 1);
     assert_eq!(RegimeRule::default().classify(25.0), 2);

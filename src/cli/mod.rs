@@ -2,6 +2,7 @@
 //! this module computes anything.
 
 mod ingest;
+mod model;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,10 @@ pub struct Cli {
 pub enum Command {
     /// Read a Parquet panel and write regime-labelled rolling windows of log returns.
     Ingest(ingest::IngestArgs),
+    /// Train the regime-conditioned diffusion model on a windows file.
+    Train(model::TrainArgs),
+    /// Generate scenario paths for one regime.
+    Generate(model::GenerateArgs),
     /// Run the whole pipeline on the embedded data.
     Demo(DemoArgs),
 }
@@ -37,6 +42,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ingest(args) => {
             let summary = crate::data::ingest(&args.into_config()?)?;
             print!("{summary}");
+            Ok(())
+        }
+        Command::Train(args) => {
+            let report = crate::train::train(&args.into_config()?)?;
+            print!("{report}");
+            Ok(())
+        }
+        Command::Generate(args) => {
+            let out = crate::sample::generate(&args.into_config()?)?;
+            println!("wrote {}", out.display());
             Ok(())
         }
         Command::Demo(args) => crate::demo::run(args.seed),

@@ -9,5 +9,5 @@ pub use atomic::{AtomicDir, AtomicFile};
 pub use dates::{format_date, parse_date};
 pub(crate) use parquet::batch;
 pub use parquet::{
-    date_column, f64_column, read_parquet, sha256_file, write_batches, ParquetTable,
+    date_column, f64_column, read_parquet, sha256_file, write_batches, ParquetSink, ParquetTable,
 };

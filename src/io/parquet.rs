@@ -149,9 +149,50 @@ pub fn f64_column(table: &ParquetTable, name: &str) -> Result<Vec<f64>> {
         .collect())
 }
 
-/// Streams record batches into `out` (Snappy-compressed) with key-value metadata, then moves the
-/// file into place. The batches come from an iterator so that large outputs never sit in memory
-/// whole; an error from any batch leaves no file behind.
+/// A Parquet file being written batch by batch (Snappy-compressed, with key-value metadata)
+/// under a temporary name; [`ParquetSink::finish`] moves it into place, and dropping it
+/// unfinished leaves nothing behind.
+pub struct ParquetSink {
+    writer: ArrowWriter<File>,
+    out: AtomicFile,
+}
+
+impl ParquetSink {
+    pub fn create(
+        out: AtomicFile,
+        schema: SchemaRef,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<Self> {
+        let file = out.create()?;
+        let kv = metadata
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+            .collect();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_key_value_metadata(Some(kv))
+            .set_created_by(format!("scengen {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let writer = ArrowWriter::try_new(file, schema, Some(props))
+            .map_err(|e| Error::bad_file(out.path(), e))?;
+        Ok(Self { writer, out })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer
+            .write(batch)
+            .map_err(|e| Error::bad_file(self.out.path(), e))
+    }
+
+    pub fn finish(self) -> Result<PathBuf> {
+        let Self { writer, out } = self;
+        writer.close().map_err(|e| Error::bad_file(out.path(), e))?;
+        out.commit()
+    }
+}
+
+/// Streams record batches from an iterator into `out`, so that large outputs never sit in
+/// memory whole; an error from any batch leaves no file behind.
 pub fn write_batches<I>(
     out: AtomicFile,
     schema: SchemaRef,
@@ -161,23 +202,11 @@ pub fn write_batches<I>(
 where
     I: IntoIterator<Item = Result<RecordBatch>>,
 {
-    let file = out.create()?;
-    let kv = metadata
-        .iter()
-        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
-        .collect();
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_key_value_metadata(Some(kv))
-        .set_created_by(format!("scengen {}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let write_err = |e: &dyn std::fmt::Display| Error::bad_file(out.path(), e.to_string());
-    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| write_err(&e))?;
+    let mut sink = ParquetSink::create(out, schema, metadata)?;
     for batch in batches {
-        writer.write(&batch?).map_err(|e| write_err(&e))?;
+        sink.write(&batch?)?;
     }
-    writer.close().map_err(|e| write_err(&e))?;
-    out.commit()
+    sink.finish()
 }
 
 /// Hex SHA-256 of a file's bytes, recorded in outputs so a result can be traced to its inputs.

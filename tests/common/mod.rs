@@ -59,10 +59,14 @@ pub fn days(n: usize) -> Vec<i32> {
 /// A positive random-walk price path of length n.
 pub fn prices(n: usize, seed: u64) -> Vec<f64> {
     let mut p = 100.0;
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let u = (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
             p *= (0.04 * u).exp();
             p

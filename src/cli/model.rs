@@ -1,0 +1,146 @@
+//! Options of `scengen train` and `scengen generate`.
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use crate::device::select_device;
+use crate::diffusion::{SamplerKind, ScheduleKind};
+use crate::error::Result;
+use crate::io::parse_date;
+use crate::sample::GenerateConfig;
+use crate::train::TrainConfig;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScheduleArg {
+    Linear,
+    Cosine,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SamplerArg {
+    Ddpm,
+    Ddim,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Windows file written by `scengen ingest`.
+    #[arg(long, default_value = "data/windows.parquet")]
+    pub data: PathBuf,
+    /// Model directory to write.
+    #[arg(long, default_value = "models/default")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Windows that end on or after this date are never seen in training.
+    #[arg(long, default_value = "2016-01-01")]
+    pub test_from: String,
+    /// Maximum epochs (early stopping may end sooner).
+    #[arg(long, default_value_t = 40)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    /// Epochs without a better validation loss before stopping.
+    #[arg(long, default_value_t = 8)]
+    pub patience: usize,
+    /// Probability of dropping the regime label (for classifier-free guidance).
+    #[arg(long, default_value_t = 0.15)]
+    pub regime_dropout: f64,
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub schedule: ScheduleArg,
+    /// Channels of the first U-Net level.
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// cpu, cuda or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl TrainArgs {
+    pub fn into_config(self) -> Result<TrainConfig> {
+        let mut c = TrainConfig::new(
+            self.data,
+            self.out,
+            self.seed,
+            parse_date("--test-from", &self.test_from)?,
+        );
+        c.epochs = self.epochs;
+        c.batch_size = self.batch_size;
+        c.learning_rate = self.lr;
+        c.patience = self.patience;
+        c.regime_dropout = self.regime_dropout;
+        c.schedule = match self.schedule {
+            ScheduleArg::Linear => ScheduleKind::Linear,
+            ScheduleArg::Cosine => ScheduleKind::Cosine,
+        };
+        c.base_channels = self.channels;
+        c.device = select_device(&self.device)?;
+        c.progress = true;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Model directory written by `scengen train`.
+    #[arg(long, default_value = "models/default")]
+    pub model: PathBuf,
+    /// Regime label, e.g. high-vix.
+    #[arg(long)]
+    pub regime: String,
+    /// Number of paths.
+    #[arg(long, default_value_t = 10_000)]
+    pub n: usize,
+    #[arg(long, value_enum, default_value = "ddim")]
+    pub sampler: SamplerArg,
+    /// DDIM steps.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// DDIM stochasticity (0 = deterministic).
+    #[arg(long, default_value_t = 0.0)]
+    pub eta: f64,
+    /// Classifier-free guidance weight (1 = plain conditional).
+    #[arg(long, default_value_t = crate::sample::DEFAULT_GUIDANCE)]
+    pub guidance: f64,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Output scenario file (default scenarios/<regime>.parquet).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Paths per network batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl GenerateArgs {
+    pub fn into_config(self) -> Result<GenerateConfig> {
+        let out = self
+            .out
+            .unwrap_or_else(|| PathBuf::from(format!("scenarios/{}.parquet", self.regime)));
+        Ok(GenerateConfig {
+            model: self.model,
+            regime: self.regime,
+            n: self.n,
+            sampler: match self.sampler {
+                SamplerArg::Ddpm => SamplerKind::Ddpm,
+                SamplerArg::Ddim => SamplerKind::Ddim {
+                    steps: self.steps,
+                    eta: self.eta,
+                },
+            },
+            guidance: self.guidance,
+            seed: self.seed,
+            out,
+            batch_size: self.batch_size,
+            device: select_device(&self.device)?,
+            progress: true,
+        })
+    }
+}

@@ -1,0 +1,34 @@
+//! Diffusion, apart from any network: noise schedules, forward noising, the reverse-process
+//! samplers (DDPM, DDIM) behind the [`Sampler`] trait, and classifier-free guidance.
+
+mod guidance;
+mod sampler;
+mod schedule;
+
+pub use guidance::guided_eps;
+pub use sampler::{Ddim, Sampler, SamplerKind};
+pub use schedule::{NoiseSchedule, ScheduleKind};
+
+use candle_core::{Result, Tensor};
+
+/// q(x_t | x_0): √ᾱ_t x_0 + √(1 − ᾱ_t) ε, with per-sample schedule indices `t`.
+pub fn add_noise(
+    schedule: &NoiseSchedule,
+    x0: &Tensor,
+    eps: &Tensor,
+    t: &[usize],
+) -> Result<Tensor> {
+    let device = x0.device();
+    let b = t.len();
+    let sa: Vec<f32> = t
+        .iter()
+        .map(|&i| schedule.alpha_bars[i].sqrt() as f32)
+        .collect();
+    let sb: Vec<f32> = t
+        .iter()
+        .map(|&i| (1.0 - schedule.alpha_bars[i]).sqrt() as f32)
+        .collect();
+    let sa = Tensor::from_vec(sa, (b, 1, 1), device)?;
+    let sb = Tensor::from_vec(sb, (b, 1, 1), device)?;
+    x0.broadcast_mul(&sa)? + eps.broadcast_mul(&sb)?
+}

@@ -1,0 +1,96 @@
+//! The network's architecture, stored in a model's `config.json` so that the weights can be
+//! rebuilt exactly.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Shape of the 1D U-Net.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UNetConfig {
+    /// Assets, the input and output channels.
+    pub assets: usize,
+    /// Days in a window; the network sees it zero-padded to `padded_len()`.
+    pub window: usize,
+    /// Regime labels; the embedding has one more row, the "null" class used for guidance.
+    pub regimes: usize,
+    /// Channels of the first level.
+    pub base_channels: usize,
+    /// Channel multiplier per level; each level but the last halves the length.
+    pub channel_mults: Vec<usize>,
+    /// Residual blocks per encoder level.
+    pub blocks_per_level: usize,
+    /// Levels (indices into `channel_mults`) with self-attention after each block; the
+    /// bottleneck always has it.
+    pub attention_levels: Vec<usize>,
+    /// Attention heads.
+    pub heads: usize,
+    /// Groups of every GroupNorm.
+    pub groups: usize,
+    /// Width of the time + regime embedding.
+    pub embed_dim: usize,
+}
+
+impl UNetConfig {
+    /// The default network for `assets` x `window` windows with `regimes` labels: sized so that
+    /// the demo trains on a 2-core CPU in a few minutes.
+    pub fn small(assets: usize, window: usize, regimes: usize) -> Self {
+        Self {
+            assets,
+            window,
+            regimes,
+            base_channels: 32,
+            channel_mults: vec![1, 2, 2],
+            blocks_per_level: 1,
+            attention_levels: vec![],
+            heads: 4,
+            groups: 8,
+            embed_dim: 128,
+        }
+    }
+
+    /// Length after padding to a multiple of 2^(levels - 1).
+    pub fn padded_len(&self) -> usize {
+        let m = 1usize << (self.channel_mults.len() - 1);
+        self.window.div_ceil(m) * m
+    }
+
+    /// The index of the null (unconditional) regime class.
+    pub fn null_regime(&self) -> usize {
+        self.regimes
+    }
+
+    /// Checks that the pieces fit together.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::option("model config", what, "invalid architecture"));
+        if self.channel_mults.is_empty() || self.channel_mults.contains(&0) {
+            return bad(format!("channel_mults {:?}", self.channel_mults));
+        }
+        for m in &self.channel_mults {
+            if (self.base_channels * m) % self.groups != 0
+                || (self.base_channels * m) % self.heads != 0
+            {
+                return bad(format!(
+                    "{} channels not divisible by groups {} and heads {}",
+                    self.base_channels * m,
+                    self.groups,
+                    self.heads
+                ));
+            }
+        }
+        if self.assets == 0 || self.window < 2 || self.regimes == 0 || self.embed_dim % 2 != 0 {
+            return bad(format!(
+                "assets {}, window {}, regimes {}, embed_dim {}",
+                self.assets, self.window, self.regimes, self.embed_dim
+            ));
+        }
+        if let Some(l) = self
+            .attention_levels
+            .iter()
+            .find(|l| **l >= self.channel_mults.len())
+        {
+            return bad(format!("attention level {l}"));
+        }
+        Ok(())
+    }
+}

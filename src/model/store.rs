@@ -1,0 +1,163 @@
+//! A model directory: `model.safetensors` (EMA weights) and `config.json` (everything needed to
+//! rebuild the network and undo the standardisation), checked when loaded.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+use super::config::UNetConfig;
+use super::unet::UNet1d;
+use crate::diffusion::ScheduleKind;
+use crate::error::{Error, Result};
+use crate::io::sha256_file;
+
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const CONFIG_FILE: &str = "config.json";
+
+/// Per-asset standardisation: the network sees (r - mean) / std.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalisation {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+/// How the model was trained, for provenance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingRecord {
+    pub data_file: String,
+    pub data_sha256: String,
+    pub test_from: String,
+    pub seed: u64,
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub train_windows: usize,
+    pub validation_windows: usize,
+    pub final_train_loss: f64,
+    pub final_validation_loss: f64,
+    pub best_validation_loss: f64,
+    pub wall_seconds: f64,
+    pub parameters: usize,
+}
+
+/// The content of `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub format_version: u32,
+    pub architecture: UNetConfig,
+    pub schedule: ScheduleKind,
+    pub timesteps: usize,
+    pub assets: Vec<String>,
+    pub labels: Vec<String>,
+    pub window: usize,
+    pub normalisation: Normalisation,
+    pub training: TrainingRecord,
+}
+
+impl ModelCard {
+    /// Writes the card and the variables of `varmap` into `dir`.
+    pub fn save(&self, dir: &Path, varmap: &VarMap) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("card serialises");
+        let path = dir.join(CONFIG_FILE);
+        std::fs::write(&path, json).map_err(|e| Error::Io { path, source: e })?;
+        varmap
+            .save(dir.join(WEIGHTS_FILE))
+            .map_err(|e| Error::bad_file(dir.join(WEIGHTS_FILE), e))
+    }
+
+    /// The index of a regime label, or an error listing the known ones.
+    pub fn regime_index(&self, label: &str) -> Result<usize> {
+        self.labels
+            .iter()
+            .position(|l| l == label)
+            .ok_or_else(|| Error::UnknownRegime {
+                regime: label.to_string(),
+                known: self.labels.join(", "),
+            })
+    }
+}
+
+/// A loaded model: its card, its network and the SHA-256 of its weights.
+pub struct LoadedModel {
+    pub dir: PathBuf,
+    pub card: ModelCard,
+    pub network: UNet1d,
+    pub weights_sha256: String,
+}
+
+/// Loads and checks a model directory.
+pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
+    let bad = |reason: String| Error::BadModel {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let config_path = dir.join(CONFIG_FILE);
+    let weights_path = dir.join(WEIGHTS_FILE);
+    for p in [&config_path, &weights_path] {
+        if !p.is_file() {
+            return Err(bad(format!("{} is missing", p.display())));
+        }
+    }
+    let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+    let card: ModelCard =
+        serde_json::from_str(&text).map_err(|e| bad(format!("{CONFIG_FILE}: {e}")))?;
+    let a = &card.architecture;
+    a.validate()
+        .map_err(|e| bad(format!("{CONFIG_FILE}: {e}")))?;
+    let n = card.assets.len();
+    if a.assets != n
+        || card.normalisation.mean.len() != n
+        || card.normalisation.std.len() != n
+        || a.regimes != card.labels.len()
+        || a.window != card.window
+    {
+        return Err(bad(format!(
+            "{CONFIG_FILE} is inconsistent: {n} assets, {} means, {} stds, {} labels, network for {} assets / {} regimes / {} days, window {}",
+            card.normalisation.mean.len(), card.normalisation.std.len(), card.labels.len(),
+            a.assets, a.regimes, a.window, card.window
+        )));
+    }
+    if card
+        .normalisation
+        .std
+        .iter()
+        .any(|s| !(s.is_finite() && *s > 0.0))
+    {
+        return Err(bad(format!(
+            "{CONFIG_FILE}: a normalisation std is not positive"
+        )));
+    }
+    let tensors = candle_core::safetensors::load(&weights_path, device)
+        .map_err(|e| bad(format!("{WEIGHTS_FILE} is unreadable: {e}")))?;
+    let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, device);
+    let network = UNet1d::new(a, vb)
+        .map_err(|e| bad(format!("{WEIGHTS_FILE} does not fit {CONFIG_FILE}: {e}")))?;
+    let expected = parameter_names(a)?;
+    if let Some(extra) = tensors.keys().find(|k| !expected.contains(*k)) {
+        return Err(bad(format!(
+            "{WEIGHTS_FILE} holds `{extra}`, which the architecture lacks"
+        )));
+    }
+    Ok(LoadedModel {
+        dir: dir.to_path_buf(),
+        card,
+        network,
+        weights_sha256: sha256_file(&weights_path)?,
+    })
+}
+
+/// Names of every variable of a network with this architecture.
+fn parameter_names(config: &UNetConfig) -> Result<std::collections::HashSet<String>> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    UNet1d::new(config, vb)?;
+    let names = varmap
+        .data()
+        .lock()
+        .expect("varmap")
+        .keys()
+        .cloned()
+        .collect();
+    Ok(names)
+}

@@ -1,0 +1,157 @@
+//! The regime-conditioned 1D U-Net ε_θ(x_t, t, regime): time runs along the sequence, assets are
+//! channels.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{
+    conv1d, embedding, group_norm, linear, Conv1d, Conv1dConfig, Embedding, GroupNorm, Linear,
+    VarBuilder,
+};
+
+use super::blocks::{timestep_embedding, Downsample, ResBlock, SelfAttention, Upsample};
+use super::config::UNetConfig;
+
+struct Level {
+    blocks: Vec<(ResBlock, Option<SelfAttention>)>,
+    resample: Option<Resample>,
+}
+
+enum Resample {
+    Down(Downsample),
+    Up(Upsample),
+}
+
+/// The network. Input (batch, assets, padded_len), timesteps (batch,) as f32, regimes (batch,)
+/// as u32 where `config.null_regime()` means "no regime"; output has the input's shape.
+pub struct UNet1d {
+    config: UNetConfig,
+    time_in: Linear,
+    time_out: Linear,
+    regime_embedding: Embedding,
+    conv_in: Conv1d,
+    down: Vec<Level>,
+    mid: (ResBlock, SelfAttention, ResBlock),
+    up: Vec<Level>,
+    norm_out: GroupNorm,
+    conv_out: Conv1d,
+}
+
+impl UNet1d {
+    pub fn new(config: &UNetConfig, vb: VarBuilder) -> Result<Self> {
+        let c = config;
+        let (base, emb, groups) = (c.base_channels, c.embed_dim, c.groups);
+        let k3 = Conv1dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let attn = |level: usize, ch: usize, vb: VarBuilder| -> Result<Option<SelfAttention>> {
+            if c.attention_levels.contains(&level) {
+                Ok(Some(SelfAttention::new(ch, c.heads, groups, vb)?))
+            } else {
+                Ok(None)
+            }
+        };
+        let conv_in = conv1d(c.assets, base, 3, k3, vb.pp("conv_in"))?;
+        let mut ch = base;
+        let mut skips = vec![ch];
+        let mut down = Vec::new();
+        let last = c.channel_mults.len() - 1;
+        for (i, mult) in c.channel_mults.iter().enumerate() {
+            let vbl = vb.pp(format!("down.{i}"));
+            let out = base * mult;
+            let mut blocks = Vec::new();
+            for b in 0..c.blocks_per_level {
+                let res = ResBlock::new(ch, out, emb, groups, vbl.pp(format!("res.{b}")))?;
+                blocks.push((res, attn(i, out, vbl.pp(format!("attn.{b}")))?));
+                ch = out;
+                skips.push(ch);
+            }
+            let resample = if i < last {
+                skips.push(ch);
+                Some(Resample::Down(Downsample::new(ch, vbl.pp("down"))?))
+            } else {
+                None
+            };
+            down.push(Level { blocks, resample });
+        }
+        let mid = (
+            ResBlock::new(ch, ch, emb, groups, vb.pp("mid.res.0"))?,
+            SelfAttention::new(ch, c.heads, groups, vb.pp("mid.attn"))?,
+            ResBlock::new(ch, ch, emb, groups, vb.pp("mid.res.1"))?,
+        );
+        let mut up = Vec::new();
+        for (i, mult) in c.channel_mults.iter().enumerate().rev() {
+            let vbl = vb.pp(format!("up.{i}"));
+            let out = base * mult;
+            let mut blocks = Vec::new();
+            for b in 0..=c.blocks_per_level {
+                let skip = skips.pop().expect("one skip per encoder output");
+                let res = ResBlock::new(ch + skip, out, emb, groups, vbl.pp(format!("res.{b}")))?;
+                blocks.push((res, attn(i, out, vbl.pp(format!("attn.{b}")))?));
+                ch = out;
+            }
+            let resample = if i > 0 {
+                Some(Resample::Up(Upsample::new(ch, vbl.pp("up"))?))
+            } else {
+                None
+            };
+            up.push(Level { blocks, resample });
+        }
+        Ok(Self {
+            config: c.clone(),
+            time_in: linear(base, emb, vb.pp("time.0"))?,
+            time_out: linear(emb, emb, vb.pp("time.1"))?,
+            regime_embedding: embedding(c.regimes + 1, emb, vb.pp("regime"))?,
+            conv_in,
+            down,
+            mid,
+            up,
+            norm_out: group_norm(groups, ch, 1e-5, vb.pp("norm_out"))?,
+            conv_out: conv1d(ch, c.assets, 3, k3, vb.pp("conv_out"))?,
+        })
+    }
+
+    pub fn config(&self) -> &UNetConfig {
+        &self.config
+    }
+
+    /// Predicts the noise ε in `x` at timesteps `t` for `regimes`.
+    pub fn forward(&self, x: &Tensor, t: &Tensor, regimes: &Tensor) -> Result<Tensor> {
+        let temb = timestep_embedding(t, self.config.base_channels)?;
+        let temb = self
+            .time_out
+            .forward(&self.time_in.forward(&temb)?.silu()?)?;
+        let emb = (temb + self.regime_embedding.forward(regimes)?)?.silu()?;
+
+        let mut h = self.conv_in.forward(x)?;
+        let mut skips = vec![h.clone()];
+        for level in &self.down {
+            for (res, attn) in &level.blocks {
+                h = res.forward(&h, &emb)?;
+                if let Some(a) = attn {
+                    h = a.forward(&h)?;
+                }
+                skips.push(h.clone());
+            }
+            if let Some(Resample::Down(d)) = &level.resample {
+                h = d.forward(&h)?;
+                skips.push(h.clone());
+            }
+        }
+        h = self.mid.0.forward(&h, &emb)?;
+        h = self.mid.1.forward(&h)?;
+        h = self.mid.2.forward(&h, &emb)?;
+        for level in &self.up {
+            for (res, attn) in &level.blocks {
+                let skip = skips.pop().expect("skip for every decoder block");
+                h = res.forward(&Tensor::cat(&[&h, &skip], 1)?, &emb)?;
+                if let Some(a) = attn {
+                    h = a.forward(&h)?;
+                }
+            }
+            if let Some(Resample::Up(u)) = &level.resample {
+                h = u.forward(&h)?;
+            }
+        }
+        self.conv_out.forward(&self.norm_out.forward(&h)?.silu()?)
+    }
+}

@@ -1,0 +1,163 @@
+//! Generation: draw scenario paths from a trained model for one regime, batch by batch, and
+//! stream them to a Parquet file with the columns `regime, path, step, <asset>...`.
+
+mod scenarios;
+
+pub use scenarios::{read_scenarios, scenario_schema, ScenarioSet, ScenarioWriter};
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+
+use crate::diffusion::{guided_eps, NoiseSchedule, SamplerKind};
+use crate::error::{Error, Result};
+use crate::model::{load_model, LoadedModel};
+use crate::rng::SeededRng;
+use crate::train::pad_mask;
+
+/// Default classifier-free guidance weight.
+pub const DEFAULT_GUIDANCE: f64 = 1.5;
+
+/// Settings of one `generate` run with the diffusion model.
+#[derive(Debug, Clone)]
+pub struct GenerateConfig {
+    pub model: PathBuf,
+    pub regime: String,
+    pub n: usize,
+    pub sampler: SamplerKind,
+    pub guidance: f64,
+    pub seed: u64,
+    pub out: PathBuf,
+    pub batch_size: usize,
+    pub device: Device,
+    pub progress: bool,
+}
+
+/// Draws `paths` paths (their global indices) for `regime` and returns them de-standardised:
+/// `paths.len() * window * assets` daily log returns, path-major, then day, then asset. Path p
+/// draws its noise from stream p of `seed`, so it does not depend on the batch it falls in.
+pub fn sample_paths(
+    model: &LoadedModel,
+    regime: usize,
+    paths: std::ops::Range<usize>,
+    sampler_kind: SamplerKind,
+    guidance: f64,
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<f64>> {
+    let card = &model.card;
+    let arch = &card.architecture;
+    let (n_assets, window, padded) = (arch.assets, arch.window, arch.padded_len());
+    let schedule = NoiseSchedule::new(card.schedule, card.timesteps);
+    let mut sampler = sampler_kind.build(&schedule);
+    let b = paths.len();
+    let size = n_assets * padded;
+    let mut rngs: Vec<SeededRng> = paths
+        .clone()
+        .map(|p| SeededRng::new(seed, p as u64))
+        .collect();
+    let draw = |rngs: &mut [SeededRng]| -> candle_core::Result<Tensor> {
+        let mut v = Vec::with_capacity(b * size);
+        for r in rngs.iter_mut() {
+            r.extend_normals_f32(&mut v, size);
+        }
+        Tensor::from_vec(v, (b, n_assets, padded), device)
+    };
+    let mask = pad_mask(n_assets, window, padded, device)?;
+    let mut x = draw(&mut rngs)?.broadcast_mul(&mask)?;
+    for i in 0..sampler.timesteps().len() {
+        let t = sampler.timesteps()[i];
+        let eps = guided_eps(&model.network, &x, t, regime as u32, guidance)?;
+        let noise = if sampler.needs_noise(i) {
+            Some(draw(&mut rngs)?)
+        } else {
+            None
+        };
+        x = sampler
+            .step(i, &x, &eps, noise.as_ref())?
+            .broadcast_mul(&mask)?;
+    }
+    let x: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    let norm = &card.normalisation;
+    let mut out = Vec::with_capacity(b * window * n_assets);
+    for p in 0..b {
+        for day in 0..window {
+            for a in 0..n_assets {
+                let z = x[p * size + a * padded + day] as f64;
+                out.push(z * norm.std[a] + norm.mean[a]);
+            }
+        }
+    }
+    if let Some(bad) = out.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Training(format!(
+            "generation produced a non-finite return in path {}; the model in {} is unusable",
+            paths.start + bad / (window * n_assets),
+            model.dir.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// Generates `config.n` paths and writes them; nothing is left behind on failure.
+pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
+    if config.n == 0 {
+        return Err(Error::option("--n", 0, "must be at least 1"));
+    }
+    if !config.guidance.is_finite() || config.guidance < 0.0 {
+        return Err(Error::option(
+            "--guidance",
+            config.guidance,
+            "must be a finite number >= 0",
+        ));
+    }
+    if let SamplerKind::Ddim { steps, eta } = config.sampler {
+        if steps == 0 {
+            return Err(Error::option("--steps", 0, "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&eta) {
+            return Err(Error::option("--eta", eta, "must lie in [0, 1]"));
+        }
+    }
+    let model = load_model(&config.model, &config.device)?;
+    let regime = model.card.regime_index(&config.regime)?;
+    let mut metadata = BTreeMap::new();
+    metadata.insert("scengen.method".into(), "diffusion".into());
+    metadata.insert("scengen.model".into(), config.model.display().to_string());
+    metadata.insert("scengen.model_sha256".into(), model.weights_sha256.clone());
+    metadata.insert(
+        "scengen.sampler".into(),
+        serde_json::to_string(&config.sampler).expect("json"),
+    );
+    metadata.insert("scengen.guidance".into(), config.guidance.to_string());
+    metadata.insert("scengen.seed".into(), config.seed.to_string());
+    let mut writer = ScenarioWriter::create(
+        &config.out,
+        &model.card.assets,
+        &config.regime,
+        model.card.window,
+        metadata,
+    )?;
+    let bar = if config.progress {
+        indicatif::ProgressBar::new(config.n as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let batch = config.batch_size.max(1);
+    for start in (0..config.n).step_by(batch) {
+        let end = (start + batch).min(config.n);
+        let values = sample_paths(
+            &model,
+            regime,
+            start..end,
+            config.sampler,
+            config.guidance,
+            config.seed,
+            &config.device,
+        )?;
+        writer.write_paths(start as u32, &values)?;
+        bar.inc((end - start) as u64);
+    }
+    bar.finish_and_clear();
+    writer.finish()
+}

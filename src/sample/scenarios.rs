@@ -1,0 +1,210 @@
+//! The scenario file: one row per (path, day) with columns `regime: string, path: u32,
+//! step: u16, <asset>: f64` (daily log returns), plus metadata naming the method and its
+//! settings. Every generator (diffusion or classical) writes it through [`ScenarioWriter`], and
+//! every consumer reads it through [`read_scenarios`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, Float64Array, StringArray, UInt16Array, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt16Type, UInt32Type};
+
+use crate::error::{Error, Result};
+use crate::io::{self, f64_column, read_parquet, AtomicFile, ParquetSink};
+
+/// Metadata key for the window length.
+const META_WINDOW: &str = "scengen.window";
+
+/// Arrow schema of a scenario file for `assets`.
+pub fn scenario_schema(assets: &[String]) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("regime", DataType::Utf8, false),
+        Field::new("path", DataType::UInt32, false),
+        Field::new("step", DataType::UInt16, false),
+    ];
+    fields.extend(
+        assets
+            .iter()
+            .map(|a| Field::new(a, DataType::Float64, false)),
+    );
+    Arc::new(Schema::new(fields))
+}
+
+/// Streams paths into a scenario file.
+pub struct ScenarioWriter {
+    sink: ParquetSink,
+    schema: SchemaRef,
+    regime: String,
+    window: usize,
+    assets: usize,
+}
+
+impl ScenarioWriter {
+    /// Opens `out` for paths of `window` days over `assets`. `metadata` gets the regime, window
+    /// and a `created` stamp added: the current UTC time, or `SOURCE_DATE_EPOCH` when set, so
+    /// that reruns with the same seed can be byte-identical.
+    pub fn create(
+        out: &Path,
+        assets: &[String],
+        regime: &str,
+        window: usize,
+        mut metadata: BTreeMap<String, String>,
+    ) -> Result<Self> {
+        let schema = scenario_schema(assets);
+        metadata.insert("scengen.regime".into(), regime.to_string());
+        metadata.insert(META_WINDOW.into(), window.to_string());
+        metadata.insert("scengen.created".into(), created_stamp());
+        let sink = ParquetSink::create(AtomicFile::new(out)?, schema.clone(), &metadata)?;
+        Ok(Self {
+            sink,
+            schema,
+            regime: regime.to_string(),
+            window,
+            assets: assets.len(),
+        })
+    }
+
+    /// Writes consecutive paths numbered from `first_path`; `values` is path-major, then day,
+    /// then asset.
+    pub fn write_paths(&mut self, first_path: u32, values: &[f64]) -> Result<()> {
+        let per_path = self.window * self.assets;
+        assert_eq!(values.len() % per_path, 0, "whole paths only");
+        let paths = values.len() / per_path;
+        let rows = paths * self.window;
+        let path_col: Vec<u32> = (0..rows)
+            .map(|r| first_path + (r / self.window) as u32)
+            .collect();
+        let step_col: Vec<u16> = (0..rows).map(|r| (r % self.window) as u16).collect();
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![self.regime.as_str(); rows])),
+            Arc::new(UInt32Array::from(path_col)),
+            Arc::new(UInt16Array::from(step_col)),
+        ];
+        for a in 0..self.assets {
+            let col: Vec<f64> = values
+                .iter()
+                .skip(a)
+                .step_by(self.assets)
+                .copied()
+                .collect();
+            columns.push(Arc::new(Float64Array::from(col)));
+        }
+        self.sink.write(&io::batch(self.schema.clone(), columns)?)
+    }
+
+    /// Closes the file and moves it into place.
+    pub fn finish(self) -> Result<PathBuf> {
+        self.sink.finish()
+    }
+}
+
+fn created_stamp() -> String {
+    let when = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .unwrap_or_else(chrono::Utc::now);
+    when.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A scenario file in memory.
+#[derive(Debug, Clone)]
+pub struct ScenarioSet {
+    pub path: PathBuf,
+    pub regime: String,
+    pub assets: Vec<String>,
+    pub window: usize,
+    /// `paths * window * assets` daily log returns, path-major, then day, then asset.
+    pub values: Vec<f64>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl ScenarioSet {
+    pub fn paths(&self) -> usize {
+        self.values.len() / (self.window * self.assets.len())
+    }
+
+    /// Values of one path (`window * assets`, day-major).
+    pub fn path_values(&self, p: usize) -> &[f64] {
+        let size = self.window * self.assets.len();
+        &self.values[p * size..(p + 1) * size]
+    }
+}
+
+/// Reads and checks a scenario file.
+pub fn read_scenarios(path: &Path) -> Result<ScenarioSet> {
+    let table = read_parquet(path)?;
+    let bad = |reason: String| Error::bad_file(path, reason);
+    let assets: Vec<String> = table
+        .column_names()
+        .into_iter()
+        .filter(|c| !["regime", "path", "step"].contains(&c.as_str()))
+        .collect();
+    let regimes = table.column("regime")?;
+    let regimes = regimes
+        .as_string_opt::<i32>()
+        .ok_or_else(|| bad("column `regime` is not a string".into()))?;
+    let paths = table.column("path")?;
+    let paths = paths
+        .as_primitive_opt::<UInt32Type>()
+        .ok_or_else(|| bad("column `path` is not u32".into()))?;
+    let steps = table.column("step")?;
+    let steps = steps
+        .as_primitive_opt::<UInt16Type>()
+        .ok_or_else(|| bad("column `step` is not u16".into()))?;
+    let rows = table.batch.num_rows();
+    if rows == 0 {
+        return Err(bad("holds no paths".into()));
+    }
+    let window = match table.metadata.get(META_WINDOW) {
+        Some(w) => w
+            .parse()
+            .map_err(|_| bad(format!("metadata `{META_WINDOW}` is not a number")))?,
+        None => (0..rows)
+            .take_while(|&r| paths.value(r) == paths.value(0))
+            .count(),
+    };
+    if window == 0 || rows % window != 0 {
+        return Err(bad(format!(
+            "{rows} rows is not a whole number of {window}-day paths"
+        )));
+    }
+    let regime = regimes.value(0).to_string();
+    for r in 0..rows {
+        if steps.value(r) as usize != r % window || paths.value(r) != paths.value(r - r % window) {
+            return Err(bad(format!(
+                "row {r}: path {} step {} out of order",
+                paths.value(r),
+                steps.value(r)
+            )));
+        }
+        if regimes.value(r) != regime {
+            return Err(bad(format!(
+                "mixes regimes `{regime}` and `{}`",
+                regimes.value(r)
+            )));
+        }
+    }
+    let columns = assets
+        .iter()
+        .map(|a| f64_column(&table, a))
+        .collect::<Result<Vec<_>>>()?;
+    let mut values = Vec::with_capacity(rows * assets.len());
+    for r in 0..rows {
+        for c in &columns {
+            if !c[r].is_finite() {
+                return Err(bad(format!("row {r}: non-finite return {}", c[r])));
+            }
+            values.push(c[r]);
+        }
+    }
+    Ok(ScenarioSet {
+        path: path.to_path_buf(),
+        regime,
+        assets,
+        window,
+        values,
+        metadata: table.metadata.clone(),
+    })
+}
