@@ -4,12 +4,14 @@
 //! [`diffusion`] (schedules and samplers), [`train`], [`sample`] (generation); [`cli`] only
 //! parses options and calls them, and [`demo`] runs the whole pipeline on the embedded data.
 
+pub mod baselines;
 pub mod cli;
 pub mod data;
 pub mod demo;
 pub mod device;
 pub mod diffusion;
 pub mod error;
+pub mod eval;
 pub mod io;
 pub mod model;
 pub mod rng;

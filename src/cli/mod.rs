@@ -50,7 +50,10 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Generate(args) => {
-            let out = crate::sample::generate(&args.into_config()?)?;
+            let out = match args.into_job()? {
+                model::GenerateJob::Diffusion(c) => crate::sample::generate(&c)?,
+                model::GenerateJob::Baseline(c) => crate::baselines::generate_baseline(&c)?,
+            };
             println!("wrote {}", out.display());
             Ok(())
         }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
+use crate::baselines::{BaselineConfig, Method};
 use crate::device::select_device;
 use crate::diffusion::{SamplerKind, ScheduleKind};
 use crate::error::Result;
@@ -15,6 +16,18 @@ use crate::train::TrainConfig;
 pub enum ScheduleArg {
     Linear,
     Cosine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    /// The trained diffusion model (--model).
+    Diffusion,
+    /// I.i.d. multivariate normal days.
+    Gaussian,
+    /// Stationary block bootstrap of real days.
+    Bootstrap,
+    /// Filtered historical simulation on GARCH(1,1).
+    Fhs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -37,7 +50,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "2016-01-01")]
     pub test_from: String,
     /// Maximum epochs (early stopping may end sooner).
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 30)]
     pub epochs: usize,
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
@@ -87,6 +100,18 @@ impl TrainArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
+    /// Generator: the diffusion model or a classical baseline.
+    #[arg(long, value_enum, default_value = "diffusion")]
+    pub method: MethodArg,
+    /// Windows file the baselines fit on (train split only).
+    #[arg(long, default_value = "data/windows.parquet")]
+    pub data: PathBuf,
+    /// Baselines: days from this date on are never used.
+    #[arg(long, default_value = "2016-01-01")]
+    pub test_from: String,
+    /// Bootstrap: mean block length (default: Politis–White).
+    #[arg(long)]
+    pub block_length: Option<f64>,
     /// Model directory written by `scengen train`.
     #[arg(long, default_value = "models/default")]
     pub model: PathBuf,
@@ -119,8 +144,40 @@ pub struct GenerateArgs {
     pub device: String,
 }
 
+/// What `generate` will run.
+pub enum GenerateJob {
+    Diffusion(GenerateConfig),
+    Baseline(BaselineConfig),
+}
+
 impl GenerateArgs {
-    pub fn into_config(self) -> Result<GenerateConfig> {
+    pub fn into_job(self) -> Result<GenerateJob> {
+        let method = match self.method {
+            MethodArg::Diffusion => return Ok(GenerateJob::Diffusion(self.into_diffusion()?)),
+            MethodArg::Gaussian => Method::Gaussian,
+            MethodArg::Bootstrap => Method::Bootstrap,
+            MethodArg::Fhs => Method::Fhs,
+        };
+        let out = self.out.unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "scenarios/{}-{}.parquet",
+                self.regime,
+                method.name()
+            ))
+        });
+        Ok(GenerateJob::Baseline(BaselineConfig {
+            method,
+            data: self.data,
+            regime: self.regime,
+            n: self.n,
+            seed: self.seed,
+            test_from: parse_date("--test-from", &self.test_from)?,
+            block_length: self.block_length,
+            out,
+        }))
+    }
+
+    fn into_diffusion(self) -> Result<GenerateConfig> {
         let out = self
             .out
             .unwrap_or_else(|| PathBuf::from(format!("scenarios/{}.parquet", self.regime)));

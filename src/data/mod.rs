@@ -1,12 +1,14 @@
 //! Ingest: a Parquet panel of prices or returns becomes daily log returns, cut into rolling
 //! windows, each labelled with the market regime known on its first day.
 
+mod days;
 mod ingest;
 mod panel;
 mod regime;
 mod returns;
 mod windows;
 
+pub use days::DailyPanel;
 pub use ingest::{ingest, IngestConfig, IngestSummary};
 pub use panel::{OnMissing, Panel, ValueKind};
 pub use regime::{realized_vol, RegimeRule, SignalSource, REALIZED_VOL_DAYS, TRADING_DAYS};

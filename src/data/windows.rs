@@ -88,6 +88,14 @@ impl WindowSet {
         &self.returns[index * size..(index + 1) * size]
     }
 
+    /// The values of the windows `indices`, one after another (for statistics over paths).
+    pub fn gather(&self, indices: &[usize]) -> Vec<f64> {
+        indices
+            .iter()
+            .flat_map(|&w| self.window_values(w).iter().copied())
+            .collect()
+    }
+
     /// Indices of the windows of `regime` (all when `None`) in the chosen split.
     pub fn select(&self, regime: Option<usize>, split: SplitChoice, test_from: i32) -> Vec<usize> {
         self.windows

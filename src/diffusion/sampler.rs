@@ -35,13 +35,15 @@ pub enum SamplerKind {
 }
 
 impl SamplerKind {
-    pub fn build(&self, schedule: &NoiseSchedule) -> Box<dyn Sampler> {
-        match *self {
+    /// The sampler, with predictions of x_0 clipped to ±`clip` (see [`Ddim::with_clip`]).
+    pub fn build(&self, schedule: &NoiseSchedule, clip: Option<f64>) -> Box<dyn Sampler> {
+        let ddim = match *self {
             // DDPM's ancestral step with the posterior variance β̃ is DDIM with η = 1 on every
             // timestep: one implementation serves both.
-            SamplerKind::Ddpm => Box::new(Ddim::new(schedule, schedule.len(), 1.0)),
-            SamplerKind::Ddim { steps, eta } => Box::new(Ddim::new(schedule, steps, eta)),
-        }
+            SamplerKind::Ddpm => Ddim::new(schedule, schedule.len(), 1.0),
+            SamplerKind::Ddim { steps, eta } => Ddim::new(schedule, steps, eta),
+        };
+        Box::new(ddim.with_clip(clip))
     }
 
     /// Network evaluations per path without guidance.
@@ -58,6 +60,7 @@ pub struct Ddim {
     timesteps: Vec<usize>,
     alpha_bars: Vec<f64>,
     eta: f64,
+    clip: Option<f64>,
 }
 
 impl Ddim {
@@ -79,7 +82,17 @@ impl Ddim {
             timesteps,
             alpha_bars: schedule.alpha_bars.clone(),
             eta,
+            clip: None,
         }
+    }
+
+    /// Clips each prediction of x_0 to ±`clip`. Near t = T, ᾱ is tiny (2.4e-9 at the cosine
+    /// schedule's last step) and x_0 = (x - √(1-ᾱ) ε) / √ᾱ multiplies any error in ε by up to
+    /// 20,000; clipping to the range of the training data keeps such a step from throwing the
+    /// path out of range, as image models clip to [-1, 1].
+    pub fn with_clip(mut self, clip: Option<f64>) -> Self {
+        self.clip = clip;
+        self
     }
 
     fn prev(&self, i: usize) -> Option<usize> {
@@ -105,7 +118,10 @@ impl Sampler for Ddim {
     ) -> Result<Tensor> {
         let ab = self.alpha_bars[self.timesteps[i]];
         let ab_prev = self.prev(i).map_or(1.0, |p| self.alpha_bars[p]);
-        let x0 = ((x - (eps * (1.0 - ab).sqrt())?)? / ab.sqrt())?;
+        let mut x0 = ((x - (eps * (1.0 - ab).sqrt())?)? / ab.sqrt())?;
+        if let Some(c) = self.clip {
+            x0 = x0.clamp(-c, c)?;
+        }
         let sigma = self.eta
             * ((1.0 - ab_prev) / (1.0 - ab) * (1.0 - ab / ab_prev))
                 .max(0.0)

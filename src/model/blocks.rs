@@ -1,17 +1,14 @@
 //! Building blocks of the 1D U-Net. Only ops with a working backward pass in candle 0.11 are
 //! used: `group_norm`, `ops::softmax` (not `softmax_last_dim`), nearest upsampling followed by a
-//! convolution (not `conv_transpose1d`).
+//! convolution (not `conv_transpose1d`), and the project's own [`Conv1d`].
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{conv1d, group_norm, linear, Conv1d, Conv1dConfig, GroupNorm, Linear, VarBuilder};
+use candle_nn::{group_norm, linear, GroupNorm, Linear, VarBuilder};
+
+use super::conv::Conv1d;
 
 fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, vb: VarBuilder) -> Result<Conv1d> {
-    let cfg = Conv1dConfig {
-        padding: k / 2,
-        stride,
-        ..Default::default()
-    };
-    conv1d(c_in, c_out, k, cfg, vb)
+    Conv1d::new(c_in, c_out, k, stride, vb)
 }
 
 /// Sinusoidal embedding of (possibly fractional) timesteps, as in Ho et al. (2020):

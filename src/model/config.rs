@@ -39,7 +39,7 @@ impl UNetConfig {
             assets,
             window,
             regimes,
-            base_channels: 32,
+            base_channels: 16,
             channel_mults: vec![1, 2, 2],
             blocks_per_level: 1,
             attention_levels: vec![],

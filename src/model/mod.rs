@@ -3,11 +3,13 @@
 
 mod blocks;
 mod config;
+mod conv;
 mod init;
 mod store;
 mod unet;
 
 pub use config::UNetConfig;
+pub use conv::Conv1d;
 pub use init::SeededInit;
 pub use store::{
     load_model, LoadedModel, ModelCard, Normalisation, TrainingRecord, CONFIG_FILE, WEIGHTS_FILE,

@@ -21,6 +21,9 @@ pub const CONFIG_FILE: &str = "config.json";
 pub struct Normalisation {
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
+    /// Largest |standardised return| in the training windows: samplers clip their estimates
+    /// of x_0 to ±clip.
+    pub clip: f64,
 }
 
 /// How the model was trained, for provenance.
@@ -125,7 +128,7 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
         .any(|s| !(s.is_finite() && *s > 0.0))
     {
         return Err(bad(format!(
-            "{CONFIG_FILE}: a normalisation std is not positive"
+            "{CONFIG_FILE}: a normalisation std or the clip is not positive"
         )));
     }
     let tensors = candle_core::safetensors::load(&weights_path, device)

@@ -2,13 +2,11 @@
 //! channels.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{
-    conv1d, embedding, group_norm, linear, Conv1d, Conv1dConfig, Embedding, GroupNorm, Linear,
-    VarBuilder,
-};
+use candle_nn::{embedding, group_norm, linear, Embedding, GroupNorm, Linear, VarBuilder};
 
 use super::blocks::{timestep_embedding, Downsample, ResBlock, SelfAttention, Upsample};
 use super::config::UNetConfig;
+use super::conv::Conv1d;
 
 struct Level {
     blocks: Vec<(ResBlock, Option<SelfAttention>)>,
@@ -39,10 +37,6 @@ impl UNet1d {
     pub fn new(config: &UNetConfig, vb: VarBuilder) -> Result<Self> {
         let c = config;
         let (base, emb, groups) = (c.base_channels, c.embed_dim, c.groups);
-        let k3 = Conv1dConfig {
-            padding: 1,
-            ..Default::default()
-        };
         let attn = |level: usize, ch: usize, vb: VarBuilder| -> Result<Option<SelfAttention>> {
             if c.attention_levels.contains(&level) {
                 Ok(Some(SelfAttention::new(ch, c.heads, groups, vb)?))
@@ -50,7 +44,7 @@ impl UNet1d {
                 Ok(None)
             }
         };
-        let conv_in = conv1d(c.assets, base, 3, k3, vb.pp("conv_in"))?;
+        let conv_in = Conv1d::new(c.assets, base, 3, 1, vb.pp("conv_in"))?;
         let mut ch = base;
         let mut skips = vec![ch];
         let mut down = Vec::new();
@@ -106,7 +100,7 @@ impl UNet1d {
             mid,
             up,
             norm_out: group_norm(groups, ch, 1e-5, vb.pp("norm_out"))?,
-            conv_out: conv1d(ch, c.assets, 3, k3, vb.pp("conv_out"))?,
+            conv_out: Conv1d::new(ch, c.assets, 3, 1, vb.pp("conv_out"))?,
         })
     }
 

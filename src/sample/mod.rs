@@ -50,7 +50,7 @@ pub fn sample_paths(
     let arch = &card.architecture;
     let (n_assets, window, padded) = (arch.assets, arch.window, arch.padded_len());
     let schedule = NoiseSchedule::new(card.schedule, card.timesteps);
-    let mut sampler = sampler_kind.build(&schedule);
+    let mut sampler = sampler_kind.build(&schedule, Some(card.normalisation.clip));
     let b = paths.len();
     let size = n_assets * padded;
     let mut rngs: Vec<SeededRng> = paths

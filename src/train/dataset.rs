@@ -83,7 +83,7 @@ pub fn fit_normalisation(set: &WindowSet, indices: &[usize]) -> Normalisation {
         }
     }
     let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
-    let std = sq
+    let std: Vec<f64> = sq
         .iter()
         .zip(&mean)
         .map(|(q, m)| {
@@ -92,7 +92,15 @@ pub fn fit_normalisation(set: &WindowSet, indices: &[usize]) -> Normalisation {
                 .sqrt()
         })
         .collect();
-    Normalisation { mean, std }
+    let mut clip = 0f64;
+    for &w in indices {
+        for day in set.window_values(w).chunks(n) {
+            for a in 0..n {
+                clip = clip.max(((day[a] - mean[a]) / std[a]).abs());
+            }
+        }
+    }
+    Normalisation { mean, std, clip }
 }
 
 /// Train-split windows divided by date: the earliest `1 - validation_fraction` for fitting, the

@@ -64,7 +64,7 @@ impl TrainConfig {
             seed,
             test_from,
             validation_fraction: 0.15,
-            epochs: 40,
+            epochs: 30,
             batch_size: 128,
             learning_rate: 2e-3,
             warmup_steps: 100,

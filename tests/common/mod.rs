@@ -83,3 +83,62 @@ pub fn files_in(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// A test vector file from tests/testvectors (copies of the shared reference values).
+pub fn vectors(name: &str) -> serde_json::Value {
+    let path = root().join("tests/testvectors").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+pub fn as_f64s(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// Writes a windows file of i.i.d. Gaussian days with covariance `chol * chol^T` (lower
+/// triangular `chol`, row-major), `count` windows of `window` days in two regimes whose
+/// volatilities differ by `regime_scale`, dated from 2000 on.
+pub fn write_gaussian_windows(
+    path: &Path,
+    chol: &[f64],
+    assets: usize,
+    window: usize,
+    count: usize,
+    regime_scale: f64,
+    seed: u64,
+) {
+    use scengen::data::{RegimeRule, WindowInfo, WindowSet};
+    let mut rng = scengen::rng::SeededRng::new(seed, 99);
+    let mut set = WindowSet {
+        assets: (0..assets).map(|a| format!("A{a}")).collect(),
+        rule: RegimeRule::new(vec![1.0], vec!["calm".into(), "stressed".into()]).unwrap(),
+        window,
+        windows: vec![],
+        dates: vec![],
+        returns: vec![],
+        metadata: Default::default(),
+    };
+    for w in 0..count {
+        let regime = w % 2;
+        let scale = if regime == 1 { regime_scale } else { 1.0 };
+        let start = 10959 + (w * (window + 1)) as i32;
+        set.windows.push(WindowInfo {
+            id: w as u32,
+            start_date: start,
+            end_date: start + window as i32 - 1,
+            regime,
+        });
+        for d in 0..window {
+            set.dates.push(start + d as i32);
+            let z: Vec<f64> = (0..assets).map(|_| rng.normal()).collect();
+            for i in 0..assets {
+                let v: f64 = (0..=i).map(|j| chol[i * assets + j] * z[j]).sum();
+                set.returns.push(0.01 * scale * v);
+            }
+        }
+    }
+    set.write(path).unwrap();
+}

@@ -1,0 +1,122 @@
+//! GARCH(1,1) with a constant mean, fitted by Gaussian quasi-maximum likelihood, with the
+//! variance recursion started from the exponentially weighted backcast used by the `arch`
+//! package, so that fits can be checked against it.
+
+use crate::stats::{mean, nelder_mead, variance};
+
+/// r_t = mu + e_t, sigma²_t = omega + alpha e²_{t-1} + beta sigma²_{t-1}.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Garch11 {
+    pub mu: f64,
+    pub omega: f64,
+    pub alpha: f64,
+    pub beta: f64,
+}
+
+/// A fit and its quality.
+#[derive(Debug, Clone)]
+pub struct GarchFit {
+    pub params: Garch11,
+    pub log_likelihood: f64,
+    pub converged: bool,
+    /// sigma²_t for every observation.
+    pub variances: Vec<f64>,
+}
+
+impl Garch11 {
+    /// The next conditional variance after a residual `e` at variance `var`.
+    pub fn next_variance(&self, e: f64, var: f64) -> f64 {
+        self.omega + self.alpha * e * e + self.beta * var
+    }
+
+    fn feasible(&self) -> bool {
+        self.omega > 0.0 && self.alpha >= 0.0 && self.beta >= 0.0 && self.alpha + self.beta < 1.0
+    }
+}
+
+/// arch's backcast: weights 0.94^i over the first min(75, n) squared residuals, normalised.
+/// Like arch, the fit computes it once, from the residuals around the sample mean, and keeps it
+/// fixed while the parameters move.
+pub fn backcast(resid: &[f64]) -> f64 {
+    let tau = resid.len().min(75);
+    let w: Vec<f64> = (0..tau).map(|i| 0.94f64.powi(i as i32)).collect();
+    let total: f64 = w.iter().sum();
+    resid[..tau]
+        .iter()
+        .zip(&w)
+        .map(|(e, w)| e * e * w)
+        .sum::<f64>()
+        / total
+}
+
+/// Gaussian log-likelihood and conditional variances of `r` under `p`, the recursion started
+/// from `bc` for the squared residual and the variance before the first day.
+pub fn log_likelihood(r: &[f64], p: &Garch11, bc: f64) -> (f64, Vec<f64>) {
+    let resid: Vec<f64> = r.iter().map(|x| x - p.mu).collect();
+    let mut var = Vec::with_capacity(r.len());
+    let (mut prev_e2, mut prev_var) = (bc, bc);
+    let mut ll = 0.0;
+    let ln2pi = (2.0 * std::f64::consts::PI).ln();
+    for e in &resid {
+        let v = p.omega + p.alpha * prev_e2 + p.beta * prev_var;
+        ll -= 0.5 * (ln2pi + v.ln() + e * e / v);
+        var.push(v);
+        prev_e2 = e * e;
+        prev_var = v;
+    }
+    (ll, var)
+}
+
+/// Fits by maximising the likelihood with Nelder–Mead from several starting persistences,
+/// keeping the best. `converged` is false when no start converged to a feasible point.
+pub fn fit_garch11(r: &[f64]) -> GarchFit {
+    let m = mean(r);
+    let v = variance(r, 0);
+    let bc = backcast(&r.iter().map(|x| x - m).collect::<Vec<_>>());
+    let objective = |x: &[f64]| {
+        let p = Garch11 {
+            mu: x[0],
+            omega: x[1],
+            alpha: x[2],
+            beta: x[3],
+        };
+        if !p.feasible() {
+            return f64::INFINITY;
+        }
+        let ll = log_likelihood(r, &p, bc).0;
+        if ll.is_finite() {
+            -ll
+        } else {
+            f64::INFINITY
+        }
+    };
+    let mut best: Option<(f64, Vec<f64>, bool)> = None;
+    for (alpha, beta) in [(0.1, 0.85), (0.05, 0.9), (0.15, 0.7), (0.03, 0.95)] {
+        let start = [m, v * (1.0 - alpha - beta), alpha, beta];
+        let scale = [0.1 * v.sqrt(), 0.5 * start[1], 0.02, 0.02];
+        let mut min = nelder_mead(objective, &start, &scale, 1e-10, 4000);
+        // A restart from the optimum shakes off a prematurely collapsed simplex.
+        let restart_scale = [0.01 * v.sqrt(), 0.1 * min.x[1], 0.005, 0.005];
+        let again = nelder_mead(objective, &min.x, &restart_scale, 1e-10, 4000);
+        if again.value <= min.value {
+            min = again;
+        }
+        if min.value.is_finite() && best.as_ref().is_none_or(|b| min.value < b.0) {
+            best = Some((min.value, min.x, min.converged));
+        }
+    }
+    let (value, x, converged) = best.unwrap_or((f64::INFINITY, vec![m, v, 0.0, 0.0], false));
+    let params = Garch11 {
+        mu: x[0],
+        omega: x[1],
+        alpha: x[2],
+        beta: x[3],
+    };
+    let (ll, variances) = log_likelihood(r, &params, bc);
+    GarchFit {
+        params,
+        log_likelihood: ll,
+        converged: converged && value.is_finite() && params.feasible(),
+        variances,
+    }
+}

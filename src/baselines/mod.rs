@@ -1,0 +1,176 @@
+//! Classical scenario generators, the rivals a risk team already runs: i.i.d. Gaussian days,
+//! the stationary block bootstrap of real days, and filtered historical simulation on
+//! GARCH(1,1). Each fits only on the train split of one regime and writes the same scenario file
+//! as the diffusion model.
+
+mod bootstrap;
+mod garch;
+
+pub use bootstrap::{optimal_block_length, stationary_path};
+pub use garch::{backcast, fit_garch11, log_likelihood, Garch11, GarchFit};
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::data::{DailyPanel, SplitChoice, WindowSet};
+use crate::error::{Error, Result};
+use crate::rng::SeededRng;
+use crate::sample::ScenarioWriter;
+
+/// Which classical generator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Gaussian,
+    Bootstrap,
+    Fhs,
+}
+
+impl Method {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Gaussian => "gaussian",
+            Method::Bootstrap => "bootstrap",
+            Method::Fhs => "fhs",
+        }
+    }
+}
+
+/// Settings of one baseline run.
+#[derive(Debug, Clone)]
+pub struct BaselineConfig {
+    pub method: Method,
+    pub data: PathBuf,
+    pub regime: String,
+    pub n: usize,
+    pub seed: u64,
+    pub test_from: i32,
+    /// Mean block length of the bootstrap; `None` for the Politis–White choice.
+    pub block_length: Option<f64>,
+    pub out: PathBuf,
+}
+
+/// Paths are written in batches of this many.
+const BATCH: usize = 1000;
+
+/// Fits the method on the regime's train days and writes `n` paths.
+pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
+    if config.n == 0 {
+        return Err(Error::option("--n", 0, "must be at least 1"));
+    }
+    let set = WindowSet::read(&config.data)?;
+    let regime = set.rule.index_of(&config.regime)?;
+    let days = DailyPanel::from_windows(&set, Some(regime), SplitChoice::Train, config.test_from);
+    let n_assets = set.assets.len();
+    let needed = match config.method {
+        Method::Gaussian => 2 * n_assets,
+        Method::Bootstrap => set.window,
+        Method::Fhs => set.window,
+    };
+    if days.len() < needed {
+        return Err(Error::option(
+            "--regime",
+            &config.regime,
+            format!(
+                "only {} train days in {} before --test-from; {} needs at least {needed}",
+                days.len(),
+                config.data.display(),
+                config.method.name()
+            ),
+        ));
+    }
+    let mut metadata = BTreeMap::new();
+    metadata.insert("scengen.method".into(), config.method.name().into());
+    metadata.insert("scengen.seed".into(), config.seed.to_string());
+    metadata.insert("scengen.data".into(), config.data.display().to_string());
+    metadata.insert("scengen.train_days".into(), days.len().to_string());
+    let generator: Box<dyn PathGenerator> = match config.method {
+        Method::Gaussian => Box::new(gaussian::Gaussian::fit(&days, &config.regime)?),
+        Method::Bootstrap => Box::new(bootstrap_generator(&days, config.block_length)?),
+        Method::Fhs => {
+            let all_train =
+                DailyPanel::from_windows(&set, None, SplitChoice::Train, config.test_from);
+            Box::new(fhs::Fhs::fit(&all_train, &days, &set.assets)?)
+        }
+    };
+    metadata.insert("scengen.parameters".into(), generator.parameters());
+    let mut writer = ScenarioWriter::create(
+        &config.out,
+        &set.assets,
+        &config.regime,
+        set.window,
+        metadata,
+    )?;
+    for start in (0..config.n).step_by(BATCH) {
+        let end = (start + BATCH).min(config.n);
+        let mut values = Vec::with_capacity((end - start) * set.window * n_assets);
+        for p in start..end {
+            let mut rng = SeededRng::new(config.seed, p as u64);
+            generator.path(set.window, &mut rng, &mut values);
+        }
+        writer.write_paths(start as u32, &values)?;
+    }
+    writer.finish()
+}
+
+/// One fitted generator: appends a path of `len` days (day-major) to `out`.
+trait PathGenerator {
+    fn path(&self, len: usize, rng: &mut SeededRng, out: &mut Vec<f64>);
+    /// Fitted parameters as JSON, for the file's metadata.
+    fn parameters(&self) -> String;
+}
+
+struct Bootstrap {
+    days: DailyPanel,
+    mean_block: f64,
+    chosen_by: &'static str,
+}
+
+fn bootstrap_generator(days: &DailyPanel, block_length: Option<f64>) -> Result<Bootstrap> {
+    let (mean_block, chosen_by) = match block_length {
+        Some(b) if b.is_finite() && b >= 1.0 => (b, "--block-length"),
+        Some(b) => return Err(Error::option("--block-length", b, "must be a number >= 1")),
+        None => {
+            // The mean over assets of each asset's Politis–White length.
+            let lengths: Vec<f64> = (0..days.assets)
+                .map(|a| optimal_block_length(&days.column(a)).0)
+                .collect();
+            (
+                lengths.iter().sum::<f64>() / lengths.len() as f64,
+                "politis-white",
+            )
+        }
+    };
+    Ok(Bootstrap {
+        days: days.clone(),
+        mean_block,
+        chosen_by,
+    })
+}
+
+impl PathGenerator for Bootstrap {
+    fn path(&self, len: usize, rng: &mut SeededRng, out: &mut Vec<f64>) {
+        for d in stationary_path(
+            &self.days.stretches,
+            self.days.len(),
+            len,
+            self.mean_block,
+            rng,
+        ) {
+            out.extend_from_slice(self.days.day(d));
+        }
+    }
+
+    fn parameters(&self) -> String {
+        serde_json::json!({
+            "mean_block_length": self.mean_block,
+            "chosen_by": self.chosen_by,
+            "days": self.days.len(),
+            "stretches": self.days.stretches.len(),
+        })
+        .to_string()
+    }
+}
+
+mod fhs;
+mod gaussian;

@@ -1,0 +1,77 @@
+//! Small dense matrices, row-major `Vec<f64>`: covariance and correlation of row-major samples,
+//! and the Cholesky factor used to draw correlated normals.
+
+/// Covariance of `rows` (row-major, `n` columns) with `ddof` degrees of freedom removed.
+pub fn covariance_matrix(rows: &[f64], n: usize, ddof: usize) -> Vec<f64> {
+    let count = rows.len() / n;
+    let mean: Vec<f64> = (0..n)
+        .map(|a| rows.iter().skip(a).step_by(n).sum::<f64>() / count as f64)
+        .collect();
+    let mut cov = vec![0.0; n * n];
+    for r in rows.chunks(n) {
+        for i in 0..n {
+            let di = r[i] - mean[i];
+            for j in 0..=i {
+                cov[i * n + j] += di * (r[j] - mean[j]);
+            }
+        }
+    }
+    let denom = (count - ddof) as f64;
+    for i in 0..n {
+        for j in 0..=i {
+            let c = cov[i * n + j] / denom;
+            cov[i * n + j] = c;
+            cov[j * n + i] = c;
+        }
+    }
+    cov
+}
+
+/// Correlation matrix from a covariance matrix.
+pub fn correlation_from_covariance(cov: &[f64], n: usize) -> Vec<f64> {
+    let mut corr = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            corr[i * n + j] = cov[i * n + j] / (cov[i * n + i] * cov[j * n + j]).sqrt();
+        }
+    }
+    corr
+}
+
+/// Lower-triangular L with L Lᵀ = `a`, or `None` when `a` is not positive definite.
+pub fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let s: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
+            if i == j {
+                let d = a[i * n + i] - s;
+                if d <= 0.0 || !d.is_finite() {
+                    return None;
+                }
+                l[i * n + j] = d.sqrt();
+            } else {
+                l[i * n + j] = (a[i * n + j] - s) / l[j * n + j];
+            }
+        }
+    }
+    Some(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cholesky_reconstructs_its_matrix() {
+        let a = [4.0, 2.0, 0.4, 2.0, 5.0, 1.0, 0.4, 1.0, 3.0];
+        let l = cholesky(&a, 3).unwrap();
+        for i in 0..3 {
+            for j in 0..3 {
+                let v: f64 = (0..3).map(|k| l[i * 3 + k] * l[j * 3 + k]).sum();
+                assert!((v - a[i * 3 + j]).abs() < 1e-12);
+            }
+        }
+        assert!(cholesky(&[1.0, 2.0, 2.0, 1.0], 2).is_none());
+    }
+}

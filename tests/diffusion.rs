@@ -1,0 +1,306 @@
+//! Schedules against the reference values, the network's gradients, samplers and guidance.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use common::*;
+use scengen::diffusion::{guided_eps, Ddim, NoiseSchedule, Sampler, SamplerKind, ScheduleKind};
+use scengen::model::{SeededInit, UNet1d, UNetConfig};
+
+fn tiny_config() -> UNetConfig {
+    UNetConfig {
+        assets: 3,
+        window: 6,
+        regimes: 2,
+        base_channels: 8,
+        channel_mults: vec![1, 2],
+        blocks_per_level: 1,
+        attention_levels: vec![1],
+        heads: 2,
+        groups: 4,
+        embed_dim: 16,
+    }
+}
+
+fn tiny_net(seed: u64) -> (VarMap, UNet1d) {
+    let vm = VarMap::new();
+    let net = UNet1d::new(
+        &tiny_config(),
+        SeededInit::var_builder(&vm, seed, &Device::Cpu),
+    )
+    .unwrap();
+    (vm, net)
+}
+
+fn random_input(b: usize, seed: u64) -> Tensor {
+    let c = tiny_config();
+    let v = scengen::rng::SeededRng::new(seed, 0).normals_f32(b * c.assets * c.padded_len());
+    Tensor::from_vec(v, (b, c.assets, c.padded_len()), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn schedules_match_reference_values() {
+    let v = vectors("noise_schedules.json");
+    let index: Vec<usize> = v["index"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
+    for (kind, name) in [
+        (ScheduleKind::Linear, "linear"),
+        (ScheduleKind::Cosine, "cosine"),
+    ] {
+        let s = NoiseSchedule::new(kind, 1000);
+        let betas = as_f64s(&v[format!("{name}_beta")]);
+        let bars = as_f64s(&v[format!("{name}_alpha_bar")]);
+        for (k, &i) in index.iter().enumerate() {
+            assert!(
+                (s.betas[i] - betas[k]).abs() <= 1e-12 * betas[k].abs().max(1e-3),
+                "{name} beta[{i}]"
+            );
+            assert!(
+                (s.alpha_bars[i] - bars[k]).abs() <= 1e-9 * bars[k].abs().max(1e-9),
+                "{name} alpha_bar[{i}]: {} vs {}",
+                s.alpha_bars[i],
+                bars[k]
+            );
+        }
+    }
+}
+
+#[test]
+fn every_parameter_receives_a_gradient() {
+    let (vm, net) = tiny_net(1);
+    let x = random_input(4, 2);
+    let t = Tensor::new(&[3f32, 500., 999., 0.], &Device::Cpu).unwrap();
+    let r = Tensor::new(&[0u32, 1, 2, 1], &Device::Cpu).unwrap();
+    let out = net.forward(&x, &t, &r).unwrap();
+    assert_eq!(out.dims(), x.dims());
+    let loss = (out - &x).unwrap().sqr().unwrap().mean_all().unwrap();
+    let grads = loss.backward().unwrap();
+    let data = vm.data().lock().unwrap();
+    let mut names: Vec<_> = data.keys().cloned().collect();
+    names.sort();
+    assert!(names.len() > 40, "{} variables", names.len());
+    for name in names {
+        let var = &data[&name];
+        let g = grads
+            .get(var)
+            .unwrap_or_else(|| panic!("{name} has no gradient"));
+        let norm = g
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            norm > 0.0 && norm.is_finite(),
+            "{name}: gradient norm {norm}"
+        );
+    }
+}
+
+#[test]
+fn seeded_initialisation_is_reproducible() {
+    let (a, _) = tiny_net(5);
+    let (b, _) = tiny_net(5);
+    let (c, _) = tiny_net(6);
+    let get = |vm: &VarMap| {
+        vm.data().lock().unwrap()["conv_in.weight"]
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    assert_eq!(get(&a), get(&b));
+    assert_ne!(get(&a), get(&c));
+}
+
+#[test]
+fn guidance_combines_conditional_and_unconditional_passes() {
+    let (_, net) = tiny_net(3);
+    let x = random_input(5, 4);
+    let dev = Device::Cpu;
+    let pass = |label: u32| {
+        net.forward(
+            &x,
+            &Tensor::full(40f32, 5, &dev).unwrap(),
+            &Tensor::full(label, 5, &dev).unwrap(),
+        )
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+    };
+    let (cond, uncond) = (pass(1), pass(2));
+    let w1 = guided_eps(&net, &x, 40, 1, 1.0)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(w1, cond, "w = 1 must be plain conditional sampling");
+    let w = 2.5;
+    let g = guided_eps(&net, &x, 40, 1, w)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    for i in 0..g.len() {
+        let expected = uncond[i] + w as f32 * (cond[i] - uncond[i]);
+        assert!(
+            (g[i] - expected).abs() < 1e-4 * (1.0 + expected.abs()),
+            "{i}: {} vs {expected}",
+            g[i]
+        );
+    }
+    let w0 = guided_eps(&net, &x, 40, 1, 0.0)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(w0, uncond);
+}
+
+#[test]
+fn ddim_with_eta_zero_needs_no_noise_and_ddpm_visits_every_step() {
+    let s = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
+    let ddim = Ddim::new(&s, 50, 0.0);
+    assert_eq!(ddim.timesteps().len(), 50);
+    assert_eq!(ddim.timesteps()[0], 999);
+    assert_eq!(*ddim.timesteps().last().unwrap(), 0);
+    assert!((0..50).all(|i| !ddim.needs_noise(i)));
+    let ddpm = SamplerKind::Ddpm.build(&s, None);
+    assert_eq!(ddpm.timesteps().len(), 1000);
+    assert!(ddpm.needs_noise(0) && !ddpm.needs_noise(999));
+}
+
+#[test]
+fn samplers_recover_data_from_the_exact_noise() {
+    // With the true noise as "prediction", every sampler must land on x_0 exactly: a check of
+    // the update formulas independent of any network.
+    let s = NoiseSchedule::new(ScheduleKind::Linear, 1000);
+    let dev = Device::Cpu;
+    let x0 = Tensor::new(&[[0.5f32, -1.0, 2.0]], &dev).unwrap();
+    let eps = Tensor::new(&[[1.0f32, 0.3, -0.7]], &dev).unwrap();
+    for kind in [
+        SamplerKind::Ddim {
+            steps: 20,
+            eta: 0.0,
+        },
+        SamplerKind::Ddim { steps: 7, eta: 0.0 },
+    ] {
+        let mut sampler = kind.build(&s, Some(10.0));
+        let t0 = sampler.timesteps()[0];
+        let ab = s.alpha_bars[t0];
+        let mut x = ((&x0 * ab.sqrt()).unwrap() + (&eps * (1.0 - ab).sqrt()).unwrap()).unwrap();
+        for i in 0..sampler.timesteps().len() {
+            x = sampler.step(i, &x, &eps, None).unwrap();
+        }
+        let diff = (x - &x0)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-4, "{kind:?}: {diff}");
+    }
+    let _ = DType::F32;
+}
+
+#[test]
+fn convolution_gradients_match_finite_differences() {
+    // candle 0.11's conv1d gets kernel gradients wrong; the project's Conv1d must not.
+    let (vm, net) = tiny_net(8);
+    let x = random_input(3, 9);
+    let t = Tensor::new(&[10f32, 400., 900.], &Device::Cpu).unwrap();
+    let r = Tensor::new(&[0u32, 1, 2], &Device::Cpu).unwrap();
+    let loss_of = || {
+        net.forward(&x, &t, &r)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .mean_all()
+            .unwrap()
+    };
+    let grads = loss_of().backward().unwrap();
+    let data = vm.data().lock().unwrap();
+    let mut checked = 0;
+    for (name, var) in data.iter().filter(|(n, _)| n.ends_with(".weight")) {
+        let g = grads
+            .get(var)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let orig = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        // The entry with the largest gradient, where a finite difference is well above noise.
+        let i = (0..g.len())
+            .max_by(|a, b| g[*a].abs().total_cmp(&g[*b].abs()))
+            .unwrap();
+        let h = 1e-2f32;
+        let at = |delta: f32| {
+            let mut p = orig.clone();
+            p[i] += delta;
+            var.set(&Tensor::from_vec(p, var.shape(), &Device::Cpu).unwrap())
+                .unwrap();
+            loss_of().to_scalar::<f32>().unwrap()
+        };
+        let numeric = (at(h) - at(-h)) / (2.0 * h);
+        at(0.0);
+        let rel = (g[i] - numeric).abs() / numeric.abs().max(1e-3);
+        assert!(
+            rel < 0.05,
+            "{name}: autograd {} vs finite difference {numeric}",
+            g[i]
+        );
+        checked += 1;
+    }
+    assert!(checked > 30, "{checked} weights checked");
+}
+
+#[test]
+fn frozen_and_trainable_convolutions_agree() {
+    let (vm, net) = tiny_net(4);
+    let x = random_input(6, 1);
+    let t = Tensor::new(&[1f32, 50., 100., 300., 600., 999.], &Device::Cpu).unwrap();
+    let r = Tensor::new(&[0u32, 1, 2, 0, 1, 2], &Device::Cpu).unwrap();
+    let trainable = net.forward(&x, &t, &r).unwrap();
+    // The same weights as plain tensors, as a loaded model has them.
+    let tensors: std::collections::HashMap<String, Tensor> = vm
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+        .collect();
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let frozen = UNet1d::new(&tiny_config(), vb)
+        .unwrap()
+        .forward(&x, &t, &r)
+        .unwrap();
+    let diff = (trainable - frozen)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 1e-4, "max difference {diff}");
+}

@@ -1,0 +1,276 @@
+//! Training and generation end to end on small models with fixed seeds: a known Gaussian is
+//! learnt, runs are reproducible, and bad models or regimes fail clearly.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use scengen::diffusion::SamplerKind;
+use scengen::io::parse_date;
+use scengen::model::{UNetConfig, CONFIG_FILE, WEIGHTS_FILE};
+use scengen::sample::{generate, read_scenarios, GenerateConfig};
+use scengen::train::{train, TrainConfig};
+use scengen::Error;
+
+/// Lower Cholesky factor of the test covariance: vols 1, 2, 0.5 (x 1%), correlations
+/// 0.6 (0,1), -0.3 (0,2), 0.2 (1,2).
+const CHOL: [f64; 9] = [
+    1.0, 0.0, 0.0, //
+    1.2, 1.6, 0.0, //
+    -0.15, 0.1375, 0.4433, //
+];
+
+fn tiny_arch() -> UNetConfig {
+    UNetConfig {
+        assets: 3,
+        window: 8,
+        regimes: 2,
+        base_channels: 16,
+        channel_mults: vec![1, 2],
+        blocks_per_level: 1,
+        attention_levels: vec![],
+        heads: 2,
+        groups: 4,
+        embed_dim: 32,
+    }
+}
+
+fn train_config(data: &Path, out: &Path, seed: u64, epochs: usize) -> TrainConfig {
+    let mut c = TrainConfig::new(data, out, seed, parse_date("t", "2100-01-01").unwrap());
+    c.architecture = Some(tiny_arch());
+    c.epochs = epochs;
+    c.batch_size = 64;
+    c.learning_rate = 3e-3;
+    c.warmup_steps = 20;
+    c.ema_decay = 0.99;
+    c.patience = 100;
+    c
+}
+
+fn gen_config(model: &Path, out: PathBuf, regime: &str, n: usize, seed: u64) -> GenerateConfig {
+    GenerateConfig {
+        model: model.to_path_buf(),
+        regime: regime.into(),
+        n,
+        sampler: SamplerKind::Ddim {
+            steps: 40,
+            eta: 0.0,
+        },
+        guidance: 1.0,
+        seed,
+        out,
+        batch_size: 500,
+        device: candle_core::Device::Cpu,
+        progress: false,
+    }
+}
+
+/// Covariance (population) of the daily returns of a scenario set.
+fn daily_covariance(values: &[f64], n: usize) -> Vec<f64> {
+    let rows = values.len() / n;
+    let mean: Vec<f64> = (0..n)
+        .map(|a| values.iter().skip(a).step_by(n).sum::<f64>() / rows as f64)
+        .collect();
+    let mut cov = vec![0.0; n * n];
+    for r in values.chunks(n) {
+        for i in 0..n {
+            for j in 0..n {
+                cov[i * n + j] += (r[i] - mean[i]) * (r[j] - mean[j]) / rows as f64;
+            }
+        }
+    }
+    cov
+}
+
+#[test]
+fn a_model_trained_on_gaussian_data_reproduces_its_covariance() {
+    std::env::set_var("SOURCE_DATE_EPOCH", "1700000000");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gauss.parquet");
+    write_gaussian_windows(&data, &CHOL, 3, 8, 800, 2.5, 11);
+    let model = dir.path().join("model");
+    let report = train(&train_config(&data, &model, 1, 40)).unwrap();
+    let first = report.history.first().unwrap().validation_loss;
+    let best = report.card.training.best_validation_loss;
+    assert!(best < 0.8 * first, "validation loss {first} -> {best}");
+
+    let n = 3;
+    let mut true_cov = vec![0.0; 9];
+    for i in 0..n {
+        for j in 0..n {
+            true_cov[i * n + j] = (0..n)
+                .map(|k| CHOL[i * n + k] * CHOL[j * n + k])
+                .sum::<f64>()
+                * 1e-4;
+        }
+    }
+    for (regime, scale) in [("calm", 1.0), ("stressed", 2.5f64)] {
+        let out = dir.path().join(format!("{regime}.parquet"));
+        generate(&gen_config(&model, out.clone(), regime, 1500, 3)).unwrap();
+        let s = read_scenarios(&out).unwrap();
+        assert_eq!((s.paths(), s.window, s.assets.len()), (1500, 8, 3));
+        let cov = daily_covariance(&s.values, n);
+        for i in 0..n {
+            let vol = cov[i * n + i].sqrt();
+            let expected = true_cov[i * n + i].sqrt() * scale;
+            // Stated tolerance: volatilities within 20%, correlations within 0.15.
+            assert!(
+                (vol / expected - 1.0).abs() < 0.2,
+                "{regime} asset {i}: vol {vol} vs {expected}"
+            );
+            for j in 0..i {
+                let corr = cov[i * n + j] / (cov[i * n + i] * cov[j * n + j]).sqrt();
+                let expected =
+                    true_cov[i * n + j] / (true_cov[i * n + i] * true_cov[j * n + j]).sqrt();
+                assert!(
+                    (corr - expected).abs() < 0.15,
+                    "{regime} corr({i},{j}) {corr} vs {expected}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn training_and_generation_are_reproducible_for_a_seed() {
+    std::env::set_var("SOURCE_DATE_EPOCH", "1700000000");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gauss.parquet");
+    write_gaussian_windows(&data, &CHOL, 3, 8, 200, 2.0, 5);
+    let (m1, m2, m3) = (
+        dir.path().join("m1"),
+        dir.path().join("m2"),
+        dir.path().join("m3"),
+    );
+    train(&train_config(&data, &m1, 9, 2)).unwrap();
+    train(&train_config(&data, &m2, 9, 2)).unwrap();
+    train(&train_config(&data, &m3, 10, 2)).unwrap();
+    let bytes = |p: &Path| std::fs::read(p.join(WEIGHTS_FILE)).unwrap();
+    assert_eq!(bytes(&m1), bytes(&m2), "same seed, same weights");
+    assert_ne!(bytes(&m1), bytes(&m3), "another seed, other weights");
+
+    let out = |name: &str| dir.path().join(name);
+    let mut g = gen_config(&m1, out("a.parquet"), "stressed", 300, 4);
+    g.sampler = SamplerKind::Ddim {
+        steps: 10,
+        eta: 0.5,
+    };
+    g.guidance = 2.0;
+    generate(&g).unwrap();
+    g.out = out("b.parquet");
+    g.batch_size = 128; // batching does not change which noise a path draws
+    generate(&g).unwrap();
+    g.out = out("c.parquet");
+    g.seed = 5;
+    generate(&g).unwrap();
+    let a = std::fs::read(out("a.parquet")).unwrap();
+    assert_eq!(
+        a,
+        std::fs::read(out("b.parquet")).unwrap(),
+        "same seed, byte-identical file"
+    );
+    assert_ne!(a, std::fs::read(out("c.parquet")).unwrap());
+    let meta = read_scenarios(&out("a.parquet")).unwrap().metadata;
+    assert_eq!(meta["scengen.seed"], "4");
+    assert_eq!(meta["scengen.guidance"], "2");
+    assert!(meta["scengen.sampler"].contains("ddim"));
+    assert_eq!(meta["scengen.model_sha256"].len(), 64);
+
+    // DDPM over all steps runs and writes the same schema.
+    let mut g = gen_config(&m1, out("ddpm.parquet"), "calm", 20, 1);
+    g.sampler = SamplerKind::Ddpm;
+    generate(&g).unwrap();
+    assert_eq!(read_scenarios(&out("ddpm.parquet")).unwrap().paths(), 20);
+}
+
+fn trained_tiny_model(dir: &Path) -> PathBuf {
+    let data = dir.join("gauss.parquet");
+    write_gaussian_windows(&data, &CHOL, 3, 8, 200, 2.0, 5);
+    let model = dir.join("model");
+    train(&train_config(&data, &model, 1, 1)).unwrap();
+    model
+}
+
+#[test]
+fn unknown_regime_lists_the_known_ones_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = trained_tiny_model(dir.path());
+    let out = dir.path().join("scen").join("x.parquet");
+    let e = generate(&gen_config(&model, out.clone(), "crash", 10, 1)).unwrap_err();
+    assert!(
+        matches!(e, Error::UnknownRegime { ref known, .. } if known == "calm, stressed"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn bad_model_directories_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = trained_tiny_model(dir.path());
+    let out = dir.path().join("s.parquet");
+    let expect_bad_model = |m: &Path, needle: &str| {
+        let e = generate(&gen_config(m, out.clone(), "calm", 10, 1)).unwrap_err();
+        assert!(matches!(e, Error::BadModel { .. }), "{e}");
+        assert!(
+            e.to_string().contains(needle),
+            "`{e}` should mention `{needle}`"
+        );
+        assert!(!out.exists());
+    };
+    expect_bad_model(&dir.path().join("nowhere"), "config.json is missing");
+
+    let copy = |name: &str| -> PathBuf {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in [WEIGHTS_FILE, CONFIG_FILE] {
+            std::fs::copy(model.join(f), d.join(f)).unwrap();
+        }
+        d
+    };
+    let no_weights = copy("no_weights");
+    std::fs::remove_file(no_weights.join(WEIGHTS_FILE)).unwrap();
+    expect_bad_model(&no_weights, "model.safetensors is missing");
+
+    let corrupt = copy("corrupt");
+    std::fs::write(corrupt.join(WEIGHTS_FILE), b"not a safetensors file").unwrap();
+    expect_bad_model(&corrupt, "unreadable");
+
+    let truncated = copy("truncated");
+    let w = std::fs::read(truncated.join(WEIGHTS_FILE)).unwrap();
+    std::fs::write(truncated.join(WEIGHTS_FILE), &w[..w.len() / 2]).unwrap();
+    expect_bad_model(&truncated, "unreadable");
+
+    let bad_json = copy("bad_json");
+    std::fs::write(bad_json.join(CONFIG_FILE), "{ not json").unwrap();
+    expect_bad_model(&bad_json, "config.json");
+
+    let inconsistent = copy("inconsistent");
+    let text = std::fs::read_to_string(inconsistent.join(CONFIG_FILE)).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["assets"] = serde_json::json!(["A0", "A1"]);
+    std::fs::write(inconsistent.join(CONFIG_FILE), v.to_string()).unwrap();
+    expect_bad_model(&inconsistent, "inconsistent");
+
+    let wider = copy("wider");
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["architecture"]["base_channels"] = serde_json::json!(32);
+    std::fs::write(wider.join(CONFIG_FILE), v.to_string()).unwrap();
+    expect_bad_model(&wider, "does not fit");
+}
+
+#[test]
+fn training_refuses_a_split_without_training_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gauss.parquet");
+    write_gaussian_windows(&data, &CHOL, 3, 8, 100, 2.0, 5);
+    let mut c = train_config(&data, &dir.path().join("m"), 1, 1);
+    c.test_from = parse_date("t", "1999-01-01").unwrap();
+    let e = train(&c).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, .. } if option == "--test-from"),
+        "{e}"
+    );
+    assert!(!dir.path().join("m").exists());
+}
