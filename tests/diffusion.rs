@@ -125,10 +125,13 @@ fn guidance_combines_conditional_and_unconditional_passes() {
     let (_, net) = tiny_net(3);
     let x = random_input(5, 4);
     let dev = Device::Cpu;
+    let schedule = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
     let pass = |label: u32| {
-        net.forward(
+        scengen::diffusion::predict_eps(
+            &net,
+            &schedule,
             &x,
-            &Tensor::full(40f32, 5, &dev).unwrap(),
+            &[40; 5],
             &Tensor::full(label, 5, &dev).unwrap(),
         )
         .unwrap()
@@ -138,7 +141,7 @@ fn guidance_combines_conditional_and_unconditional_passes() {
         .unwrap()
     };
     let (cond, uncond) = (pass(1), pass(2));
-    let w1 = guided_eps(&net, &x, 40, 1, 1.0)
+    let w1 = guided_eps(&net, &schedule, &x, 40, 1, 1.0)
         .unwrap()
         .flatten_all()
         .unwrap()
@@ -146,7 +149,7 @@ fn guidance_combines_conditional_and_unconditional_passes() {
         .unwrap();
     assert_eq!(w1, cond, "w = 1 must be plain conditional sampling");
     let w = 2.5;
-    let g = guided_eps(&net, &x, 40, 1, w)
+    let g = guided_eps(&net, &schedule, &x, 40, 1, w)
         .unwrap()
         .flatten_all()
         .unwrap()
@@ -160,7 +163,7 @@ fn guidance_combines_conditional_and_unconditional_passes() {
             g[i]
         );
     }
-    let w0 = guided_eps(&net, &x, 40, 1, 0.0)
+    let w0 = guided_eps(&net, &schedule, &x, 40, 1, 0.0)
         .unwrap()
         .flatten_all()
         .unwrap()

@@ -90,7 +90,7 @@ fn a_model_trained_on_gaussian_data_reproduces_its_covariance() {
     let data = dir.path().join("gauss.parquet");
     write_gaussian_windows(&data, &CHOL, 3, 8, 800, 2.5, 11);
     let model = dir.path().join("model");
-    let report = train(&train_config(&data, &model, 1, 40)).unwrap();
+    let report = train(&train_config(&data, &model, 1, 90)).unwrap();
     let first = report.history.first().unwrap().validation_loss;
     let best = report.card.training.best_validation_loss;
     assert!(best < 0.8 * first, "validation loss {first} -> {best}");

@@ -3,18 +3,25 @@
 
 use candle_core::{DType, Result, Tensor};
 
+use super::{predict_eps, NoiseSchedule};
 use crate::model::UNet1d;
 
 /// Predicted noise for `x` (batch, assets, len) at schedule index `t` for regime `regime`, guided
 /// with weight `w`. w = 1 is plain conditional sampling (one pass), w = 0 unconditional.
-pub fn guided_eps(net: &UNet1d, x: &Tensor, t: usize, regime: u32, w: f64) -> Result<Tensor> {
+pub fn guided_eps(
+    net: &UNet1d,
+    schedule: &NoiseSchedule,
+    x: &Tensor,
+    t: usize,
+    regime: u32,
+    w: f64,
+) -> Result<Tensor> {
     let b = x.dim(0)?;
     let device = x.device();
     let null = net.config().null_regime() as u32;
     let single = |label: u32| -> Result<Tensor> {
-        let ts = Tensor::full(t as f32, b, device)?;
         let rs = Tensor::full(label, b, device)?;
-        net.forward(x, &ts, &rs)
+        predict_eps(net, schedule, x, &vec![t; b], &rs)
     };
     if w == 1.0 {
         return single(regime);
@@ -23,12 +30,11 @@ pub fn guided_eps(net: &UNet1d, x: &Tensor, t: usize, regime: u32, w: f64) -> Re
         return single(null);
     }
     let xx = Tensor::cat(&[x, x], 0)?;
-    let ts = Tensor::full(t as f32, 2 * b, device)?;
     let labels: Vec<u32> = (0..2 * b)
         .map(|i| if i < b { regime } else { null })
         .collect();
     let rs = Tensor::from_vec(labels, 2 * b, device)?.to_dtype(DType::U32)?;
-    let eps = net.forward(&xx, &ts, &rs)?;
+    let eps = predict_eps(net, schedule, &xx, &vec![t; 2 * b], &rs)?;
     let cond = eps.narrow(0, 0, b)?;
     let uncond = eps.narrow(0, b, b)?;
     uncond.clone() + ((cond - uncond)? * w)?

@@ -68,7 +68,7 @@ pub fn sample_paths(
     let mut x = draw(&mut rngs)?.broadcast_mul(&mask)?;
     for i in 0..sampler.timesteps().len() {
         let t = sampler.timesteps()[i];
-        let eps = guided_eps(&model.network, &x, t, regime as u32, guidance)?;
+        let eps = guided_eps(&model.network, &schedule, &x, t, regime as u32, guidance)?;
         let noise = if sampler.needs_noise(i) {
             Some(draw(&mut rngs)?)
         } else {

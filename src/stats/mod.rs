@@ -3,10 +3,18 @@
 
 mod acf;
 mod descriptive;
+mod kolmogorov;
 mod matrix;
 mod nelder_mead;
+mod tails;
+mod two_sample;
 
 pub use acf::{acf, pooled_acf};
 pub use descriptive::{excess_kurtosis, mean, quantile, skewness, std_dev, variance};
+pub use kolmogorov::{durbin_cdf, kstwo_sf, pelz_good_cdf, smirnov_sf};
 pub use matrix::{cholesky, correlation_from_covariance, covariance_matrix};
 pub use nelder_mead::{nelder_mead, Minimum};
+pub use tails::var_cvar;
+pub use two_sample::{
+    average_ranks, bessel_k, cvm_2samp, ks_2samp, ks_exact_sf, ks_statistic, KsMethod, TestResult,
+};

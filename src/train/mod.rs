@@ -16,7 +16,7 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 
 use crate::data::WindowSet;
-use crate::diffusion::{add_noise, NoiseSchedule, ScheduleKind};
+use crate::diffusion::{add_noise, predict_eps, NoiseSchedule, ScheduleKind};
 use crate::error::{Error, Result};
 use crate::io::{format_date, sha256_file, AtomicDir};
 use crate::model::{parameter_count, ModelCard, SeededInit, TrainingRecord, UNet1d, UNetConfig};
@@ -223,7 +223,7 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     let mut step = 0;
     let mut order: Vec<usize> = (0..fit.len()).collect();
     let base_card = |record: TrainingRecord| ModelCard {
-        format_version: 1,
+        format_version: 2,
         architecture: arch.clone(),
         schedule: config.schedule,
         timesteps: config.timesteps,
@@ -260,9 +260,8 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
                 })
                 .collect();
             let xt = add_noise(&schedule, &x0, &eps, &t)?;
-            let ts = Tensor::from_vec(t.iter().map(|&i| i as f32).collect::<Vec<_>>(), b, device)?;
             let rs = Tensor::from_vec(regimes, b, device)?;
-            let pred = net.forward(&xt, &ts, &rs)?;
+            let pred = predict_eps(&net, &schedule, &xt, &t, &rs)?;
             let loss = masked_mse(&pred, &eps, arch.window)?;
             let loss_value = loss.to_scalar::<f32>()? as f64;
             if !loss_value.is_finite() {
@@ -422,13 +421,12 @@ impl ValidationDraws {
             .broadcast_mul(mask)?;
             let t: Vec<usize> = chunk.iter().map(|&r| self.t[r]).collect();
             let xt = add_noise(&self.schedule, &x0, &eps, &t)?;
-            let ts = Tensor::from_vec(t.iter().map(|&i| i as f32).collect::<Vec<_>>(), b, device)?;
             let rs = Tensor::from_vec(
                 chunk.iter().map(|&r| val.regimes[r]).collect::<Vec<_>>(),
                 b,
                 device,
             )?;
-            let pred = net.forward(&xt, &ts, &rs)?;
+            let pred = predict_eps(net, &self.schedule, &xt, &t, &rs)?;
             total += masked_mse(&pred, &eps, window)?.to_scalar::<f32>()? as f64 * b as f64;
         }
         Ok(total / val.len() as f64)
