@@ -194,7 +194,7 @@ fn cvm_limit_cdf(x: f64) -> f64 {
 /// ∫₀^∞ exp(−x cosh t) cosh(ν t) dt by the trapezoid rule, which converges geometrically for
 /// this analytic, fast-decaying integrand.
 pub fn bessel_k(nu: f64, x: f64) -> f64 {
-    let h = 0.02;
+    let h: f64 = 0.02;
     let mut sum = 0.5 * (-x).exp();
     let mut t = h;
     loop {
