@@ -1,6 +1,7 @@
 //! `scengen demo`: the whole pipeline on the embedded data, each stage timed: ingest, train the
 //! default model, generate 10,000 paths per regime with the model and with each classical
-//! baseline, and compare their headline figures with the real windows of the regime.
+//! baseline, compare their headline figures with the real windows of the regime, and write an
+//! evaluation report per regime.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -9,7 +10,7 @@ use crate::baselines::{generate_baseline, BaselineConfig, Method};
 use crate::data::{ingest, IngestConfig, SplitChoice, WindowSet};
 use crate::diffusion::SamplerKind;
 use crate::error::Result;
-use crate::eval::{summarize_paths, DailySummary};
+use crate::eval::{evaluate, summarize_paths, summary_text, DailySummary, EvaluateConfig};
 use crate::io::parse_date;
 use crate::sample::{generate, read_scenarios, GenerateConfig, DEFAULT_GUIDANCE};
 use crate::train::{train, TrainConfig};
@@ -41,6 +42,7 @@ pub fn run(seed: u64) -> Result<()> {
     let set = WindowSet::read(&windows)?;
     let mut timings = Vec::new();
     let mut table = Vec::new();
+    let mut reports = Vec::new();
     for (regime, label) in set.rule.labels.iter().enumerate() {
         let t = Instant::now();
         let out = PathBuf::from(format!("scenarios/{label}.parquet"));
@@ -65,6 +67,7 @@ pub fn run(seed: u64) -> Result<()> {
             out.display()
         ));
         let mut rows = vec![("diffusion".to_string(), summarize_file(&out)?)];
+        let mut files = vec![(out.clone(), Some("diffusion".to_string()))];
         for method in [Method::Gaussian, Method::Bootstrap, Method::Fhs] {
             let t = Instant::now();
             let out = PathBuf::from(format!("scenarios/{label}-{}.parquet", method.name()));
@@ -85,6 +88,28 @@ pub fn run(seed: u64) -> Result<()> {
                 out.display()
             ));
             rows.push((method.name().to_string(), summarize_file(&out)?));
+            files.push((out, Some(method.name().to_string())));
+        }
+        let t = Instant::now();
+        let report_dir = PathBuf::from(format!("reports/{label}"));
+        match evaluate(&EvaluateConfig {
+            real: windows.clone(),
+            regime: label.clone(),
+            split: SplitChoice::Test,
+            test_from,
+            synthetic: files,
+            out: report_dir.clone(),
+        }) {
+            Ok(e) => {
+                reports.push(summary_text(&e));
+                timings.push(format!(
+                    "[evaluate] {label}: {:.1} s -> {}/report.html",
+                    t.elapsed().as_secs_f64(),
+                    report_dir.display()
+                ));
+            }
+            // A regime without held-out windows has nothing to be scored against.
+            Err(e) => timings.push(format!("[evaluate] {label}: skipped ({e})")),
         }
         for (name, split) in [
             ("real test", SplitChoice::Test),
@@ -113,6 +138,9 @@ pub fn run(seed: u64) -> Result<()> {
                 s.mean_correlation
             );
         }
+    }
+    for r in reports {
+        println!("\n{r}");
     }
     println!();
     for line in timings {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod eval;
 pub mod io;
 pub mod model;
+pub mod report;
 pub mod rng;
 pub mod sample;
 pub mod stats;

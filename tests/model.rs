@@ -96,7 +96,7 @@ fn a_model_trained_on_gaussian_data_reproduces_its_covariance() {
     assert!(best < 0.8 * first, "validation loss {first} -> {best}");
 
     let n = 3;
-    let mut true_cov = vec![0.0; 9];
+    let mut true_cov = [0.0; 9];
     for i in 0..n {
         for j in 0..n {
             true_cov[i * n + j] = (0..n)

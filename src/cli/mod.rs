@@ -1,6 +1,7 @@
 //! The `scengen` command line: options are parsed here and handed to the library; nothing in
 //! this module computes anything.
 
+mod evaluate;
 mod ingest;
 mod model;
 
@@ -24,6 +25,8 @@ pub enum Command {
     Train(model::TrainArgs),
     /// Generate scenario paths for one regime.
     Generate(model::GenerateArgs),
+    /// Score scenario files against real windows of their regime; write an HTML report and JSON.
+    Evaluate(evaluate::EvaluateArgs),
     /// Run the whole pipeline on the embedded data.
     Demo(DemoArgs),
 }
@@ -55,6 +58,16 @@ pub fn run(cli: Cli) -> Result<()> {
                 model::GenerateJob::Baseline(c) => crate::baselines::generate_baseline(&c)?,
             };
             println!("wrote {}", out.display());
+            Ok(())
+        }
+        Command::Evaluate(args) => {
+            let config = args.into_config()?;
+            let e = crate::eval::evaluate(&config)?;
+            print!("{}", crate::eval::summary_text(&e));
+            println!(
+                "wrote {}/report.html and metrics.json",
+                config.out.display()
+            );
             Ok(())
         }
         Command::Demo(args) => crate::demo::run(args.seed),

@@ -26,10 +26,15 @@ impl DailyPanel {
         split: SplitChoice,
         test_from: i32,
     ) -> Self {
+        Self::from_windows_subset(set, &set.select(regime, split, test_from))
+    }
+
+    /// The days of the windows `indices`.
+    pub fn from_windows_subset(set: &WindowSet, indices: &[usize]) -> Self {
         let n = set.assets.len();
         let mut by_date: BTreeMap<i32, &[f64]> = BTreeMap::new();
         let mut links: HashSet<(i32, i32)> = HashSet::new();
-        for w in set.select(regime, split, test_from) {
+        for &w in indices {
             let values = set.window_values(w);
             let dates = &set.dates[w * set.window..(w + 1) * set.window];
             for day in 0..set.window {

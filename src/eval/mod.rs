@@ -1,6 +1,16 @@
-//! Evaluation: how close scenario paths are to real windows of the same regime. For now the
-//! headline figures that show conditioning works: the equal-weight portfolio's volatility and
-//! the mean pairwise correlation of daily returns.
+//! Evaluation: how close scenario paths are to real windows of the same regime (marginals, time
+//! structure, tails, cross-section, memorisation), next to a real-vs-real noise floor.
+
+mod evaluate;
+mod memorization;
+mod metrics;
+
+pub use evaluate::{evaluate, summary_text, EvaluateConfig, Evaluation, HeadlineRow, ScoredSet};
+pub use memorization::{memorization, Memorization};
+pub use metrics::{
+    leverage, set_metrics, symmetric_eigenvalues, Paths, Reference, SetMetrics, LAGS,
+    QUANTILE_LEVELS,
+};
 
 use crate::data::TRADING_DAYS;
 use crate::stats::{correlation_from_covariance, covariance_matrix, pooled_acf, std_dev};

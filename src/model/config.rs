@@ -67,8 +67,8 @@ impl UNetConfig {
             return bad(format!("channel_mults {:?}", self.channel_mults));
         }
         for m in &self.channel_mults {
-            if (self.base_channels * m) % self.groups != 0
-                || (self.base_channels * m) % self.heads != 0
+            if !(self.base_channels * m).is_multiple_of(self.groups)
+                || !(self.base_channels * m).is_multiple_of(self.heads)
             {
                 return bad(format!(
                     "{} channels not divisible by groups {} and heads {}",
@@ -78,7 +78,11 @@ impl UNetConfig {
                 ));
             }
         }
-        if self.assets == 0 || self.window < 2 || self.regimes == 0 || self.embed_dim % 2 != 0 {
+        if self.assets == 0
+            || self.window < 2
+            || self.regimes == 0
+            || !self.embed_dim.is_multiple_of(2)
+        {
             return bad(format!(
                 "assets {}, window {}, regimes {}, embed_dim {}",
                 self.assets, self.window, self.regimes, self.embed_dim

@@ -1,0 +1,467 @@
+//! `scengen evaluate`: score scenario files against the real windows of their regime, next to a
+//! real-vs-real noise floor, and write `metrics.json` and `report.html`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::memorization::{memorization, Memorization};
+use super::metrics::{set_metrics, Paths, Reference, SetMetrics};
+use crate::data::{DailyPanel, SplitChoice, WindowSet};
+use crate::error::{Error, Result};
+use crate::io::{format_date, AtomicDir};
+use crate::sample::read_scenarios;
+use crate::stats::{mean, std_dev};
+
+/// Settings of one evaluation.
+#[derive(Debug, Clone)]
+pub struct EvaluateConfig {
+    pub real: PathBuf,
+    pub regime: String,
+    pub split: SplitChoice,
+    pub test_from: i32,
+    /// Scenario files with an optional label (default: the file stem).
+    pub synthetic: Vec<(PathBuf, Option<String>)>,
+    pub out: PathBuf,
+}
+
+/// One scored set.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoredSet {
+    pub label: String,
+    pub file: Option<String>,
+    pub method: Option<String>,
+    pub metrics: SetMetrics,
+    pub memorization: Memorization,
+}
+
+/// A row of the summary table: one headline figure per set.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeadlineRow {
+    pub key: &'static str,
+    pub label: &'static str,
+    /// The real windows' own value, where the figure is a level rather than an error.
+    pub reference: Option<f64>,
+    /// One value per scored set, in `sets` order, then the noise floor.
+    pub values: Vec<f64>,
+    /// Index of the best set (noise floor excluded).
+    pub best: Option<usize>,
+}
+
+/// Everything `metrics.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub regime: String,
+    pub split: String,
+    pub test_from: String,
+    pub real_file: String,
+    pub assets: Vec<String>,
+    pub window: usize,
+    pub reference_windows: usize,
+    pub reference_distinct_days: usize,
+    pub reference_non_overlapping_windows: usize,
+    pub reference: SetMetrics,
+    pub reference_memorization: Memorization,
+    pub sets: Vec<ScoredSet>,
+    pub noise_floor: ScoredSet,
+    pub headline: Vec<HeadlineRow>,
+    pub p_values_note: &'static str,
+}
+
+const P_VALUES_NOTE: &str = "Real daily returns enter the tests once per distinct day and window-horizon returns only from non-overlapping windows, so no real observation is counted twice. Consecutive real days are still dependent (volatility clustering), so p-values are indicative, not exact.";
+
+/// Runs the evaluation and writes its outputs; returns what was written.
+pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
+    if config.synthetic.is_empty() {
+        return Err(Error::option(
+            "--synthetic",
+            "",
+            "give at least one scenario file",
+        ));
+    }
+    let set = WindowSet::read(&config.real)?;
+    let regime = set.rule.index_of(&config.regime)?;
+    let (n, window) = (set.assets.len(), set.window);
+    let indices = set.select(Some(regime), config.split, config.test_from);
+    let split_name = format!("{:?}", config.split).to_lowercase();
+    if indices.len() < 4 {
+        return Err(Error::option(
+            "--split",
+            &split_name,
+            format!(
+                "{} holds {} windows of `{}` in that split (from {}); at least 4 are needed",
+                config.real.display(),
+                indices.len(),
+                config.regime,
+                format_date(config.test_from)
+            ),
+        ));
+    }
+    let scenarios = config
+        .synthetic
+        .iter()
+        .map(|(path, label)| {
+            let s = read_scenarios(path)?;
+            if s.assets != set.assets {
+                return Err(Error::bad_file(
+                    path,
+                    format!(
+                        "assets {:?} differ from the real windows' {:?}",
+                        s.assets, set.assets
+                    ),
+                ));
+            }
+            if s.window != window {
+                return Err(Error::bad_file(
+                    path,
+                    format!("paths of {} days, the real windows have {window}", s.window),
+                ));
+            }
+            if s.regime != config.regime {
+                return Err(Error::bad_file(
+                    path,
+                    format!("holds regime `{}`, not `{}`", s.regime, config.regime),
+                ));
+            }
+            let label = label.clone().unwrap_or_else(|| stem(path));
+            Ok((label, s))
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    let real_values = set.gather(&indices);
+    let distinct = DailyPanel::from_windows_subset(&set, &indices);
+    let non_overlapping = set.gather(&non_overlapping(&set, &indices));
+    let reference = Reference {
+        paths: Paths {
+            values: &real_values,
+            window,
+            assets: n,
+        },
+        distinct_days: &distinct.values,
+        non_overlapping: Paths {
+            values: &non_overlapping,
+            window,
+            assets: n,
+        },
+        correlation: super::correlation_matrix(&distinct.values, n),
+    };
+    let train_idx = set.select(None, SplitChoice::Train, config.test_from);
+    let train_values = set.gather(&train_idx);
+    let (center, scale): (Vec<f64>, Vec<f64>) = (0..n)
+        .map(|a| {
+            let col: Vec<f64> = train_values.iter().skip(a).step_by(n).copied().collect();
+            (mean(&col), std_dev(&col, 1))
+        })
+        .unzip();
+    let memo = |values: &[f64]| memorization(values, &train_values, window * n, &center, &scale);
+
+    let reference_metrics = set_metrics(&reference.paths, &reference, &set.assets);
+    let reference_memorization = memo(&real_values)?;
+    let mut sets = Vec::new();
+    for (label, s) in &scenarios {
+        let paths = Paths {
+            values: &s.values,
+            window,
+            assets: n,
+        };
+        sets.push(ScoredSet {
+            label: label.clone(),
+            file: Some(s.path.display().to_string()),
+            method: s.metadata.get("scengen.method").cloned(),
+            metrics: set_metrics(&paths, &reference, &set.assets),
+            memorization: memo(&s.values)?,
+        });
+    }
+    let noise_floor = noise_floor(&set, &indices, &memo)?;
+    let headline = headline(&reference_metrics, &sets, &noise_floor);
+    let evaluation = Evaluation {
+        regime: config.regime.clone(),
+        split: split_name,
+        test_from: format_date(config.test_from),
+        real_file: config.real.display().to_string(),
+        assets: set.assets.clone(),
+        window,
+        reference_windows: indices.len(),
+        reference_distinct_days: distinct.len(),
+        reference_non_overlapping_windows: non_overlapping.len() / (window * n),
+        reference: reference_metrics,
+        reference_memorization,
+        sets,
+        noise_floor,
+        headline,
+        p_values_note: P_VALUES_NOTE,
+    };
+    let dir = AtomicDir::new(&config.out)?;
+    write(
+        &dir.path().join("metrics.json"),
+        &serde_json::to_string_pretty(&evaluation).expect("metrics serialise"),
+    )?;
+    write(
+        &dir.path().join("report.html"),
+        &crate::report::evaluation_html(&evaluation),
+    )?;
+    dir.commit()?;
+    Ok(evaluation)
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Windows of `indices` that share no day: each starts after the previous one ends.
+fn non_overlapping(set: &WindowSet, indices: &[usize]) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for &w in indices {
+        if out
+            .last()
+            .is_none_or(|&p| set.windows[w].start_date > set.windows[p].end_date)
+        {
+            out.push(w);
+        }
+    }
+    out
+}
+
+/// The earlier half of the real windows scored against the later half (windows of the later
+/// half that share a day with the earlier half are dropped).
+fn noise_floor(
+    set: &WindowSet,
+    indices: &[usize],
+    memo: &dyn Fn(&[f64]) -> candle_core::Result<Memorization>,
+) -> Result<ScoredSet> {
+    let (n, window) = (set.assets.len(), set.window);
+    let half = indices.len() / 2;
+    let first = &indices[..half];
+    let boundary = set.windows[first[first.len() - 1]].end_date;
+    let second: Vec<usize> = indices[half..]
+        .iter()
+        .copied()
+        .filter(|&w| set.windows[w].start_date > boundary)
+        .collect();
+    let second = if second.is_empty() {
+        indices[half..].to_vec()
+    } else {
+        second
+    };
+    let a = set.gather(first);
+    let b = set.gather(&second);
+    let b_days = DailyPanel::from_windows_subset(set, &second);
+    let b_non = set.gather(&non_overlapping(set, &second));
+    let reference = Reference {
+        paths: Paths {
+            values: &b,
+            window,
+            assets: n,
+        },
+        distinct_days: &b_days.values,
+        non_overlapping: Paths {
+            values: &b_non,
+            window,
+            assets: n,
+        },
+        correlation: super::correlation_matrix(&b_days.values, n),
+    };
+    Ok(ScoredSet {
+        label: "noise floor (real vs real)".into(),
+        file: None,
+        method: None,
+        metrics: set_metrics(
+            &Paths {
+                values: &a,
+                window,
+                assets: n,
+            },
+            &reference,
+            &set.assets,
+        ),
+        memorization: memo(&a)?,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The summary table's rows.
+fn headline(reference: &SetMetrics, sets: &[ScoredSet], floor: &ScoredSet) -> Vec<HeadlineRow> {
+    type Figure = fn(&SetMetrics, &SetMetrics) -> f64;
+    // (key, label, figure, is a level compared with the reference's own value)
+    let rows: Vec<(&'static str, &'static str, Figure, bool)> = vec![
+        (
+            "ks_daily_median",
+            "median KS D, daily returns",
+            |m, _| median(m.per_asset.iter().map(|a| a.ks_daily.statistic).collect()),
+            false,
+        ),
+        (
+            "ks_horizon_median",
+            "median KS D, window-horizon returns",
+            |m, _| median(m.per_asset.iter().map(|a| a.ks_horizon.statistic).collect()),
+            false,
+        ),
+        (
+            "cvm_daily_rejections",
+            "assets with CvM p < 0.05, daily",
+            |m, _| {
+                m.per_asset
+                    .iter()
+                    .filter(|a| a.cvm_daily.pvalue < 0.05)
+                    .count() as f64
+            },
+            false,
+        ),
+        (
+            "ew_vol_annual",
+            "equal-weight volatility (annualised)",
+            |m, _| m.portfolio.vol_annual,
+            true,
+        ),
+        (
+            "ew_var99_daily",
+            "equal-weight 99% VaR, daily",
+            |m, _| m.portfolio.tails_daily.var99,
+            true,
+        ),
+        (
+            "ew_cvar99_horizon",
+            "equal-weight 99% CVaR, window horizon",
+            |m, _| m.portfolio.tails_horizon.cvar99,
+            true,
+        ),
+        (
+            "acf_abs_error",
+            "mean |ACF(|r|) error|, lags 1-10, per asset",
+            |m, r| {
+                let mut s = 0.0;
+                for (a, b) in m.per_asset.iter().zip(&r.per_asset) {
+                    s += a
+                        .acf_abs_returns
+                        .iter()
+                        .zip(&b.acf_abs_returns)
+                        .map(|(x, y)| (x - y).abs())
+                        .sum::<f64>();
+                }
+                s / (m.per_asset.len() * 10) as f64
+            },
+            false,
+        ),
+        (
+            "ew_acf_abs_lag1",
+            "equal-weight ACF(|r|) lag 1",
+            |m, _| m.portfolio.acf_abs_returns[0],
+            true,
+        ),
+        (
+            "leverage_error",
+            "mean |leverage error|, lags 1-10 (equal weight)",
+            |m, r| {
+                m.portfolio
+                    .leverage
+                    .iter()
+                    .zip(&r.portfolio.leverage)
+                    .map(|(x, y)| (x - y).abs())
+                    .sum::<f64>()
+                    / 10.0
+            },
+            false,
+        ),
+        (
+            "mean_correlation",
+            "mean pairwise correlation",
+            |m, _| m.cross_section.mean_correlation,
+            true,
+        ),
+        (
+            "correlation_error_frobenius",
+            "correlation error (Frobenius)",
+            |m, _| m.cross_section.correlation_error_frobenius,
+            false,
+        ),
+        (
+            "condition_number",
+            "covariance condition number",
+            |m, _| m.cross_section.condition_number,
+            true,
+        ),
+        (
+            "kurtosis_median",
+            "median excess kurtosis, daily",
+            |m, _| median(m.per_asset.iter().map(|a| a.excess_kurtosis).collect()),
+            true,
+        ),
+    ];
+    let memo_row = HeadlineRow {
+        key: "memorization_share",
+        label: "paths with nearest/second-nearest train distance < 1/3",
+        reference: None,
+        values: sets
+            .iter()
+            .chain(std::iter::once(floor))
+            .map(|s| s.memorization.share_ratio_below_third)
+            .collect(),
+        best: None,
+    };
+    let mut out: Vec<HeadlineRow> = rows
+        .into_iter()
+        .map(|(key, label, f, level)| {
+            let values: Vec<f64> = sets
+                .iter()
+                .chain(std::iter::once(floor))
+                .map(|s| f(&s.metrics, reference))
+                .collect();
+            let reference_value = level.then(|| f(reference, reference));
+            let score = |v: f64| match reference_value {
+                Some(r) => (v - r).abs(),
+                None => v,
+            };
+            let best =
+                (0..sets.len()).min_by(|&a, &b| score(values[a]).total_cmp(&score(values[b])));
+            HeadlineRow {
+                key,
+                label,
+                reference: reference_value,
+                values,
+                best,
+            }
+        })
+        .collect();
+    out.push(memo_row);
+    out
+}
+
+/// A short terminal summary: the headline table as text.
+pub fn summary_text(e: &Evaluation) -> String {
+    let mut out = format!(
+        "{} ({} split, {} reference windows)\n",
+        e.regime, e.split, e.reference_windows
+    );
+    out.push_str(&format!("{:<52} {:>10}", "metric", "real"));
+    for s in e.sets.iter().chain(std::iter::once(&e.noise_floor)) {
+        let label: String = s.label.chars().take(12).collect();
+        out.push_str(&format!(" {label:>12}"));
+    }
+    out.push('\n');
+    for row in &e.headline {
+        out.push_str(&format!(
+            "{:<52} {:>10}",
+            row.label,
+            row.reference.map(crate::report::fmt).unwrap_or_default()
+        ));
+        for (i, v) in row.values.iter().enumerate() {
+            let mark = if row.best == Some(i) { "*" } else { " " };
+            out.push_str(&format!(" {:>11}{mark}", crate::report::fmt(*v)));
+        }
+        out.push('\n');
+    }
+    out
+}

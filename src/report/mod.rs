@@ -1,0 +1,209 @@
+//! Reports: self-contained HTML (inline SVG, no network) for people, next to the JSON that jobs
+//! parse.
+
+mod plots;
+
+pub use plots::{heatmap, line_chart, Series};
+
+use std::fmt::Write;
+
+use crate::eval::{Evaluation, ScoredSet, QUANTILE_LEVELS};
+
+/// HTML-escapes text.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A number for a table cell: 4 significant figures.
+pub fn fmt(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+pub(crate) const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;font-size:13px}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}td.best{background:#d9f2d9;font-weight:bold}.plots{display:flex;flex-wrap:wrap;gap:8px}.note{color:#555;font-size:13px;max-width:900px}";
+
+/// The evaluation report.
+pub fn evaluation_html(e: &Evaluation) -> String {
+    let mut h = String::new();
+    let all: Vec<&ScoredSet> = e
+        .sets
+        .iter()
+        .chain(std::iter::once(&e.noise_floor))
+        .collect();
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>scengen evaluation: {r}</title><style>{STYLE}</style></head><body>\
+         <h1>Scenarios vs real windows: {r}</h1>\
+         <p>Reference: {w} real windows of <b>{r}</b> ({split} split, test from {tf}) in <code>{file}</code>: {d} distinct days, {no} non-overlapping windows of {win} days, {na} assets.</p>\
+         <p class=\"note\">{note} The noise floor scores the earlier half of the real windows against the later half: a set within the noise floor is as close to the reference as real data of another period is.</p>",
+        r = escape(&e.regime), w = e.reference_windows, split = e.split, tf = e.test_from, file = escape(&e.real_file),
+        d = e.reference_distinct_days, no = e.reference_non_overlapping_windows, win = e.window, na = e.assets.len(), note = e.p_values_note,
+    );
+    h.push_str("<h2>Summary</h2><table><tr><th>metric</th><th>real (reference)</th>");
+    for s in &all {
+        let _ = write!(h, "<th>{}</th>", escape(&s.label));
+    }
+    h.push_str("</tr>");
+    for row in &e.headline {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td>",
+            escape(row.label),
+            row.reference.map(fmt).unwrap_or_default()
+        );
+        for (i, v) in row.values.iter().enumerate() {
+            let class = if row.best == Some(i) {
+                " class=\"best\""
+            } else {
+                ""
+            };
+            let _ = write!(h, "<td{class}>{}</td>", fmt(*v));
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table><p class=\"note\">Green: the best scenario set in the row (closest to the real value for levels, smallest for errors and test statistics).</p>");
+
+    // Plots.
+    h.push_str("<h2>Plots</h2><div class=\"plots\">");
+    let reference_name = "real".to_string();
+    let qq = |s: &ScoredSet| Series {
+        name: s.label.clone(),
+        points: e
+            .reference
+            .portfolio
+            .quantiles_daily
+            .iter()
+            .zip(&s.metrics.portfolio.quantiles_daily)
+            .map(|(x, y)| (*x, *y))
+            .collect(),
+    };
+    let mut q_series = vec![Series {
+        name: reference_name.clone(),
+        points: e
+            .reference
+            .portfolio
+            .quantiles_daily
+            .iter()
+            .map(|x| (*x, *x))
+            .collect(),
+    }];
+    q_series.extend(all.iter().map(|s| qq(s)));
+    h.push_str(&line_chart(
+        "Q-Q: equal-weight daily return",
+        "real quantile",
+        "scenario quantile",
+        &q_series,
+        false,
+        true,
+    ));
+    let lags = |v: &[f64]| {
+        v.iter()
+            .enumerate()
+            .map(|(k, y)| ((k + 1) as f64, *y))
+            .collect::<Vec<_>>()
+    };
+    let mut acf = vec![Series {
+        name: reference_name.clone(),
+        points: lags(&e.reference.portfolio.acf_abs_returns),
+    }];
+    acf.extend(all.iter().map(|s| Series {
+        name: s.label.clone(),
+        points: lags(&s.metrics.portfolio.acf_abs_returns),
+    }));
+    h.push_str(&line_chart(
+        "ACF of |r|, equal weight",
+        "lag (days)",
+        "autocorrelation",
+        &acf,
+        false,
+        false,
+    ));
+    let mut acf_r = vec![Series {
+        name: reference_name.clone(),
+        points: lags(&e.reference.portfolio.acf_returns),
+    }];
+    acf_r.extend(all.iter().map(|s| Series {
+        name: s.label.clone(),
+        points: lags(&s.metrics.portfolio.acf_returns),
+    }));
+    h.push_str(&line_chart(
+        "ACF of r, equal weight",
+        "lag (days)",
+        "autocorrelation",
+        &acf_r,
+        false,
+        false,
+    ));
+    let mut lev = vec![Series {
+        name: reference_name.clone(),
+        points: lags(&e.reference.portfolio.leverage),
+    }];
+    lev.extend(all.iter().map(|s| Series {
+        name: s.label.clone(),
+        points: lags(&s.metrics.portfolio.leverage),
+    }));
+    h.push_str(&line_chart(
+        "Leverage corr(r_t, |r_t+k|)",
+        "k (days)",
+        "correlation",
+        &lev,
+        false,
+        false,
+    ));
+    let ranks = |v: &[f64]| {
+        v.iter()
+            .enumerate()
+            .map(|(k, y)| ((k + 1) as f64, *y))
+            .collect::<Vec<_>>()
+    };
+    let mut eig = vec![Series {
+        name: reference_name.clone(),
+        points: ranks(&e.reference.cross_section.covariance_eigenvalues),
+    }];
+    eig.extend(all.iter().map(|s| Series {
+        name: s.label.clone(),
+        points: ranks(&s.metrics.cross_section.covariance_eigenvalues),
+    }));
+    h.push_str(&line_chart(
+        "Covariance eigenvalues",
+        "rank",
+        "eigenvalue",
+        &eig,
+        true,
+        false,
+    ));
+    h.push_str("</div><h3>Correlation matrices</h3><div class=\"plots\">");
+    let n = e.assets.len();
+    h.push_str(&heatmap("real", &e.reference.cross_section.correlation, n));
+    for s in &all {
+        h.push_str(&heatmap(&s.label, &s.metrics.cross_section.correlation, n));
+    }
+    h.push_str("</div>");
+
+    // Per-asset tables.
+    for s in &all {
+        let _ = write!(h, "<h2>Per asset: {}</h2><table><tr><th>asset</th><th>KS D daily</th><th>KS p</th><th>CvM p daily</th><th>KS D horizon</th><th>CvM p horizon</th><th>vol</th><th>real vol</th><th>skew</th><th>ex. kurt</th><th>VaR99</th><th>real VaR99</th><th>CVaR99</th><th>ACF|r| 1</th><th>real ACF|r| 1</th></tr>", escape(&s.label));
+        for (a, r) in s.metrics.per_asset.iter().zip(&e.reference.per_asset) {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&a.asset), fmt(a.ks_daily.statistic), fmt(a.ks_daily.pvalue), fmt(a.cvm_daily.pvalue), fmt(a.ks_horizon.statistic), fmt(a.cvm_horizon.pvalue),
+                fmt(a.vol_annual), fmt(r.vol_annual), fmt(a.skewness), fmt(a.excess_kurtosis), fmt(a.tails_daily.var99), fmt(r.tails_daily.var99),
+                fmt(a.tails_daily.cvar99), fmt(a.acf_abs_returns[0]), fmt(r.acf_abs_returns[0]),
+            );
+        }
+        h.push_str("</table>");
+    }
+    let _ = write!(h, "<p class=\"note\">Quantile levels stored in metrics.json: {QUANTILE_LEVELS:?}.</p></body></html>");
+    h
+}
