@@ -274,3 +274,21 @@ fn training_refuses_a_split_without_training_windows() {
     );
     assert!(!dir.path().join("m").exists());
 }
+
+#[test]
+fn cuda_without_the_feature_is_a_clear_error() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let e = scengen::device::select_device("cuda").unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "--device" && reason.contains("--features cuda")),
+        "{e}"
+    );
+    let e = scengen::device::select_device("tpu").unwrap_err();
+    assert!(matches!(e, Error::InvalidOption { .. }), "{e}");
+    assert!(matches!(
+        scengen::device::select_device("auto").unwrap(),
+        candle_core::Device::Cpu
+    ));
+}

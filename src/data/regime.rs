@@ -82,14 +82,19 @@ impl RegimeRule {
 
     /// The index of a label, or an error listing the known labels.
     pub fn index_of(&self, label: &str) -> Result<usize> {
-        self.labels
-            .iter()
-            .position(|l| l == label)
-            .ok_or_else(|| Error::UnknownRegime {
-                regime: label.to_string(),
-                known: self.labels.join(", "),
-            })
+        label_index(&self.labels, label)
     }
+}
+
+/// The position of `label` in `labels`, or an error listing the known labels.
+pub fn label_index(labels: &[String], label: &str) -> Result<usize> {
+    labels
+        .iter()
+        .position(|l| l == label)
+        .ok_or_else(|| Error::UnknownRegime {
+            regime: label.to_string(),
+            known: labels.join(", "),
+        })
 }
 
 /// Where the volatility signal comes from.

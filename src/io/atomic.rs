@@ -6,6 +6,21 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// `(temporary path, final path)` for `target`, the temporary one hidden in the same folder
+/// (so the final rename stays on one file system); the folder is created if missing.
+fn temporary_beside(target: &Path) -> Result<(PathBuf, PathBuf)> {
+    let target = target.to_path_buf();
+    let dir = parent_dir(&target);
+    fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let name = target
+        .file_name()
+        .ok_or_else(|| Error::option("--out", target.display(), "not a file or folder path"))?
+        .to_string_lossy()
+        .to_string();
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    Ok((temp, target))
+}
+
 /// A file being written under a temporary name next to its final path.
 pub struct AtomicFile {
     temp: PathBuf,
@@ -16,15 +31,7 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Prepares `target`; its folder is created if missing.
     pub fn new(target: impl AsRef<Path>) -> Result<Self> {
-        let target = target.as_ref().to_path_buf();
-        let dir = parent_dir(&target);
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let name = target
-            .file_name()
-            .ok_or_else(|| Error::option("--out", target.display(), "not a file path"))?
-            .to_string_lossy()
-            .to_string();
-        let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let (temp, target) = temporary_beside(target.as_ref())?;
         Ok(Self {
             temp,
             target,
@@ -73,15 +80,7 @@ pub struct AtomicDir {
 
 impl AtomicDir {
     pub fn new(target: impl AsRef<Path>) -> Result<Self> {
-        let target = target.as_ref().to_path_buf();
-        let dir = parent_dir(&target);
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let name = target
-            .file_name()
-            .ok_or_else(|| Error::option("--out", target.display(), "not a folder path"))?
-            .to_string_lossy()
-            .to_string();
-        let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let (temp, target) = temporary_beside(target.as_ref())?;
         let _ = fs::remove_dir_all(&temp);
         fs::create_dir_all(&temp).map_err(|e| Error::io(&temp, e))?;
         Ok(Self {

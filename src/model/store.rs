@@ -71,13 +71,7 @@ impl ModelCard {
 
     /// The index of a regime label, or an error listing the known ones.
     pub fn regime_index(&self, label: &str) -> Result<usize> {
-        self.labels
-            .iter()
-            .position(|l| l == label)
-            .ok_or_else(|| Error::UnknownRegime {
-                regime: label.to_string(),
-                known: self.labels.join(", "),
-            })
+        crate::data::label_index(&self.labels, label)
     }
 }
 

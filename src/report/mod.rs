@@ -32,6 +32,11 @@ pub fn fmt(v: f64) -> String {
 
 pub(crate) const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;font-size:13px}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}td.best{background:#d9f2d9;font-weight:bold}.plots{display:flex;flex-wrap:wrap;gap:8px}.note{color:#555;font-size:13px;max-width:900px}";
 
+/// Picks one figure series out of a set's metrics.
+type Pick = dyn Fn(&crate::eval::SetMetrics) -> &[f64];
+/// (title, x label, y label, series, log scale)
+type Chart<'a> = (&'a str, &'a str, &'a str, &'a Pick, bool);
+
 /// The evaluation report.
 pub fn evaluation_html(e: &Evaluation) -> String {
     let mut h = String::new();
@@ -106,82 +111,57 @@ pub fn evaluation_html(e: &Evaluation) -> String {
         false,
         true,
     ));
-    let lags = |v: &[f64]| {
-        v.iter()
-            .enumerate()
-            .map(|(k, y)| ((k + 1) as f64, *y))
-            .collect::<Vec<_>>()
+    // Figures indexed 1, 2, ... (lags, eigenvalue ranks): the reference, then every set.
+    let indexed = |pick: &Pick| -> Vec<Series> {
+        let points = |v: &[f64]| {
+            v.iter()
+                .enumerate()
+                .map(|(k, y)| ((k + 1) as f64, *y))
+                .collect()
+        };
+        std::iter::once(Series {
+            name: reference_name.clone(),
+            points: points(pick(&e.reference)),
+        })
+        .chain(all.iter().map(|s| Series {
+            name: s.label.clone(),
+            points: points(pick(&s.metrics)),
+        }))
+        .collect()
     };
-    let mut acf = vec![Series {
-        name: reference_name.clone(),
-        points: lags(&e.reference.portfolio.acf_abs_returns),
-    }];
-    acf.extend(all.iter().map(|s| Series {
-        name: s.label.clone(),
-        points: lags(&s.metrics.portfolio.acf_abs_returns),
-    }));
-    h.push_str(&line_chart(
-        "ACF of |r|, equal weight",
-        "lag (days)",
-        "autocorrelation",
-        &acf,
-        false,
-        false,
-    ));
-    let mut acf_r = vec![Series {
-        name: reference_name.clone(),
-        points: lags(&e.reference.portfolio.acf_returns),
-    }];
-    acf_r.extend(all.iter().map(|s| Series {
-        name: s.label.clone(),
-        points: lags(&s.metrics.portfolio.acf_returns),
-    }));
-    h.push_str(&line_chart(
-        "ACF of r, equal weight",
-        "lag (days)",
-        "autocorrelation",
-        &acf_r,
-        false,
-        false,
-    ));
-    let mut lev = vec![Series {
-        name: reference_name.clone(),
-        points: lags(&e.reference.portfolio.leverage),
-    }];
-    lev.extend(all.iter().map(|s| Series {
-        name: s.label.clone(),
-        points: lags(&s.metrics.portfolio.leverage),
-    }));
-    h.push_str(&line_chart(
-        "Leverage corr(r_t, |r_t+k|)",
-        "k (days)",
-        "correlation",
-        &lev,
-        false,
-        false,
-    ));
-    let ranks = |v: &[f64]| {
-        v.iter()
-            .enumerate()
-            .map(|(k, y)| ((k + 1) as f64, *y))
-            .collect::<Vec<_>>()
-    };
-    let mut eig = vec![Series {
-        name: reference_name.clone(),
-        points: ranks(&e.reference.cross_section.covariance_eigenvalues),
-    }];
-    eig.extend(all.iter().map(|s| Series {
-        name: s.label.clone(),
-        points: ranks(&s.metrics.cross_section.covariance_eigenvalues),
-    }));
-    h.push_str(&line_chart(
-        "Covariance eigenvalues",
-        "rank",
-        "eigenvalue",
-        &eig,
-        true,
-        false,
-    ));
+    let charts: [Chart; 4] = [
+        (
+            "ACF of |r|, equal weight",
+            "lag (days)",
+            "autocorrelation",
+            &|m| &m.portfolio.acf_abs_returns,
+            false,
+        ),
+        (
+            "ACF of r, equal weight",
+            "lag (days)",
+            "autocorrelation",
+            &|m| &m.portfolio.acf_returns,
+            false,
+        ),
+        (
+            "Leverage corr(r_t, |r_t+k|)",
+            "k (days)",
+            "correlation",
+            &|m| &m.portfolio.leverage,
+            false,
+        ),
+        (
+            "Covariance eigenvalues",
+            "rank",
+            "eigenvalue",
+            &|m| &m.cross_section.covariance_eigenvalues,
+            true,
+        ),
+    ];
+    for (title, x, y, pick, log_y) in charts {
+        h.push_str(&line_chart(title, x, y, &indexed(pick), log_y, false));
+    }
     h.push_str("</div><h3>Correlation matrices</h3><div class=\"plots\">");
     let n = e.assets.len();
     h.push_str(&heatmap("real", &e.reference.cross_section.correlation, n));
