@@ -27,6 +27,8 @@ pub enum Command {
     Generate(model::GenerateArgs),
     /// Score scenario files against real windows of their regime; write an HTML report and JSON.
     Evaluate(evaluate::EvaluateArgs),
+    /// Measure generation speed (median of several runs) and print JSON.
+    Bench(model::BenchArgs),
     /// Run the whole pipeline on the embedded data.
     Demo(DemoArgs),
 }
@@ -68,6 +70,21 @@ pub fn run(cli: Cli) -> Result<()> {
                 "wrote {}/report.html and metrics.json",
                 config.out.display()
             );
+            Ok(())
+        }
+        Command::Bench(args) => {
+            let (config, out) = args.into_config()?;
+            let report = crate::sample::bench(&config)?;
+            let json = serde_json::to_string_pretty(&report).expect("report serialises");
+            println!("{json}");
+            if let Some(path) = out {
+                let file = crate::io::AtomicFile::new(&path)?;
+                std::fs::write(file.path(), json).map_err(|e| crate::Error::Io {
+                    path: path.clone(),
+                    source: e,
+                })?;
+                file.commit()?;
+            }
             Ok(())
         }
         Command::Demo(args) => crate::demo::run(args.seed),

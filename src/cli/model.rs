@@ -201,3 +201,59 @@ impl GenerateArgs {
         })
     }
 }
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "models/default")]
+    pub model: PathBuf,
+    #[arg(long, default_value = "high-vix")]
+    pub regime: String,
+    /// Paths per run.
+    #[arg(long, default_value_t = 10_000)]
+    pub n: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    #[arg(long, value_enum, default_value = "ddim")]
+    pub sampler: SamplerArg,
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 0.0)]
+    pub eta: f64,
+    #[arg(long, default_value_t = crate::sample::DEFAULT_GUIDANCE)]
+    pub guidance: f64,
+    /// Runs; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Also write the JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    pub fn into_config(self) -> Result<(crate::sample::BenchConfig, Option<PathBuf>)> {
+        Ok((
+            crate::sample::BenchConfig {
+                model: self.model,
+                regime: self.regime,
+                n: self.n,
+                batch_size: self.batch_size,
+                sampler: match self.sampler {
+                    SamplerArg::Ddpm => SamplerKind::Ddpm,
+                    SamplerArg::Ddim => SamplerKind::Ddim {
+                        steps: self.steps,
+                        eta: self.eta,
+                    },
+                },
+                guidance: self.guidance,
+                runs: self.runs,
+                seed: self.seed,
+                device: select_device(&self.device)?,
+            },
+            self.out,
+        ))
+    }
+}

@@ -172,6 +172,9 @@ impl ParquetSink {
             .set_compression(Compression::SNAPPY)
             .set_key_value_metadata(Some(kv))
             .set_created_by(format!("scengen {}", env!("CARGO_PKG_VERSION")))
+            // Row groups of at most 128k rows: the writer holds one row group in memory, so
+            // memory stays flat however many paths are streamed.
+            .set_max_row_group_row_count(Some(1 << 17))
             .build();
         let writer = ArrowWriter::try_new(file, schema, Some(props))
             .map_err(|e| Error::bad_file(out.path(), e))?;

@@ -97,4 +97,65 @@ impl UNetConfig {
         }
         Ok(())
     }
+
+    /// Multiply-add FLOPs (2 per multiply-add) of one forward pass for one window, counted
+    /// from the architecture: convolutions, linear layers and attention products; element-wise
+    /// ops and normalisation are left out (they are memory-bound, not FLOP-bound).
+    pub fn forward_flops(&self) -> u64 {
+        let conv =
+            |cin: usize, cout: usize, k: usize, len: usize| (2 * cin * cout * k * len) as u64;
+        let res = |cin: usize, cout: usize, len: usize| {
+            conv(cin, cout, 3, len)
+                + conv(cout, cout, 3, len)
+                + (2 * self.embed_dim * cout) as u64
+                + if cin != cout {
+                    conv(cin, cout, 1, len)
+                } else {
+                    0
+                }
+        };
+        let attn = |ch: usize, len: usize| {
+            conv(ch, 3 * ch, 1, len) + conv(ch, ch, 1, len) + (4 * len * len * ch) as u64
+        };
+        let base = self.base_channels;
+        let mut len = self.padded_len();
+        let mut flops = (2 * base * self.embed_dim + 2 * self.embed_dim * self.embed_dim) as u64;
+        flops += conv(self.assets, base, 3, len);
+        let mut ch = base;
+        let mut skips = vec![ch];
+        let last = self.channel_mults.len() - 1;
+        for (i, mult) in self.channel_mults.iter().enumerate() {
+            let out = base * mult;
+            for _ in 0..self.blocks_per_level {
+                flops += res(ch, out, len);
+                if self.attention_levels.contains(&i) {
+                    flops += attn(out, len);
+                }
+                ch = out;
+                skips.push(ch);
+            }
+            if i < last {
+                len /= 2;
+                flops += conv(ch, ch, 3, len);
+                skips.push(ch);
+            }
+        }
+        flops += 2 * res(ch, ch, len) + attn(ch, len);
+        for (i, mult) in self.channel_mults.iter().enumerate().rev() {
+            let out = base * mult;
+            for _ in 0..=self.blocks_per_level {
+                let skip = skips.pop().unwrap_or(0);
+                flops += res(ch + skip, out, len);
+                if self.attention_levels.contains(&i) {
+                    flops += attn(out, len);
+                }
+                ch = out;
+            }
+            if i > 0 {
+                len *= 2;
+                flops += conv(ch, ch, 3, len);
+            }
+        }
+        flops + conv(ch, self.assets, 3, len)
+    }
 }

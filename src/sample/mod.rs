@@ -1,8 +1,10 @@
 //! Generation: draw scenario paths from a trained model for one regime, batch by batch, and
 //! stream them to a Parquet file with the columns `regime, path, step, <asset>...`.
 
+mod bench;
 mod scenarios;
 
+pub use bench::{bench, peak_rss_mib, BenchConfig, BenchReport};
 pub use scenarios::{read_scenarios, scenario_schema, ScenarioSet, ScenarioWriter};
 
 use std::collections::BTreeMap;

@@ -1,0 +1,106 @@
+//! `scengen bench`: how fast generation is, measured the same way every time, as JSON.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::Device;
+use serde::Serialize;
+
+use super::sample_paths;
+use crate::diffusion::SamplerKind;
+use crate::error::{Error, Result};
+use crate::model::load_model;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub model: PathBuf,
+    pub regime: String,
+    pub n: usize,
+    pub batch_size: usize,
+    pub sampler: SamplerKind,
+    pub guidance: f64,
+    pub runs: usize,
+    pub seed: u64,
+    pub device: Device,
+}
+
+/// The measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub model: String,
+    pub parameters: usize,
+    pub regime: String,
+    pub paths: usize,
+    pub batch_size: usize,
+    pub sampler: SamplerKind,
+    pub guidance: f64,
+    pub runs: usize,
+    pub seconds_per_run: Vec<f64>,
+    pub median_seconds: f64,
+    pub paths_per_second: f64,
+    /// Network evaluations per path (two per step with guidance w != 0, 1).
+    pub evaluations_per_path: usize,
+    pub flops_per_forward: u64,
+    pub achieved_gflops: f64,
+    pub peak_rss_mib: Option<f64>,
+    pub threads: usize,
+}
+
+/// Generates `n` paths `runs` times (nothing written) and reports the median.
+pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
+    if config.runs == 0 || config.n == 0 {
+        return Err(Error::option("--runs/--n", 0, "must be at least 1"));
+    }
+    let model = load_model(&config.model, &config.device)?;
+    let regime = model.card.regime_index(&config.regime)?;
+    let mut times = Vec::with_capacity(config.runs);
+    for _ in 0..config.runs {
+        let started = Instant::now();
+        for start in (0..config.n).step_by(config.batch_size.max(1)) {
+            let end = (start + config.batch_size.max(1)).min(config.n);
+            sample_paths(
+                &model,
+                regime,
+                start..end,
+                config.sampler,
+                config.guidance,
+                config.seed,
+                &config.device,
+            )?;
+        }
+        times.push(started.elapsed().as_secs_f64());
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let guided = config.guidance != 0.0 && config.guidance != 1.0;
+    let evaluations = config.sampler.steps(model.card.timesteps) * if guided { 2 } else { 1 };
+    let flops = model.card.architecture.forward_flops();
+    Ok(BenchReport {
+        model: config.model.display().to_string(),
+        parameters: model.card.training.parameters,
+        regime: config.regime.clone(),
+        paths: config.n,
+        batch_size: config.batch_size,
+        sampler: config.sampler,
+        guidance: config.guidance,
+        runs: config.runs,
+        seconds_per_run: times,
+        median_seconds: median,
+        paths_per_second: config.n as f64 / median,
+        evaluations_per_path: evaluations,
+        flops_per_forward: flops,
+        achieved_gflops: (flops as f64 * evaluations as f64 * config.n as f64) / median / 1e9,
+        peak_rss_mib: peak_rss_mib(),
+        threads: candle_core::utils::get_num_threads(),
+    })
+}
+
+/// The process's peak resident set (VmHWM), where /proc tells it.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
