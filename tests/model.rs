@@ -292,3 +292,24 @@ fn cuda_without_the_feature_is_a_clear_error() {
         candle_core::Device::Cpu
     ));
 }
+
+#[test]
+fn a_diverging_loss_stops_training_with_a_message_and_no_partial_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gauss.parquet");
+    write_gaussian_windows(&data, &CHOL, 3, 8, 200, 2.0, 5);
+    let model = dir.path().join("model");
+    let mut c = train_config(&data, &model, 1, 3);
+    c.learning_rate = 1e30;
+    c.grad_clip = 1e30;
+    c.warmup_steps = 1;
+    let e = train(&c).unwrap_err();
+    assert!(
+        matches!(e, Error::Training(ref m) if m.contains("the loss became")),
+        "{e}"
+    );
+    assert!(
+        !model.exists() || model.join(WEIGHTS_FILE).exists(),
+        "a model folder is whole or absent"
+    );
+}
