@@ -101,10 +101,10 @@ pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
         set.window,
         metadata,
     )?;
-    for start in (0..config.n).step_by(BATCH) {
-        let end = (start + BATCH).min(config.n);
-        let mut values = Vec::with_capacity((end - start) * set.window * n_assets);
-        for p in start..end {
+    for paths in crate::sample::batches(config.n, BATCH) {
+        let start = paths.start;
+        let mut values = Vec::with_capacity(paths.len() * set.window * n_assets);
+        for p in paths {
             let mut rng = SeededRng::new(config.seed, p as u64);
             generator.path(set.window, &mut rng, &mut values);
         }

@@ -98,6 +98,36 @@ impl TrainArgs {
     }
 }
 
+/// Sampler settings shared by `generate` and `bench`.
+#[derive(Debug, clap::Args)]
+pub struct SamplingArgs {
+    #[arg(long, value_enum, default_value = "ddim")]
+    pub sampler: SamplerArg,
+    /// DDIM steps.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// DDIM stochasticity (0 = deterministic).
+    #[arg(long, default_value_t = 0.0)]
+    pub eta: f64,
+    /// Classifier-free guidance weight (1 = plain conditional).
+    #[arg(long, default_value_t = crate::sample::DEFAULT_GUIDANCE)]
+    pub guidance: f64,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    pub fn kind(&self) -> SamplerKind {
+        match self.sampler {
+            SamplerArg::Ddpm => SamplerKind::Ddpm,
+            SamplerArg::Ddim => SamplerKind::Ddim {
+                steps: self.steps,
+                eta: self.eta,
+            },
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
     /// Generator: the diffusion model or a classical baseline.
@@ -121,19 +151,8 @@ pub struct GenerateArgs {
     /// Number of paths.
     #[arg(long, default_value_t = 10_000)]
     pub n: usize,
-    #[arg(long, value_enum, default_value = "ddim")]
-    pub sampler: SamplerArg,
-    /// DDIM steps.
-    #[arg(long, default_value_t = 50)]
-    pub steps: usize,
-    /// DDIM stochasticity (0 = deterministic).
-    #[arg(long, default_value_t = 0.0)]
-    pub eta: f64,
-    /// Classifier-free guidance weight (1 = plain conditional).
-    #[arg(long, default_value_t = crate::sample::DEFAULT_GUIDANCE)]
-    pub guidance: f64,
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     /// Output scenario file (default scenarios/<regime>.parquet).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -170,7 +189,7 @@ impl GenerateArgs {
             data: self.data,
             regime: self.regime,
             n: self.n,
-            seed: self.seed,
+            seed: self.sampling.seed,
             test_from: parse_date("--test-from", &self.test_from)?,
             block_length: self.block_length,
             out,
@@ -185,15 +204,9 @@ impl GenerateArgs {
             model: self.model,
             regime: self.regime,
             n: self.n,
-            sampler: match self.sampler {
-                SamplerArg::Ddpm => SamplerKind::Ddpm,
-                SamplerArg::Ddim => SamplerKind::Ddim {
-                    steps: self.steps,
-                    eta: self.eta,
-                },
-            },
-            guidance: self.guidance,
-            seed: self.seed,
+            sampler: self.sampling.kind(),
+            guidance: self.sampling.guidance,
+            seed: self.sampling.seed,
             out,
             batch_size: self.batch_size,
             device: select_device(&self.device)?,
@@ -213,19 +226,11 @@ pub struct BenchArgs {
     pub n: usize,
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
-    #[arg(long, value_enum, default_value = "ddim")]
-    pub sampler: SamplerArg,
-    #[arg(long, default_value_t = 50)]
-    pub steps: usize,
-    #[arg(long, default_value_t = 0.0)]
-    pub eta: f64,
-    #[arg(long, default_value_t = crate::sample::DEFAULT_GUIDANCE)]
-    pub guidance: f64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     /// Runs; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Also write the JSON here.
@@ -241,16 +246,10 @@ impl BenchArgs {
                 regime: self.regime,
                 n: self.n,
                 batch_size: self.batch_size,
-                sampler: match self.sampler {
-                    SamplerArg::Ddpm => SamplerKind::Ddpm,
-                    SamplerArg::Ddim => SamplerKind::Ddim {
-                        steps: self.steps,
-                        eta: self.eta,
-                    },
-                },
-                guidance: self.guidance,
+                sampler: self.sampling.kind(),
+                guidance: self.sampling.guidance,
                 runs: self.runs,
-                seed: self.seed,
+                seed: self.sampling.seed,
                 device: select_device(&self.device)?,
             },
             self.out,

@@ -6,7 +6,7 @@ use std::time::Instant;
 use candle_core::Device;
 use serde::Serialize;
 
-use super::sample_paths;
+use super::{batches, sample_paths};
 use crate::diffusion::SamplerKind;
 use crate::error::{Error, Result};
 use crate::model::load_model;
@@ -57,12 +57,11 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
     let mut times = Vec::with_capacity(config.runs);
     for _ in 0..config.runs {
         let started = Instant::now();
-        for start in (0..config.n).step_by(config.batch_size.max(1)) {
-            let end = (start + config.batch_size.max(1)).min(config.n);
+        for paths in batches(config.n, config.batch_size) {
             sample_paths(
                 &model,
                 regime,
-                start..end,
+                paths,
                 config.sampler,
                 config.guidance,
                 config.seed,

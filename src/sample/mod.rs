@@ -101,6 +101,12 @@ pub fn sample_paths(
     Ok(out)
 }
 
+/// The path ranges of consecutive batches of at most `size` paths out of `n`.
+pub fn batches(n: usize, size: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let size = size.max(1);
+    (0..n).step_by(size).map(move |s| s..(s + size).min(n))
+}
+
 /// Generates `config.n` paths and writes them; nothing is left behind on failure.
 pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     if config.n == 0 {
@@ -145,20 +151,20 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let batch = config.batch_size.max(1);
-    for start in (0..config.n).step_by(batch) {
-        let end = (start + batch).min(config.n);
+    for paths in batches(config.n, config.batch_size) {
+        let count = paths.len() as u64;
+        let first = paths.start as u32;
         let values = sample_paths(
             &model,
             regime,
-            start..end,
+            paths,
             config.sampler,
             config.guidance,
             config.seed,
             &config.device,
         )?;
-        writer.write_paths(start as u32, &values)?;
-        bar.inc((end - start) as u64);
+        writer.write_paths(first, &values)?;
+        bar.inc(count);
     }
     bar.finish_and_clear();
     writer.finish()
