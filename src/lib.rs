@@ -6,6 +6,7 @@
 
 pub mod baselines;
 pub mod cli;
+pub mod covariance;
 pub mod data;
 pub mod demo;
 pub mod device;

@@ -230,13 +230,9 @@ pub fn leverage(r: &[f64], window: usize, lags: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Eigenvalues of a symmetric matrix, largest first (faer's self-adjoint decomposition).
+/// Eigenvalues of a symmetric matrix, largest first.
 pub fn symmetric_eigenvalues(m: &[f64], n: usize) -> Vec<f64> {
-    let mat = faer::Mat::<f64>::from_fn(n, n, |i, j| m[i * n + j]);
-    let mut values: Vec<f64> = mat
-        .as_ref()
-        .self_adjoint_eigenvalues(faer::Side::Lower)
-        .expect("a symmetric matrix has real eigenvalues");
-    values.sort_by(|a, b| b.total_cmp(a));
+    let mut values = crate::stats::symmetric_eigen(m, n).0;
+    values.reverse();
     values
 }

@@ -58,6 +58,20 @@ pub fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
     Some(l)
 }
 
+/// Eigen-decomposition of a symmetric matrix with faer: eigenvalues in ascending order, and the
+/// eigenvectors as the columns of a row-major matrix (column k belongs to eigenvalue k).
+pub fn symmetric_eigen(m: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+    let mat = faer::Mat::<f64>::from_fn(n, n, |i, j| m[i * n + j]);
+    let evd = mat
+        .as_ref()
+        .self_adjoint_eigen(faer::Side::Lower)
+        .expect("a symmetric matrix has a real eigen-decomposition");
+    let values: Vec<f64> = (0..n).map(|k| evd.S().column_vector()[k]).collect();
+    let u = evd.U();
+    let vectors = (0..n * n).map(|idx| u[(idx / n, idx % n)]).collect();
+    (values, vectors)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

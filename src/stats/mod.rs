@@ -12,7 +12,7 @@ mod two_sample;
 pub use acf::{acf, pooled_acf};
 pub use descriptive::{excess_kurtosis, mean, quantile, skewness, std_dev, variance};
 pub use kolmogorov::{durbin_cdf, kstwo_sf, pelz_good_cdf, smirnov_sf};
-pub use matrix::{cholesky, correlation_from_covariance, covariance_matrix};
+pub use matrix::{cholesky, correlation_from_covariance, covariance_matrix, symmetric_eigen};
 pub use nelder_mead::{nelder_mead, Minimum};
 pub use tails::var_cvar;
 pub use two_sample::{
