@@ -84,3 +84,92 @@ fn marchenko_pastur_clipping_matches_reference() {
         "condition after",
     );
 }
+
+#[test]
+fn covariance_command_writes_every_estimator_per_regime() {
+    use scengen::baselines::{generate_baseline, BaselineConfig, Method};
+    use scengen::covariance::{covariance_report, CovarianceConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.parquet");
+    write_gaussian_windows(
+        &data,
+        &[1.0, 0.0, 0.0, 0.6, 0.8, 0.0, 0.2, 0.1, 0.9],
+        3,
+        10,
+        120,
+        2.0,
+        3,
+    );
+    let test_from = scengen::io::parse_date("t", "2100-01-01").unwrap();
+    let scen = dir.path().join("scen");
+    std::fs::create_dir_all(&scen).unwrap();
+    for regime in ["calm", "stressed"] {
+        // Gaussian paths stand in for a model here; mark them as diffusion output.
+        let tmp = dir.path().join(format!("{regime}-g.parquet"));
+        generate_baseline(&BaselineConfig {
+            method: Method::Gaussian,
+            data: data.clone(),
+            regime: regime.into(),
+            n: 200,
+            seed: 1,
+            test_from,
+            block_length: None,
+            out: tmp.clone(),
+        })
+        .unwrap();
+        let s = scengen::sample::read_scenarios(&tmp).unwrap();
+        let mut meta = std::collections::BTreeMap::new();
+        meta.insert("scengen.method".to_string(), "diffusion".to_string());
+        let mut w = scengen::sample::ScenarioWriter::create(
+            &scen.join(format!("{regime}.parquet")),
+            &s.assets,
+            regime,
+            s.window,
+            meta,
+        )
+        .unwrap();
+        w.write_paths(0, &s.values).unwrap();
+        w.finish().unwrap();
+    }
+    let out = dir.path().join("cov");
+    let all = covariance_report(&CovarianceConfig {
+        real: data,
+        scenarios: vec![scen],
+        test_from,
+        out: out.clone(),
+    })
+    .unwrap();
+    assert_eq!(all.len(), 10, "5 estimators x 2 regimes");
+    for e in &all {
+        assert!(
+            e.condition_number >= 1.0 && e.condition_number.is_finite(),
+            "{} {}",
+            e.method,
+            e.regime
+        );
+        // Every estimator keeps the real variances except Ledoit-Wolf, which shrinks them.
+        if e.method != "ledoit-wolf" {
+            let sample = all
+                .iter()
+                .find(|s| s.method == "sample" && s.regime == e.regime)
+                .unwrap();
+            for i in 0..3 {
+                close(
+                    e.matrix[i * 3 + i],
+                    sample.matrix[i * 3 + i],
+                    1e-9,
+                    &format!("{} variance {i}", e.method),
+                );
+            }
+        }
+    }
+    let table = scengen::io::read_parquet(out.join("matrices.parquet")).unwrap();
+    assert_eq!(table.batch.num_rows(), 30);
+    assert_eq!(
+        table.column_names(),
+        vec!["regime", "method", "asset", "A0", "A1", "A2"]
+    );
+    assert!(std::fs::read_to_string(out.join("report.html"))
+        .unwrap()
+        .contains("<svg"));
+}

@@ -1,6 +1,7 @@
 //! The `scengen` command line: options are parsed here and handed to the library; nothing in
 //! this module computes anything.
 
+mod covariance;
 mod evaluate;
 mod ingest;
 mod model;
@@ -27,6 +28,8 @@ pub enum Command {
     Generate(model::GenerateArgs),
     /// Score scenario files against real windows of their regime; write an HTML report and JSON.
     Evaluate(evaluate::EvaluateArgs),
+    /// Covariance matrices of every estimator per regime: Parquet, JSON, HTML.
+    Covariance(covariance::CovarianceArgs),
     /// Measure generation speed (median of several runs) and print JSON.
     Bench(model::BenchArgs),
     /// Run the whole pipeline on the embedded data.
@@ -68,6 +71,20 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{}", crate::eval::summary_text(&e));
             println!(
                 "wrote {}/report.html and metrics.json",
+                config.out.display()
+            );
+            Ok(())
+        }
+        Command::Covariance(args) => {
+            let config = args.into_config()?;
+            for e in crate::covariance::covariance_report(&config)? {
+                println!(
+                    "{:<10} {:<18} condition number {:>10.2}",
+                    e.regime, e.method, e.condition_number
+                );
+            }
+            println!(
+                "wrote {}/matrices.parquet, covariance.json and report.html",
                 config.out.display()
             );
             Ok(())

@@ -2,6 +2,10 @@
 //! shrinkage, and Marchenko–Pastur clipping of the correlation matrix. (The estimators from
 //! synthetic panels and the backtest build on these.)
 
+mod report;
+
+pub use report::{covariance_report, estimates, with_variances, CovarianceConfig, Estimate};
+
 use crate::stats::{correlation_from_covariance, covariance_matrix, symmetric_eigen};
 
 /// Ledoit–Wolf shrinkage towards mu·I (mu = trace(S) / N) of S, the covariance of `rows`
