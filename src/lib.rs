@@ -1,8 +1,11 @@
 //! scengen: financial market scenarios from diffusion models.
 //!
 //! The library is organised by pipeline stage: [`data`] (ingest), [`model`] (the network),
-//! [`diffusion`] (schedules and samplers), [`train`], [`sample`] (generation); [`cli`] only
-//! parses options and calls them, and [`demo`] runs the whole pipeline on the embedded data.
+//! [`diffusion`] (schedules and samplers), [`train`], [`sample`] (generation and its
+//! benchmark), [`baselines`] (classical generators), [`eval`] and [`report`] (scoring and
+//! HTML), [`covariance`] (estimators for portfolios); [`stats`], [`io`] and [`rng`] serve them
+//! all. [`cli`] only parses options and calls them, and [`demo`] runs the whole pipeline on the
+//! embedded data.
 
 pub mod baselines;
 pub mod cli;

@@ -26,12 +26,9 @@ impl SeededRng {
 
     /// `n` standard normal draws as `f32`, for tensors.
     pub fn normals_f32(&mut self, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                let z: f32 = StandardNormal.sample(&mut self.0);
-                z
-            })
-            .collect()
+        let mut out = Vec::with_capacity(n);
+        self.extend_normals_f32(&mut out, n);
+        out
     }
 
     /// Appends `n` standard normal `f32` draws to `out`.

@@ -8,6 +8,23 @@ use common::*;
 use scengen::diffusion::{guided_eps, Ddim, NoiseSchedule, Sampler, SamplerKind, ScheduleKind};
 use scengen::model::{SeededInit, UNet1d, UNetConfig};
 
+/// A tensor's values, flattened.
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// Largest absolute elementwise difference.
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
 fn tiny_config() -> UNetConfig {
     UNetConfig {
         assets: 3,
@@ -108,14 +125,7 @@ fn seeded_initialisation_is_reproducible() {
     let (a, _) = tiny_net(5);
     let (b, _) = tiny_net(5);
     let (c, _) = tiny_net(6);
-    let get = |vm: &VarMap| {
-        vm.data().lock().unwrap()["conv_in.weight"]
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-    };
+    let get = |vm: &VarMap| values(vm.data().lock().unwrap()["conv_in.weight"].as_tensor());
     assert_eq!(get(&a), get(&b));
     assert_ne!(get(&a), get(&c));
 }
@@ -127,34 +137,14 @@ fn guidance_combines_conditional_and_unconditional_passes() {
     let dev = Device::Cpu;
     let schedule = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
     let pass = |label: u32| {
-        scengen::diffusion::predict_eps(
-            &net,
-            &schedule,
-            &x,
-            &[40; 5],
-            &Tensor::full(label, 5, &dev).unwrap(),
-        )
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
+        let labels = Tensor::full(label, 5, &dev).unwrap();
+        values(&scengen::diffusion::predict_eps(&net, &schedule, &x, &[40; 5], &labels).unwrap())
     };
     let (cond, uncond) = (pass(1), pass(2));
-    let w1 = guided_eps(&net, &schedule, &x, 40, 1, 1.0)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let w1 = values(&guided_eps(&net, &schedule, &x, 40, 1, 1.0).unwrap());
     assert_eq!(w1, cond, "w = 1 must be plain conditional sampling");
     let w = 2.5;
-    let g = guided_eps(&net, &schedule, &x, 40, 1, w)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let g = values(&guided_eps(&net, &schedule, &x, 40, 1, w).unwrap());
     for i in 0..g.len() {
         let expected = uncond[i] + w as f32 * (cond[i] - uncond[i]);
         assert!(
@@ -163,12 +153,7 @@ fn guidance_combines_conditional_and_unconditional_passes() {
             g[i]
         );
     }
-    let w0 = guided_eps(&net, &schedule, &x, 40, 1, 0.0)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let w0 = values(&guided_eps(&net, &schedule, &x, 40, 1, 0.0).unwrap());
     assert_eq!(w0, uncond);
 }
 
@@ -207,17 +192,9 @@ fn samplers_recover_data_from_the_exact_noise() {
         for i in 0..sampler.timesteps().len() {
             x = sampler.step(i, &x, &eps, None).unwrap();
         }
-        let diff = (x - &x0)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_diff(&x, &x0);
         assert!(diff < 1e-4, "{kind:?}: {diff}");
     }
-    let _ = DType::F32;
 }
 
 #[test]
@@ -239,19 +216,8 @@ fn convolution_gradients_match_finite_differences() {
     let data = vm.data().lock().unwrap();
     let mut checked = 0;
     for (name, var) in data.iter().filter(|(n, _)| n.ends_with(".weight")) {
-        let g = grads
-            .get(var)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        let orig = var
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let g = values(grads.get(var).unwrap());
+        let orig = values(var.as_tensor());
         // The entry with the largest gradient, where a finite difference is well above noise.
         let i = (0..g.len())
             .max_by(|a, b| g[*a].abs().total_cmp(&g[*b].abs()))
@@ -297,13 +263,6 @@ fn frozen_and_trainable_convolutions_agree() {
         .unwrap()
         .forward(&x, &t, &r)
         .unwrap();
-    let diff = (trainable - frozen)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = max_abs_diff(&trainable, &frozen);
     assert!(diff < 1e-4, "max difference {diff}");
 }

@@ -95,12 +95,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let json = serde_json::to_string_pretty(&report).expect("report serialises");
             println!("{json}");
             if let Some(path) = out {
-                let file = crate::io::AtomicFile::new(&path)?;
-                std::fs::write(file.path(), json).map_err(|e| crate::Error::Io {
-                    path: path.clone(),
-                    source: e,
-                })?;
-                file.commit()?;
+                crate::io::write_text_atomic(&path, &json)?;
             }
             Ok(())
         }

@@ -90,10 +90,7 @@ fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     for p in inputs {
         if p.is_dir() {
             let mut found: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| Error::Io {
-                    path: p.clone(),
-                    source: e,
-                })?
+                .map_err(|e| Error::io(p, e))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
                 .collect();
@@ -167,14 +164,8 @@ pub fn covariance_report(config: &CovarianceConfig) -> Result<Vec<Estimate>> {
     let dir = AtomicDir::new(&config.out)?;
     write_matrices(&dir.path().join("matrices.parquet"), &all, &set.assets)?;
     let json = serde_json::to_string_pretty(&all).expect("estimates serialise");
-    std::fs::write(dir.path().join("covariance.json"), json).map_err(|e| Error::Io {
-        path: config.out.join("covariance.json"),
-        source: e,
-    })?;
-    std::fs::write(dir.path().join("report.html"), html(&all)).map_err(|e| Error::Io {
-        path: config.out.join("report.html"),
-        source: e,
-    })?;
+    io::write_text(&dir.path().join("covariance.json"), &json)?;
+    io::write_text(&dir.path().join("report.html"), &html(&all))?;
     dir.commit()?;
     Ok(all)
 }

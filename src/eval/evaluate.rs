@@ -9,7 +9,7 @@ use super::memorization::{memorization, Memorization};
 use super::metrics::{set_metrics, Paths, Reference, SetMetrics};
 use crate::data::{DailyPanel, SplitChoice, WindowSet};
 use crate::error::{Error, Result};
-use crate::io::{format_date, AtomicDir};
+use crate::io::{format_date, write_text, AtomicDir};
 use crate::sample::read_scenarios;
 use crate::stats::{mean, std_dev};
 
@@ -192,23 +192,16 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
         p_values_note: P_VALUES_NOTE,
     };
     let dir = AtomicDir::new(&config.out)?;
-    write(
+    write_text(
         &dir.path().join("metrics.json"),
         &serde_json::to_string_pretty(&evaluation).expect("metrics serialise"),
     )?;
-    write(
+    write_text(
         &dir.path().join("report.html"),
         &crate::report::evaluation_html(&evaluation),
     )?;
     dir.commit()?;
     Ok(evaluation)
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })
 }
 
 fn stem(path: &Path) -> String {

@@ -195,7 +195,7 @@ pub fn set_metrics(set: &Paths, reference: &Reference, names: &[String]) -> SetM
         .collect();
     let eigenvalues = symmetric_eigenvalues(&covariance_matrix(set.values, n, 1), n);
     let cross_section = CrossSection {
-        mean_correlation: (correlation.iter().sum::<f64>() - n as f64) / (n * (n - 1)) as f64,
+        mean_correlation: super::mean_off_diagonal(&correlation, n),
         correlation_error_frobenius: diff.iter().map(|d| d * d).sum::<f64>().sqrt(),
         correlation_error_max: diff.iter().fold(0f64, |m, d| m.max(d.abs())),
         condition_number: eigenvalues[0] / eigenvalues[n - 1],

@@ -56,7 +56,8 @@ pub fn correlation_matrix(days: &[f64], assets: usize) -> Vec<f64> {
     correlation_from_covariance(&covariance_matrix(days, assets, 1), assets)
 }
 
-fn mean_off_diagonal(m: &[f64], n: usize) -> f64 {
+/// Mean of the off-diagonal entries of an n x n matrix.
+pub(crate) fn mean_off_diagonal(m: &[f64], n: usize) -> f64 {
     let mut sum = 0.0;
     for i in 0..n {
         for j in 0..n {

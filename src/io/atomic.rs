@@ -21,6 +21,18 @@ fn temporary_beside(target: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((temp, target))
 }
 
+/// Writes `text` to `path` (a file inside a folder being built, say), naming `path` on failure.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+/// Writes `text` to `target` all at once: a temporary file beside it, then a rename.
+pub fn write_text_atomic(target: &Path, text: &str) -> Result<PathBuf> {
+    let file = AtomicFile::new(target)?;
+    write_text(file.path(), text)?;
+    file.commit()
+}
+
 /// A file being written under a temporary name next to its final path.
 pub struct AtomicFile {
     temp: PathBuf,

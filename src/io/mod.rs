@@ -5,7 +5,7 @@ mod atomic;
 mod dates;
 mod parquet;
 
-pub use atomic::{AtomicDir, AtomicFile};
+pub use atomic::{write_text, write_text_atomic, AtomicDir, AtomicFile};
 pub use dates::{format_date, parse_date};
 pub(crate) use parquet::batch;
 pub use parquet::{

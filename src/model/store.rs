@@ -62,8 +62,7 @@ impl ModelCard {
     /// Writes the card and the variables of `varmap` into `dir`.
     pub fn save(&self, dir: &Path, varmap: &VarMap) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("card serialises");
-        let path = dir.join(CONFIG_FILE);
-        std::fs::write(&path, json).map_err(|e| Error::Io { path, source: e })?;
+        crate::io::write_text(&dir.join(CONFIG_FILE), &json)?;
         varmap
             .save(dir.join(WEIGHTS_FILE))
             .map_err(|e| Error::bad_file(dir.join(WEIGHTS_FILE), e))

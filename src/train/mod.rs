@@ -8,7 +8,6 @@ mod optim;
 pub use dataset::{fit_normalisation, split_train_validation, Dataset};
 pub use optim::{learning_rate, AdamW, Ema};
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -18,7 +17,7 @@ use candle_nn::VarMap;
 use crate::data::WindowSet;
 use crate::diffusion::{add_noise, predict_eps, NoiseSchedule, ScheduleKind};
 use crate::error::{Error, Result};
-use crate::io::{format_date, sha256_file, AtomicDir};
+use crate::io::{format_date, sha256_file, write_text, write_text_atomic, AtomicDir};
 use crate::model::{parameter_count, ModelCard, SeededInit, TrainingRecord, UNet1d, UNetConfig};
 use crate::rng::SeededRng;
 
@@ -453,22 +452,9 @@ fn rewrite_card_and_log(config: &TrainConfig, card: &ModelCard, log: &str) -> Re
         (crate::model::CONFIG_FILE, json.as_str()),
         ("loss.csv", log),
     ] {
-        let out = crate::io::AtomicFile::new(config.out.join(name))?;
-        write_text(out.path(), text)?;
-        out.commit()?;
+        write_text_atomic(&config.out.join(name), text)?;
     }
     Ok(())
-}
-
-fn write_text(path: &std::path::Path, text: &str) -> Result<()> {
-    let mut f = std::fs::File::create(path).map_err(|e| Error::Io {
-        path: path.into(),
-        source: e,
-    })?;
-    f.write_all(text.as_bytes()).map_err(|e| Error::Io {
-        path: path.into(),
-        source: e,
-    })
 }
 
 fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {
