@@ -1,17 +1,21 @@
 //! `scengen demo`: the whole pipeline on the embedded data, each stage timed: ingest, train the
 //! default model, generate 10,000 paths per regime with the model and with each classical
-//! baseline, compare their headline figures with the real windows of the regime, and write an
-//! evaluation report per regime.
+//! baseline, compare their headline figures with the real windows of the regime, write an
+//! evaluation report per regime, then the covariance report and the minimum-variance backtest.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::baselines::{generate_baseline, BaselineConfig, Method};
+use crate::covariance::{covariance_report, CovarianceConfig};
 use crate::data::{ingest, IngestConfig, SplitChoice, WindowSet};
 use crate::diffusion::SamplerKind;
 use crate::error::Result;
 use crate::eval::{evaluate, summarize_paths, summary_text, DailySummary, EvaluateConfig};
 use crate::io::parse_date;
+use crate::portfolio::{
+    run_backtest, summary_text as backtest_summary, write_backtest, BacktestConfig,
+};
 use crate::sample::{generate, read_scenarios, GenerateConfig, DEFAULT_GUIDANCE};
 use crate::train::{train, TrainConfig};
 
@@ -43,6 +47,7 @@ pub fn run(seed: u64) -> Result<()> {
     let mut timings = Vec::new();
     let mut table = Vec::new();
     let mut reports = Vec::new();
+    let mut diffusion_files = Vec::new();
     for (regime, label) in set.rule.labels.iter().enumerate() {
         let t = Instant::now();
         let out = PathBuf::from(format!("scenarios/{label}.parquet"));
@@ -124,7 +129,31 @@ pub fn run(seed: u64) -> Result<()> {
             }
         }
         table.push((label.clone(), rows));
+        diffusion_files.push(out);
     }
+
+    let t = Instant::now();
+    let covariance_dir = PathBuf::from("reports/covariance");
+    let estimates = covariance_report(&CovarianceConfig {
+        real: windows.clone(),
+        scenarios: diffusion_files.clone(),
+        test_from,
+        out: covariance_dir.clone(),
+    })?;
+    timings.push(format!(
+        "[covariance] {:.1} s -> {}/report.html",
+        t.elapsed().as_secs_f64(),
+        covariance_dir.display()
+    ));
+    let t = Instant::now();
+    let backtest_config = BacktestConfig::embedded(diffusion_files, "reports/backtest");
+    let backtest = run_backtest(&backtest_config)?;
+    write_backtest(&backtest_config, &backtest)?;
+    timings.push(format!(
+        "[backtest] {:.1} s -> {}/report.html",
+        t.elapsed().as_secs_f64(),
+        backtest_config.out.display()
+    ));
     println!(
         "\n{:<10} {:<11} {:>8} {:>10} {:>10}",
         "regime", "source", "EW vol", "ACF|r| 1", "mean corr"
@@ -142,6 +171,17 @@ pub fn run(seed: u64) -> Result<()> {
     for r in reports {
         println!("\n{r}");
     }
+    println!("\ncondition numbers of the covariance estimators (train days of each regime)");
+    for e in &estimates {
+        println!(
+            "{:<10} {:<18} {:>10.1}",
+            e.regime, e.method, e.condition_number
+        );
+    }
+    println!(
+        "\nminimum-variance backtest\n{}",
+        backtest_summary(&backtest)
+    );
     println!();
     for line in timings {
         println!("{line}");

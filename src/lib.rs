@@ -3,7 +3,8 @@
 //! The library is organised by pipeline stage: [`data`] (ingest), [`model`] (the network),
 //! [`diffusion`] (schedules and samplers), [`train`], [`sample`] (generation and its
 //! benchmark), [`baselines`] (classical generators), [`eval`] and [`report`] (scoring and
-//! HTML), [`covariance`] (estimators for portfolios); [`stats`], [`io`] and [`rng`] serve them
+//! HTML), [`covariance`] (estimators for portfolios) and [`portfolio`]
+//! (minimum-variance weights and their backtest); [`stats`], [`io`] and [`rng`] serve them
 //! all. [`cli`] only parses options and calls them, and [`demo`] runs the whole pipeline on the
 //! embedded data.
 
@@ -18,6 +19,7 @@ pub mod error;
 pub mod eval;
 pub mod io;
 pub mod model;
+pub mod portfolio;
 pub mod report;
 pub mod rng;
 pub mod sample;

@@ -83,6 +83,10 @@ pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
     metadata.insert("scengen.method".into(), config.method.name().into());
     metadata.insert("scengen.seed".into(), config.seed.to_string());
     metadata.insert("scengen.data".into(), config.data.display().to_string());
+    metadata.insert(
+        "scengen.test_from".into(),
+        crate::io::format_date(config.test_from),
+    );
     metadata.insert("scengen.train_days".into(), days.len().to_string());
     let generator: Box<dyn PathGenerator> = match config.method {
         Method::Gaussian => Box::new(gaussian::Gaussian::fit(&days, &config.regime)?),

@@ -27,6 +27,43 @@ pub enum OnMissingArg {
     Ffill,
 }
 
+/// The regime signal and rule, shared by every command that labels dates with regimes.
+#[derive(Debug, clap::Args)]
+pub struct RegimeArgs {
+    /// A volatility level (e.g. VIX) as FILE:COLUMN, joined on date; replaces --index.
+    #[arg(long)]
+    pub signal: Option<String>,
+    /// Index whose trailing 21-day realised volatility labels the regimes, as FILE:COLUMN.
+    #[arg(long, default_value = "data/sp500_index.parquet:SPX")]
+    pub index: String,
+    /// Increasing regime thresholds on the signal, comma-separated.
+    #[arg(long, default_value = "15,25")]
+    pub thresholds: String,
+    /// Regime labels, one more than thresholds, comma-separated.
+    #[arg(long, default_value = "low-vix,normal,high-vix")]
+    pub labels: String,
+}
+
+impl RegimeArgs {
+    pub fn into_parts(self) -> Result<(SignalSource, RegimeRule)> {
+        let signal = match &self.signal {
+            Some(spec) => {
+                let (path, column) = SignalSource::parse_spec("--signal", spec)?;
+                SignalSource::Level { path, column }
+            }
+            None => {
+                let (path, column) = SignalSource::parse_spec("--index", &self.index)?;
+                SignalSource::RealizedVol { path, column }
+            }
+        };
+        let rule = RegimeRule::new(
+            parse_numbers("--thresholds", &self.thresholds)?,
+            split_list(&self.labels),
+        )?;
+        Ok((signal, rule))
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
     /// Parquet panel: a date column and one numeric column per asset.
@@ -50,18 +87,8 @@ pub struct IngestArgs {
     /// Days between window starts.
     #[arg(long, default_value_t = 1)]
     pub stride: usize,
-    /// A volatility level (e.g. VIX) as FILE:COLUMN, joined on date; replaces --index.
-    #[arg(long)]
-    pub signal: Option<String>,
-    /// Index whose trailing 21-day realised volatility labels the regimes, as FILE:COLUMN.
-    #[arg(long, default_value = "data/sp500_index.parquet:SPX")]
-    pub index: String,
-    /// Increasing regime thresholds on the signal, comma-separated.
-    #[arg(long, default_value = "15,25")]
-    pub thresholds: String,
-    /// Regime labels, one more than thresholds, comma-separated.
-    #[arg(long, default_value = "low-vix,normal,high-vix")]
-    pub labels: String,
+    #[command(flatten)]
+    pub regime: RegimeArgs,
     /// Treatment of missing or impossible values.
     #[arg(long, value_enum, default_value = "error")]
     pub on_missing: OnMissingArg,
@@ -75,16 +102,7 @@ pub struct IngestArgs {
 
 impl IngestArgs {
     pub fn into_config(self) -> Result<IngestConfig> {
-        let signal = match &self.signal {
-            Some(spec) => {
-                let (path, column) = SignalSource::parse_spec("--signal", spec)?;
-                SignalSource::Level { path, column }
-            }
-            None => {
-                let (path, column) = SignalSource::parse_spec("--index", &self.index)?;
-                SignalSource::RealizedVol { path, column }
-            }
-        };
+        let (signal, rule) = self.regime.into_parts()?;
         let assets = self.assets.as_deref().map(split_list);
         if assets.as_ref().is_some_and(|a| a.is_empty()) {
             return Err(Error::option("--assets", "", "name at least one column"));
@@ -101,10 +119,7 @@ impl IngestArgs {
             window: self.window,
             stride: self.stride,
             signal,
-            rule: RegimeRule::new(
-                parse_numbers("--thresholds", &self.thresholds)?,
-                split_list(&self.labels),
-            )?,
+            rule,
             on_missing: match self.on_missing {
                 OnMissingArg::Error => OnMissing::Error,
                 OnMissingArg::Drop => OnMissing::Drop,

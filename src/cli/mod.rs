@@ -1,6 +1,7 @@
 //! The `scengen` command line: options are parsed here and handed to the library; nothing in
 //! this module computes anything.
 
+mod backtest;
 mod covariance;
 mod evaluate;
 mod ingest;
@@ -30,6 +31,8 @@ pub enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Covariance matrices of every estimator per regime: Parquet, JSON, HTML.
     Covariance(covariance::CovarianceArgs),
+    /// Out-of-sample minimum-variance portfolios from every covariance estimator.
+    Backtest(backtest::BacktestArgs),
     /// Measure generation speed (median of several runs) and print JSON.
     Bench(model::BenchArgs),
     /// Run the whole pipeline on the embedded data.
@@ -85,6 +88,17 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             println!(
                 "wrote {}/matrices.parquet, covariance.json and report.html",
+                config.out.display()
+            );
+            Ok(())
+        }
+        Command::Backtest(args) => {
+            let config = args.into_config()?;
+            let b = crate::portfolio::run_backtest(&config)?;
+            crate::portfolio::write_backtest(&config, &b)?;
+            print!("{}", crate::portfolio::summary_text(&b));
+            println!(
+                "wrote {}/weights.parquet, returns.parquet, summary.json and report.html",
                 config.out.display()
             );
             Ok(())

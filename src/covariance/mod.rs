@@ -4,7 +4,10 @@
 
 mod report;
 
-pub use report::{covariance_report, estimates, with_variances, CovarianceConfig, Estimate};
+pub use report::{
+    covariance_report, estimate_matrices, estimates, with_variances, CovarianceConfig, Estimate,
+    SyntheticCorrelation, METHODS,
+};
 
 use crate::stats::{correlation_from_covariance, covariance_matrix, symmetric_eigen};
 

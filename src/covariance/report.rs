@@ -14,8 +14,10 @@ use crate::data::{DailyPanel, SplitChoice, WindowSet};
 use crate::error::{Error, Result};
 use crate::io::{self, AtomicDir, AtomicFile};
 use crate::report::{escape, fmt, line_chart, Series, STYLE};
-use crate::sample::read_scenarios;
-use crate::stats::{correlation_from_covariance, covariance_matrix, symmetric_eigen};
+use crate::sample::{read_scenarios, scenario_files};
+use crate::stats::{
+    column_variances, correlation_from_covariance, covariance_matrix, symmetric_eigen,
+};
 
 /// Settings of `scengen covariance`.
 #[derive(Debug, Clone)]
@@ -46,32 +48,65 @@ pub fn with_variances(corr: &[f64], variances: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// The five estimators for one regime: the real train days of the regime and a synthetic panel.
+/// The correlation of a synthetic panel, raw and Marchenko–Pastur clipped: computed once per
+/// scenario set, then combined with whichever real variances an estimate needs.
+#[derive(Debug, Clone)]
+pub struct SyntheticCorrelation {
+    pub raw: Vec<f64>,
+    pub clipped: Vec<f64>,
+}
+
+impl SyntheticCorrelation {
+    /// From synthetic daily cross-sections (row-major, `n` columns).
+    pub fn from_rows(rows: &[f64], n: usize) -> Self {
+        let raw = correlation_from_covariance(&covariance_matrix(rows, n, 1), n);
+        let clipped = marchenko_pastur_clip(&raw, n, rows.len() / n).cleaned_correlation;
+        Self { raw, clipped }
+    }
+}
+
+/// The estimator names, in the order [`estimate_matrices`] returns them.
+pub const METHODS: [&str; 5] = [
+    "sample",
+    "ledoit-wolf",
+    "marchenko-pastur",
+    "diffusion",
+    "diffusion+mp",
+];
+
+/// Every estimator's N × N covariance, in the order of [`METHODS`]: the classical ones from the
+/// real daily returns `real` (row-major, `n` columns); the diffusion ones from the synthetic
+/// correlation with `diffusion_variances` (the recent real variances) on the diagonal.
+pub fn estimate_matrices(
+    real: &[f64],
+    n: usize,
+    synthetic: &SyntheticCorrelation,
+    diffusion_variances: &[f64],
+) -> Vec<Vec<f64>> {
+    let sample = covariance_matrix(real, n, 1);
+    let variances: Vec<f64> = (0..n).map(|i| sample[i * n + i]).collect();
+    let mp = marchenko_pastur_clip(&correlation_from_covariance(&sample, n), n, real.len() / n);
+    let mp = with_variances(&mp.cleaned_correlation, &variances);
+    let lw = ledoit_wolf(real, n).1;
+    vec![
+        sample,
+        lw,
+        mp,
+        with_variances(&synthetic.raw, diffusion_variances),
+        with_variances(&synthetic.clipped, diffusion_variances),
+    ]
+}
+
+/// The five estimators for one regime: the real train days of the regime (whose variances also
+/// scale the synthetic correlation) and a synthetic panel.
 pub fn estimates(real_days: &DailyPanel, synthetic: &[f64], regime: &str) -> Vec<Estimate> {
     let n = real_days.assets;
-    let sample = covariance_matrix(&real_days.values, n, 1);
-    let variances: Vec<f64> = (0..n).map(|i| sample[i * n + i]).collect();
-    let real_corr = correlation_from_covariance(&sample, n);
-    let mp = marchenko_pastur_clip(&real_corr, n, real_days.len());
-    let syn_corr = correlation_from_covariance(&covariance_matrix(synthetic, n, 1), n);
-    let syn_rows = synthetic.len() / n;
-    let syn_mp = marchenko_pastur_clip(&syn_corr, n, syn_rows);
-    let methods: Vec<(&str, Vec<f64>)> = vec![
-        ("sample", sample.clone()),
-        ("ledoit-wolf", ledoit_wolf(&real_days.values, n).1),
-        (
-            "marchenko-pastur",
-            with_variances(&mp.cleaned_correlation, &variances),
-        ),
-        ("diffusion", with_variances(&syn_corr, &variances)),
-        (
-            "diffusion+mp",
-            with_variances(&syn_mp.cleaned_correlation, &variances),
-        ),
-    ];
-    methods
+    let variances = column_variances(&real_days.values, n);
+    let synthetic = SyntheticCorrelation::from_rows(synthetic, n);
+    estimate_matrices(&real_days.values, n, &synthetic, &variances)
         .into_iter()
-        .map(|(method, matrix)| {
+        .zip(METHODS)
+        .map(|(matrix, method)| {
             let mut eig = symmetric_eigen(&matrix, n).0;
             eig.reverse();
             Estimate {
@@ -83,35 +118,6 @@ pub fn estimates(real_days: &DailyPanel, synthetic: &[f64], regime: &str) -> Vec
             }
         })
         .collect()
-}
-
-fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for p in inputs {
-        if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| Error::io(p, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(p.clone());
-        }
-    }
-    if files.is_empty() {
-        return Err(Error::option(
-            "--scenarios",
-            inputs
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-            "no scenario files found",
-        ));
-    }
-    Ok(files)
 }
 
 /// Runs every estimator for the regime of each diffusion scenario file and writes

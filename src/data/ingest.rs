@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::panel::{OnMissing, Panel, ValueKind};
-use super::regime::{RegimeRule, SignalSource, TRADING_DAYS};
+use super::regime::{RegimeRule, SignalSource, EMBEDDED_PRICES, TRADING_DAYS};
 use super::returns::Returns;
 use super::windows::{WindowInfo, WindowSet};
 use crate::error::{Error, Result};
@@ -31,16 +31,13 @@ impl IngestConfig {
     /// The defaults on the embedded data, writing to `out`.
     pub fn embedded(out: impl Into<PathBuf>) -> Self {
         Self {
-            input: "data/sp500_20_prices.parquet".into(),
+            input: EMBEDDED_PRICES.into(),
             date_column: "date".into(),
             assets: None,
             kind: ValueKind::Prices,
             window: 30,
             stride: 1,
-            signal: SignalSource::RealizedVol {
-                path: "data/sp500_index.parquet".into(),
-                column: "SPX".into(),
-            },
+            signal: SignalSource::embedded_index(),
             rule: RegimeRule::default(),
             on_missing: OnMissing::Error,
             winsorize: None,

@@ -106,7 +106,18 @@ pub enum SignalSource {
     Level { path: PathBuf, column: String },
 }
 
+/// The embedded daily prices of 20 S&P 500 stocks.
+pub const EMBEDDED_PRICES: &str = "data/sp500_20_prices.parquet";
+
 impl SignalSource {
+    /// The default signal: realised volatility of the embedded S&P 500 index.
+    pub fn embedded_index() -> Self {
+        SignalSource::RealizedVol {
+            path: "data/sp500_index.parquet".into(),
+            column: "SPX".into(),
+        }
+    }
+
     /// Parses `FILE:COLUMN` for `option`.
     pub fn parse_spec(option: &str, spec: &str) -> Result<(PathBuf, String)> {
         match spec.rsplit_once(':') {

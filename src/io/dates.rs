@@ -15,6 +15,18 @@ pub fn format_date(days: i32) -> String {
         .to_string()
 }
 
+/// (year, month 1–12) of a day number.
+pub fn year_month(days: i32) -> (i32, u32) {
+    use chrono::Datelike;
+    let d = epoch() + Duration::days(days as i64);
+    (d.year(), d.month())
+}
+
+/// A day number as a fractional year (for plot axes).
+pub fn decimal_year(days: i32) -> f64 {
+    1970.0 + days as f64 / 365.2425
+}
+
 /// Day number of a `YYYY-MM-DD` string given for `option`.
 pub fn parse_date(option: &str, text: &str) -> Result<i32> {
     let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")

@@ -6,7 +6,7 @@ mod dates;
 mod parquet;
 
 pub use atomic::{write_text, write_text_atomic, AtomicDir, AtomicFile};
-pub use dates::{format_date, parse_date};
+pub use dates::{decimal_year, format_date, parse_date, year_month};
 pub(crate) use parquet::batch;
 pub use parquet::{
     date_column, f64_column, read_parquet, sha256_file, write_batches, ParquetSink, ParquetTable,

@@ -5,7 +5,7 @@ mod bench;
 mod scenarios;
 
 pub use bench::{bench, peak_rss_mib, BenchConfig, BenchReport};
-pub use scenarios::{read_scenarios, scenario_schema, ScenarioSet, ScenarioWriter};
+pub use scenarios::{read_scenarios, scenario_files, scenario_schema, ScenarioSet, ScenarioWriter};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -139,6 +139,11 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     );
     metadata.insert("scengen.guidance".into(), config.guidance.to_string());
     metadata.insert("scengen.seed".into(), config.seed.to_string());
+    // Consumers that must not look ahead (the backtest) check the training cut-off.
+    metadata.insert(
+        "scengen.test_from".into(),
+        model.card.training.test_from.clone(),
+    );
     let mut writer = ScenarioWriter::create(
         &config.out,
         &model.card.assets,

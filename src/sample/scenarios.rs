@@ -208,3 +208,34 @@ pub fn read_scenarios(path: &Path) -> Result<ScenarioSet> {
         metadata: table.metadata.clone(),
     })
 }
+
+/// The scenario files named by `inputs`: files as given, folders as their `*.parquet` files in
+/// name order; an error naming `--scenarios` when there are none.
+pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| Error::io(p, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::option(
+            "--scenarios",
+            inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            "no scenario files found",
+        ));
+    }
+    Ok(files)
+}

@@ -12,6 +12,18 @@ pub fn variance(x: &[f64], ddof: usize) -> f64 {
     x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (x.len() as f64 - ddof as f64)
 }
 
+/// The variance (ddof 1) of each column of row-major `rows` with `n` columns.
+pub fn column_variances(rows: &[f64], n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|a| {
+            variance(
+                &rows.iter().skip(a).step_by(n).copied().collect::<Vec<_>>(),
+                1,
+            )
+        })
+        .collect()
+}
+
 /// Standard deviation with `ddof` degrees of freedom removed.
 pub fn std_dev(x: &[f64], ddof: usize) -> f64 {
     variance(x, ddof).sqrt()

@@ -10,9 +10,13 @@ mod tails;
 mod two_sample;
 
 pub use acf::{acf, pooled_acf};
-pub use descriptive::{excess_kurtosis, mean, quantile, skewness, std_dev, variance};
+pub use descriptive::{
+    column_variances, excess_kurtosis, mean, quantile, skewness, std_dev, variance,
+};
 pub use kolmogorov::{durbin_cdf, kstwo_sf, pelz_good_cdf, smirnov_sf};
-pub use matrix::{cholesky, correlation_from_covariance, covariance_matrix, symmetric_eigen};
+pub use matrix::{
+    cholesky, correlation_from_covariance, covariance_matrix, solve_spd, symmetric_eigen,
+};
 pub use nelder_mead::{nelder_mead, Minimum};
 pub use tails::var_cvar;
 pub use two_sample::{
