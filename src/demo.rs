@@ -9,14 +9,14 @@ use std::time::Instant;
 use crate::baselines::{generate_baseline, BaselineConfig, Method};
 use crate::covariance::{covariance_report, CovarianceConfig};
 use crate::data::{ingest, IngestConfig, SplitChoice, WindowSet};
-use crate::diffusion::SamplerKind;
 use crate::error::Result;
 use crate::eval::{evaluate, summarize_paths, summary_text, DailySummary, EvaluateConfig};
 use crate::io::parse_date;
+use crate::model::Engine;
 use crate::portfolio::{
     run_backtest, summary_text as backtest_summary, write_backtest, BacktestConfig,
 };
-use crate::sample::{generate, read_scenarios, GenerateConfig, DEFAULT_GUIDANCE};
+use crate::sample::{generate, read_scenarios, GenerateConfig, DEFAULT_GUIDANCE, DEFAULT_SAMPLER};
 use crate::train::{train, TrainConfig};
 
 /// Paths per regime and generator.
@@ -55,15 +55,13 @@ pub fn run(seed: u64) -> Result<()> {
             model: model.clone(),
             regime: label.clone(),
             n: DEMO_PATHS,
-            sampler: SamplerKind::Ddim {
-                steps: 50,
-                eta: 0.0,
-            },
+            sampler: DEFAULT_SAMPLER,
             guidance: DEFAULT_GUIDANCE,
             seed,
             out: out.clone(),
             batch_size: 1000,
             device: config.device.clone(),
+            engine: Engine::Auto,
             progress: true,
         })?;
         timings.push(format!(

@@ -5,7 +5,9 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use common::*;
-use scengen::diffusion::{guided_eps, Ddim, NoiseSchedule, Sampler, SamplerKind, ScheduleKind};
+use scengen::diffusion::{
+    guided_eps, Ddim, NoiseSchedule, Sampler, SamplerKind, ScheduleKind, Spacing, StepGrid,
+};
 use scengen::model::{SeededInit, UNet1d, UNetConfig};
 
 /// A tensor's values, flattened.
@@ -158,12 +160,38 @@ fn guidance_combines_conditional_and_unconditional_passes() {
 }
 
 #[test]
-fn ddim_with_eta_zero_needs_no_noise_and_ddpm_visits_every_step() {
+fn step_grids_span_the_schedule_and_ddpm_visits_every_step() {
     let s = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
-    let ddim = Ddim::new(&s, 50, 0.0);
-    assert_eq!(ddim.timesteps().len(), 50);
-    assert_eq!(ddim.timesteps()[0], 999);
-    assert_eq!(*ddim.timesteps().last().unwrap(), 0);
+    let log_snr = |ab: f64| 0.5 * (ab / (1.0 - ab)).ln();
+    for spacing in [Spacing::Uniform, Spacing::Quadratic, Spacing::LogSnr] {
+        for n in [5, 10, 50] {
+            let g = StepGrid::new(&s, n, spacing);
+            assert_eq!(g.timesteps.len(), n, "{spacing:?} {n}");
+            assert_eq!(g.alpha_bars.len(), n + 1);
+            assert_eq!(g.timesteps[0], 999);
+            assert!(g.timesteps.windows(2).all(|w| w[0] > w[1]));
+            // It ends on the least noisy level of the schedule, without evaluating there.
+            assert_eq!(*g.alpha_bars.last().unwrap(), s.alpha_bars[0]);
+            assert!(*g.timesteps.last().unwrap() > 0);
+            if spacing == Spacing::LogSnr {
+                // Equal steps in log-SNR where whole timesteps can realise them: near T the
+                // cosine schedule's λ moves by units per timestep (near 0 by tenths), so only
+                // the later half of the steps is compared.
+                let steps: Vec<f64> = g
+                    .alpha_bars
+                    .windows(2)
+                    .map(|w| log_snr(w[1]) - log_snr(w[0]))
+                    .collect();
+                let later = &steps[n / 2..];
+                let mean = later.iter().sum::<f64>() / later.len() as f64;
+                assert!(
+                    later.iter().all(|h| (h / mean - 1.0).abs() < 0.35),
+                    "{steps:?}"
+                );
+            }
+        }
+    }
+    let ddim = Ddim::new(StepGrid::new(&s, 50, Spacing::Uniform), 0.0, None);
     assert!((0..50).all(|i| !ddim.needs_noise(i)));
     let ddpm = SamplerKind::Ddpm.build(&s, None);
     assert_eq!(ddpm.timesteps().len(), 1000);
@@ -178,22 +206,101 @@ fn samplers_recover_data_from_the_exact_noise() {
     let dev = Device::Cpu;
     let x0 = Tensor::new(&[[0.5f32, -1.0, 2.0]], &dev).unwrap();
     let eps = Tensor::new(&[[1.0f32, 0.3, -0.7]], &dev).unwrap();
-    for kind in [
-        SamplerKind::Ddim {
-            steps: 20,
-            eta: 0.0,
-        },
-        SamplerKind::Ddim { steps: 7, eta: 0.0 },
-    ] {
-        let mut sampler = kind.build(&s, Some(10.0));
-        let t0 = sampler.timesteps()[0];
-        let ab = s.alpha_bars[t0];
-        let mut x = ((&x0 * ab.sqrt()).unwrap() + (&eps * (1.0 - ab).sqrt()).unwrap()).unwrap();
-        for i in 0..sampler.timesteps().len() {
-            x = sampler.step(i, &x, &eps, None).unwrap();
+    let on_path = |ab: f64| (&x0 * ab.sqrt()).unwrap() + (&eps * (1.0 - ab).sqrt()).unwrap();
+    for spacing in [Spacing::Uniform, Spacing::Quadratic, Spacing::LogSnr] {
+        for kind in [
+            SamplerKind::Ddim {
+                steps: 20,
+                eta: 0.0,
+                spacing,
+            },
+            SamplerKind::Ddim {
+                steps: 7,
+                eta: 0.0,
+                spacing,
+            },
+            SamplerKind::DpmSolver { steps: 20, spacing },
+            SamplerKind::DpmSolver { steps: 5, spacing },
+        ] {
+            let mut sampler = kind.build(&s, Some(10.0));
+            let mut x = on_path(s.alpha_bars[sampler.timesteps()[0]]).unwrap();
+            for i in 0..sampler.timesteps().len() {
+                x = sampler.step(i, &x, &eps, None).unwrap();
+            }
+            // The grids end on the schedule's first level, where x is still on the path.
+            let diff = max_abs_diff(&x, &on_path(s.alpha_bars[0]).unwrap());
+            assert!(diff < 1e-4, "{kind:?}: {diff}");
         }
-        let diff = max_abs_diff(&x, &x0);
-        assert!(diff < 1e-4, "{kind:?}: {diff}");
+    }
+}
+
+/// The error of a deterministic sampler driven by the exact noise prediction of Gaussian data
+/// x_0 ~ N(0, s²), E[ε | x_t] = σ x_t / (α² s² + σ²), against the exact probability-flow map
+/// x_end = x_start · √(v_end / v_start) with v = α² s² + σ² (the flow of a Gaussian is linear).
+fn gaussian_flow_error(kind: SamplerKind, schedule: &NoiseSchedule) -> f64 {
+    let s2 = 0.25;
+    let v = |ab: f64| ab * s2 + 1.0 - ab;
+    let mut sampler = kind.build(schedule, None);
+    let start = schedule.alpha_bars[sampler.timesteps()[0]];
+    let mut x = Tensor::new(&[1.0f32], &Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
+    for i in 0..sampler.timesteps().len() {
+        let ab = schedule.alpha_bars[sampler.timesteps()[i]];
+        let eps = (&x * ((1.0 - ab).sqrt() / v(ab))).unwrap();
+        x = sampler.step(i, &x, &eps, None).unwrap();
+    }
+    let exact = (v(schedule.alpha_bars[0]) / v(start)).sqrt();
+    let got: Vec<f64> = x.to_vec1().unwrap();
+    (got[0] - exact).abs() / exact
+}
+
+#[test]
+fn dpm_solver_converges_at_second_order_on_gaussian_data() {
+    let schedule = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
+    let steps = [5, 10, 20, 40, 80, 160];
+    for spacing in [Spacing::LogSnr, Spacing::Uniform] {
+        let errors = |dpm: bool| -> Vec<f64> {
+            steps
+                .iter()
+                .map(|&steps| {
+                    let kind = if dpm {
+                        SamplerKind::DpmSolver { steps, spacing }
+                    } else {
+                        SamplerKind::Ddim {
+                            steps,
+                            eta: 0.0,
+                            spacing,
+                        }
+                    };
+                    gaussian_flow_error(kind, &schedule)
+                })
+                .collect()
+        };
+        let (dpm, ddim) = (errors(true), errors(false));
+        // Both converge; DDIM at first order (the error halves with each doubling).
+        assert!(
+            dpm[5] < 1e-3 && ddim[5] < 2.5e-2,
+            "{spacing:?}: {dpm:?} {ddim:?}"
+        );
+        for k in 2..steps.len() {
+            let ratio = ddim[k - 1] / ddim[k];
+            assert!((1.6..2.4).contains(&ratio), "DDIM {spacing:?} {k}: {ratio}");
+        }
+        // DPM-Solver++ beats DDIM at every budget from 10 evaluations on.
+        for k in 1..steps.len() {
+            assert!(
+                dpm[k] < ddim[k] / 2.0,
+                "{spacing:?} {}: {dpm:?} {ddim:?}",
+                steps[k]
+            );
+        }
+        if spacing == Spacing::LogSnr {
+            // Second order: 4x doubling gives 16x in theory; first order would give 4x.
+            let ratio = dpm[3] / dpm[5];
+            assert!(ratio > 8.0, "DPM-Solver++ 40 -> 160 steps: {ratio}");
+        }
     }
 }
 

@@ -6,9 +6,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use scengen::diffusion::SamplerKind;
+use scengen::diffusion::{SamplerKind, Spacing};
 use scengen::io::parse_date;
-use scengen::model::{UNetConfig, CONFIG_FILE, WEIGHTS_FILE};
+use scengen::model::{Engine, UNetConfig, CONFIG_FILE, WEIGHTS_FILE};
 use scengen::sample::{generate, read_scenarios, GenerateConfig};
 use scengen::train::{train, TrainConfig};
 use scengen::Error;
@@ -56,12 +56,14 @@ fn gen_config(model: &Path, out: PathBuf, regime: &str, n: usize, seed: u64) -> 
         sampler: SamplerKind::Ddim {
             steps: 40,
             eta: 0.0,
+            spacing: Spacing::Uniform,
         },
         guidance: 1.0,
         seed,
         out,
         batch_size: 500,
         device: candle_core::Device::Cpu,
+        engine: Engine::Auto,
         progress: false,
     }
 }
@@ -155,6 +157,7 @@ fn training_and_generation_are_reproducible_for_a_seed() {
     g.sampler = SamplerKind::Ddim {
         steps: 10,
         eta: 0.5,
+        spacing: Spacing::Uniform,
     };
     g.guidance = 2.0;
     generate(&g).unwrap();

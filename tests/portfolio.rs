@@ -8,10 +8,10 @@ use std::sync::OnceLock;
 
 use common::*;
 use scengen::data::{ingest, realized_vol, IngestConfig, Panel, RegimeRule, Returns, ValueKind};
-use scengen::diffusion::SamplerKind;
+use scengen::diffusion::{SamplerKind, Spacing};
 use scengen::error::Error;
 use scengen::io::{format_date, parse_date, year_month};
-use scengen::model::UNetConfig;
+use scengen::model::{Engine, UNetConfig};
 use scengen::portfolio::{
     global_min_variance, kkt_conditions, long_only_min_variance, run_backtest, write_backtest,
     BacktestConfig, EQUAL_WEIGHT,
@@ -153,12 +153,16 @@ fn scenario_dir() -> &'static Path {
                 model: model.clone(),
                 regime: regime.into(),
                 n: 100,
-                sampler: SamplerKind::Ddim { steps: 5, eta: 0.0 },
+                sampler: SamplerKind::DpmSolver {
+                    steps: 5,
+                    spacing: Spacing::LogSnr,
+                },
                 guidance: 1.5,
                 seed: 5,
                 out: scenarios.join(format!("{regime}.parquet")),
                 batch_size: 100,
                 device: candle_core::Device::Cpu,
+                engine: Engine::Auto,
                 progress: false,
             })
             .unwrap();

@@ -6,9 +6,10 @@ use clap::ValueEnum;
 
 use crate::baselines::{BaselineConfig, Method};
 use crate::device::select_device;
-use crate::diffusion::{SamplerKind, ScheduleKind};
+use crate::diffusion::{SamplerKind, ScheduleKind, Spacing};
 use crate::error::Result;
 use crate::io::parse_date;
+use crate::model::Engine;
 use crate::sample::GenerateConfig;
 use crate::train::TrainConfig;
 
@@ -34,6 +35,23 @@ pub enum MethodArg {
 pub enum SamplerArg {
     Ddpm,
     Ddim,
+    #[value(name = "dpm-solver++")]
+    DpmSolver,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SpacingArg {
+    Uniform,
+    Quadratic,
+    Logsnr,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EngineArg {
+    /// The fast path on the CPU, candle elsewhere.
+    Auto,
+    Fast,
+    Candle,
 }
 
 #[derive(Debug, clap::Args)]
@@ -103,9 +121,12 @@ impl TrainArgs {
 pub struct SamplingArgs {
     #[arg(long, value_enum, default_value = "ddim")]
     pub sampler: SamplerArg,
-    /// DDIM steps.
+    /// Network evaluations per path (DDIM, DPM-Solver++), doubled by guidance.
     #[arg(long, default_value_t = 50)]
     pub steps: usize,
+    /// How the steps are spread over the noise levels.
+    #[arg(long, value_enum, default_value = "uniform")]
+    pub spacing: SpacingArg,
     /// DDIM stochasticity (0 = deterministic).
     #[arg(long, default_value_t = 0.0)]
     pub eta: f64,
@@ -114,16 +135,37 @@ pub struct SamplingArgs {
     pub guidance: f64,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Network implementation for inference.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub engine: EngineArg,
 }
 
 impl SamplingArgs {
     pub fn kind(&self) -> SamplerKind {
+        let spacing = match self.spacing {
+            SpacingArg::Uniform => Spacing::Uniform,
+            SpacingArg::Quadratic => Spacing::Quadratic,
+            SpacingArg::Logsnr => Spacing::LogSnr,
+        };
         match self.sampler {
             SamplerArg::Ddpm => SamplerKind::Ddpm,
             SamplerArg::Ddim => SamplerKind::Ddim {
                 steps: self.steps,
                 eta: self.eta,
+                spacing,
             },
+            SamplerArg::DpmSolver => SamplerKind::DpmSolver {
+                steps: self.steps,
+                spacing,
+            },
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self.engine {
+            EngineArg::Auto => Engine::Auto,
+            EngineArg::Fast => Engine::Fast,
+            EngineArg::Candle => Engine::Candle,
         }
     }
 }
@@ -210,6 +252,7 @@ impl GenerateArgs {
             out,
             batch_size: self.batch_size,
             device: select_device(&self.device)?,
+            engine: self.sampling.engine(),
             progress: true,
         })
     }
@@ -248,6 +291,7 @@ impl BenchArgs {
                 batch_size: self.batch_size,
                 sampler: self.sampling.kind(),
                 guidance: self.sampling.guidance,
+                engine: self.sampling.engine(),
                 runs: self.runs,
                 seed: self.sampling.seed,
                 device: select_device(&self.device)?,

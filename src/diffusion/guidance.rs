@@ -4,12 +4,12 @@
 use candle_core::{DType, Result, Tensor};
 
 use super::{predict_eps, NoiseSchedule};
-use crate::model::UNet1d;
+use crate::model::Denoiser;
 
 /// Predicted noise for `x` (batch, assets, len) at schedule index `t` for regime `regime`, guided
 /// with weight `w`. w = 1 is plain conditional sampling (one pass), w = 0 unconditional.
 pub fn guided_eps(
-    net: &UNet1d,
+    net: &dyn Denoiser,
     schedule: &NoiseSchedule,
     x: &Tensor,
     t: usize,

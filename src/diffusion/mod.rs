@@ -1,17 +1,17 @@
 //! Diffusion, apart from any network: noise schedules, forward noising, the reverse-process
-//! samplers (DDPM, DDIM) behind the [`Sampler`] trait, and classifier-free guidance.
+//! samplers (DDPM, DDIM, DPM-Solver++) behind the [`Sampler`] trait, and classifier-free guidance.
 
 mod guidance;
 mod sampler;
 mod schedule;
 
 pub use guidance::guided_eps;
-pub use sampler::{Ddim, Sampler, SamplerKind};
+pub use sampler::{Ddim, DpmSolver, Sampler, SamplerKind, Spacing, StepGrid};
 pub use schedule::{NoiseSchedule, ScheduleKind};
 
 use candle_core::{Result, Tensor};
 
-use crate::model::UNet1d;
+use crate::model::Denoiser;
 
 /// The model's noise prediction, ε_θ(x_t, t, c) = √(1 − ᾱ_t) · x_t + √ᾱ_t · F(x_t, t, c), with
 /// F the network and `t` per-sample schedule indices.
@@ -23,7 +23,7 @@ use crate::model::UNet1d;
 /// term the network only supplies the residual, scaled by √ᾱ_t, so its error vanishes where it
 /// would be amplified. The loss is still the ε-prediction MSE.
 pub fn predict_eps(
-    net: &UNet1d,
+    net: &dyn Denoiser,
     schedule: &NoiseSchedule,
     x: &Tensor,
     t: &[usize],

@@ -4,17 +4,80 @@
 mod blocks;
 mod config;
 mod conv;
+mod fast;
 mod init;
 mod store;
 mod unet;
 
 pub use config::UNetConfig;
 pub use conv::Conv1d;
+pub use fast::FastUNet;
 pub use init::SeededInit;
 pub use store::{
     load_model, LoadedModel, ModelCard, Normalisation, TrainingRecord, CONFIG_FILE, WEIGHTS_FILE,
 };
 pub use unet::UNet1d;
+
+/// A network that computes F(x_t, t, c) for the samplers: the candle [`UNet1d`] (any device,
+/// trainable) or its CPU inference twin [`FastUNet`]. `x` is (batch, assets, padded_len),
+/// `t` (batch,) f32 timesteps, `regimes` (batch,) u32.
+pub trait Denoiser {
+    fn config(&self) -> &UNetConfig;
+    fn forward(
+        &self,
+        x: &candle_core::Tensor,
+        t: &candle_core::Tensor,
+        regimes: &candle_core::Tensor,
+    ) -> candle_core::Result<candle_core::Tensor>;
+}
+
+impl Denoiser for UNet1d {
+    fn config(&self) -> &UNetConfig {
+        UNet1d::config(self)
+    }
+
+    fn forward(
+        &self,
+        x: &candle_core::Tensor,
+        t: &candle_core::Tensor,
+        regimes: &candle_core::Tensor,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        UNet1d::forward(self, x, t, regimes)
+    }
+}
+
+impl Denoiser for FastUNet {
+    fn config(&self) -> &UNetConfig {
+        FastUNet::config(self)
+    }
+
+    fn forward(
+        &self,
+        x: &candle_core::Tensor,
+        t: &candle_core::Tensor,
+        regimes: &candle_core::Tensor,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        let out = FastUNet::forward(
+            self,
+            &x.flatten_all()?.to_vec1::<f32>()?,
+            &t.to_vec1::<f32>()?,
+            &regimes.to_vec1::<u32>()?,
+        );
+        candle_core::Tensor::from_vec(out, x.shape(), x.device())
+    }
+}
+
+/// Which implementation of the network runs inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// [`FastUNet`] on the CPU, candle on other devices.
+    Auto,
+    /// Always [`FastUNet`] (CPU only).
+    Fast,
+    /// Always candle's [`UNet1d`].
+    Candle,
+}
 
 /// Total number of scalar parameters in `varmap`.
 pub fn parameter_count(varmap: &candle_nn::VarMap) -> usize {

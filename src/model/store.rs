@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::UNetConfig;
 use super::unet::UNet1d;
+use super::{Denoiser, Engine, FastUNet};
 use crate::diffusion::ScheduleKind;
 use crate::error::{Error, Result};
 use crate::io::sha256_file;
@@ -74,12 +75,30 @@ impl ModelCard {
     }
 }
 
-/// A loaded model: its card, its network and the SHA-256 of its weights.
+/// A loaded model: its card, its network (and, on the CPU, the fast inference twin) and the
+/// SHA-256 of its weights.
 pub struct LoadedModel {
     pub dir: PathBuf,
     pub card: ModelCard,
     pub network: UNet1d,
+    pub fast: Option<FastUNet>,
     pub weights_sha256: String,
+    pub device: Device,
+}
+
+impl LoadedModel {
+    /// The network `engine` selects; an error naming `--engine` for `fast` off the CPU.
+    pub fn denoiser(&self, engine: Engine) -> Result<&dyn Denoiser> {
+        match (engine, &self.fast) {
+            (Engine::Candle, _) | (Engine::Auto, None) => Ok(&self.network),
+            (Engine::Fast | Engine::Auto, Some(fast)) => Ok(fast),
+            (Engine::Fast, None) => Err(Error::option(
+                "--engine",
+                "fast",
+                "the fast inference path runs on the CPU only; use --engine candle or auto",
+            )),
+        }
+    }
 }
 
 /// Loads and checks a model directory.
@@ -135,11 +154,21 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
             "{WEIGHTS_FILE} holds `{extra}`, which the architecture lacks"
         )));
     }
+    let fast = if device.is_cpu() {
+        Some(
+            FastUNet::new(a, &tensors)
+                .map_err(|e| bad(format!("{WEIGHTS_FILE} does not fit {CONFIG_FILE}: {e}")))?,
+        )
+    } else {
+        None
+    };
     Ok(LoadedModel {
         dir: dir.to_path_buf(),
         card,
         network,
+        fast,
         weights_sha256: sha256_file(&weights_path)?,
+        device: device.clone(),
     })
 }
 

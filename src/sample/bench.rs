@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{batches, sample_paths};
 use crate::diffusion::SamplerKind;
 use crate::error::{Error, Result};
-use crate::model::load_model;
+use crate::model::{load_model, Engine};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -20,6 +20,7 @@ pub struct BenchConfig {
     pub batch_size: usize,
     pub sampler: SamplerKind,
     pub guidance: f64,
+    pub engine: Engine,
     pub runs: usize,
     pub seed: u64,
     pub device: Device,
@@ -35,6 +36,7 @@ pub struct BenchReport {
     pub batch_size: usize,
     pub sampler: SamplerKind,
     pub guidance: f64,
+    pub engine: Engine,
     pub runs: usize,
     pub seconds_per_run: Vec<f64>,
     pub median_seconds: f64,
@@ -52,20 +54,22 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
     if config.runs == 0 || config.n == 0 {
         return Err(Error::option("--runs/--n", 0, "must be at least 1"));
     }
+    config.sampler.validate()?;
     let model = load_model(&config.model, &config.device)?;
     let regime = model.card.regime_index(&config.regime)?;
+    let net = model.denoiser(config.engine)?;
     let mut times = Vec::with_capacity(config.runs);
     for _ in 0..config.runs {
         let started = Instant::now();
         for paths in batches(config.n, config.batch_size) {
             sample_paths(
                 &model,
+                net,
                 regime,
                 paths,
                 config.sampler,
                 config.guidance,
                 config.seed,
-                &config.device,
             )?;
         }
         times.push(started.elapsed().as_secs_f64());
@@ -84,6 +88,7 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
         batch_size: config.batch_size,
         sampler: config.sampler,
         guidance: config.guidance,
+        engine: config.engine,
         runs: config.runs,
         seconds_per_run: times,
         median_seconds: median,

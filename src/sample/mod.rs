@@ -14,12 +14,19 @@ use candle_core::{Device, Tensor};
 
 use crate::diffusion::{guided_eps, NoiseSchedule, SamplerKind};
 use crate::error::{Error, Result};
-use crate::model::{load_model, LoadedModel};
+use crate::model::{load_model, Denoiser, Engine, LoadedModel};
 use crate::rng::SeededRng;
 use crate::train::pad_mask;
 
 /// Default classifier-free guidance weight.
 pub const DEFAULT_GUIDANCE: f64 = 1.5;
+
+/// Default sampler.
+pub const DEFAULT_SAMPLER: SamplerKind = SamplerKind::Ddim {
+    steps: 50,
+    eta: 0.0,
+    spacing: crate::diffusion::Spacing::Uniform,
+};
 
 /// Settings of one `generate` run with the diffusion model.
 #[derive(Debug, Clone)]
@@ -33,6 +40,8 @@ pub struct GenerateConfig {
     pub out: PathBuf,
     pub batch_size: usize,
     pub device: Device,
+    /// Which network implementation runs inference.
+    pub engine: Engine,
     pub progress: bool,
 }
 
@@ -41,13 +50,14 @@ pub struct GenerateConfig {
 /// draws its noise from stream p of `seed`, so it does not depend on the batch it falls in.
 pub fn sample_paths(
     model: &LoadedModel,
+    net: &dyn Denoiser,
     regime: usize,
     paths: std::ops::Range<usize>,
     sampler_kind: SamplerKind,
     guidance: f64,
     seed: u64,
-    device: &Device,
 ) -> Result<Vec<f64>> {
+    let device = &model.device;
     let card = &model.card;
     let arch = &card.architecture;
     let (n_assets, window, padded) = (arch.assets, arch.window, arch.padded_len());
@@ -70,7 +80,7 @@ pub fn sample_paths(
     let mut x = draw(&mut rngs)?.broadcast_mul(&mask)?;
     for i in 0..sampler.timesteps().len() {
         let t = sampler.timesteps()[i];
-        let eps = guided_eps(&model.network, &schedule, &x, t, regime as u32, guidance)?;
+        let eps = guided_eps(net, &schedule, &x, t, regime as u32, guidance)?;
         let noise = if sampler.needs_noise(i) {
             Some(draw(&mut rngs)?)
         } else {
@@ -119,16 +129,10 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
             "must be a finite number >= 0",
         ));
     }
-    if let SamplerKind::Ddim { steps, eta } = config.sampler {
-        if steps == 0 {
-            return Err(Error::option("--steps", 0, "must be at least 1"));
-        }
-        if !(0.0..=1.0).contains(&eta) {
-            return Err(Error::option("--eta", eta, "must lie in [0, 1]"));
-        }
-    }
+    config.sampler.validate()?;
     let model = load_model(&config.model, &config.device)?;
     let regime = model.card.regime_index(&config.regime)?;
+    let net = model.denoiser(config.engine)?;
     let mut metadata = BTreeMap::new();
     metadata.insert("scengen.method".into(), "diffusion".into());
     metadata.insert("scengen.model".into(), config.model.display().to_string());
@@ -161,12 +165,12 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
         let first = paths.start as u32;
         let values = sample_paths(
             &model,
+            net,
             regime,
             paths,
             config.sampler,
             config.guidance,
             config.seed,
-            &config.device,
         )?;
         writer.write_paths(first, &values)?;
         bar.inc(count);

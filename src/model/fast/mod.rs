@@ -1,0 +1,457 @@
+//! Fast CPU inference of [`UNet1d`](super::UNet1d): the same weights (read from the same
+//! safetensors names), the same function, computed without candle's CPU convolution and copy
+//! ops. Activations are channels-last with zero rows between sequences ([`ops::Act`]), every
+//! convolution is one GEMM (`gemm` crate) with bias, embedding and residual folded into its
+//! initial value, group norm is fused with SiLU, buffers are recycled across calls, and the
+//! batch is split over threads. The time + regime embedding is computed once per distinct
+//! (timestep, regime) pair, of which a guided sampling step has two. Training stays on candle.
+
+mod ops;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use candle_core::Tensor;
+
+use self::ops::{Act, ConvWeights, Init, Pool};
+use super::config::UNetConfig;
+
+type Weights = HashMap<String, Tensor>;
+
+fn values(w: &Weights, name: &str) -> candle_core::Result<Vec<f32>> {
+    w.get(name)
+        .ok_or_else(|| candle_core::Error::Msg(format!("missing weight `{name}`")))?
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1()
+}
+
+fn conv_weights(w: &Weights, prefix: &str) -> candle_core::Result<ConvWeights> {
+    let t = w
+        .get(&format!("{prefix}.weight"))
+        .ok_or_else(|| candle_core::Error::Msg(format!("missing weight `{prefix}.weight`")))?;
+    let (c_out, c_in, k) = t.dims3()?;
+    let bias = values(w, &format!("{prefix}.bias"))?;
+    Ok(ConvWeights::pack(
+        &values(w, &format!("{prefix}.weight"))?,
+        bias,
+        c_out,
+        c_in,
+        k,
+    ))
+}
+
+/// y = W x + b with W (out, in), as candle's `Linear`.
+struct Dense {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    inputs: usize,
+}
+
+impl Dense {
+    fn load(w: &Weights, prefix: &str) -> candle_core::Result<Self> {
+        let weight = values(w, &format!("{prefix}.weight"))?;
+        let bias = values(w, &format!("{prefix}.bias"))?;
+        let inputs = weight.len() / bias.len();
+        Ok(Self {
+            weight,
+            bias,
+            inputs,
+        })
+    }
+
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        self.bias
+            .iter()
+            .enumerate()
+            .map(|(o, b)| {
+                b + self.weight[o * self.inputs..(o + 1) * self.inputs]
+                    .iter()
+                    .zip(x)
+                    .map(|(w, v)| w * v)
+                    .sum::<f32>()
+            })
+            .collect()
+    }
+}
+
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl Norm {
+    fn load(w: &Weights, prefix: &str) -> candle_core::Result<Self> {
+        Ok(Self {
+            gamma: values(w, &format!("{prefix}.weight"))?,
+            beta: values(w, &format!("{prefix}.bias"))?,
+        })
+    }
+}
+
+struct ResBlock {
+    norm1: Norm,
+    conv1: ConvWeights,
+    emb_proj: Dense,
+    norm2: Norm,
+    conv2: ConvWeights,
+    skip: Option<ConvWeights>,
+}
+
+struct Attention {
+    norm: Norm,
+    qkv: ConvWeights,
+    out: ConvWeights,
+}
+
+/// One encoder or decoder level, in order.
+struct Level {
+    blocks: Vec<(ResBlock, Option<Attention>)>,
+    down: Option<ConvWeights>,
+    up: Option<ConvWeights>,
+}
+
+/// The network's weights, packed for the fast forward pass.
+pub struct FastUNet {
+    config: UNetConfig,
+    time_in: Dense,
+    time_out: Dense,
+    regime_embedding: Vec<f32>,
+    conv_in: ConvWeights,
+    down: Vec<Level>,
+    mid: (ResBlock, Attention, ResBlock),
+    up: Vec<Level>,
+    norm_out: Norm,
+    conv_out: ConvWeights,
+    pools: Mutex<Vec<Pool>>,
+}
+
+fn res_block(w: &Weights, p: &str) -> candle_core::Result<ResBlock> {
+    Ok(ResBlock {
+        norm1: Norm::load(w, &format!("{p}.norm1"))?,
+        conv1: conv_weights(w, &format!("{p}.conv1"))?,
+        emb_proj: Dense::load(w, &format!("{p}.emb_proj"))?,
+        norm2: Norm::load(w, &format!("{p}.norm2"))?,
+        conv2: conv_weights(w, &format!("{p}.conv2"))?,
+        skip: if w.contains_key(&format!("{p}.skip.weight")) {
+            Some(conv_weights(w, &format!("{p}.skip"))?)
+        } else {
+            None
+        },
+    })
+}
+
+fn attention(w: &Weights, p: &str) -> candle_core::Result<Attention> {
+    Ok(Attention {
+        norm: Norm::load(w, &format!("{p}.norm"))?,
+        qkv: conv_weights(w, &format!("{p}.qkv"))?,
+        out: conv_weights(w, &format!("{p}.out"))?,
+    })
+}
+
+impl FastUNet {
+    /// Packs the weights named as [`UNet1d::new`](super::UNet1d::new) names them.
+    pub fn new(config: &UNetConfig, w: &Weights) -> candle_core::Result<Self> {
+        let c = config;
+        let level = |side: &str, i: usize, blocks: usize| -> candle_core::Result<Level> {
+            let mut list = Vec::new();
+            for b in 0..blocks {
+                let p = format!("{side}.{i}");
+                let attn = if c.attention_levels.contains(&i) {
+                    Some(attention(w, &format!("{p}.attn.{b}"))?)
+                } else {
+                    None
+                };
+                list.push((res_block(w, &format!("{p}.res.{b}"))?, attn));
+            }
+            let last = c.channel_mults.len() - 1;
+            Ok(Level {
+                blocks: list,
+                down: if side == "down" && i < last {
+                    Some(conv_weights(w, &format!("down.{i}.down.conv"))?)
+                } else {
+                    None
+                },
+                up: if side == "up" && i > 0 {
+                    Some(conv_weights(w, &format!("up.{i}.up.conv"))?)
+                } else {
+                    None
+                },
+            })
+        };
+        let levels = c.channel_mults.len();
+        Ok(Self {
+            config: c.clone(),
+            time_in: Dense::load(w, "time.0")?,
+            time_out: Dense::load(w, "time.1")?,
+            regime_embedding: values(w, "regime.weight")?,
+            conv_in: conv_weights(w, "conv_in")?,
+            down: (0..levels)
+                .map(|i| level("down", i, c.blocks_per_level))
+                .collect::<candle_core::Result<_>>()?,
+            mid: (
+                res_block(w, "mid.res.0")?,
+                attention(w, "mid.attn")?,
+                res_block(w, "mid.res.1")?,
+            ),
+            up: (0..levels)
+                .rev()
+                .map(|i| level("up", i, c.blocks_per_level + 1))
+                .collect::<candle_core::Result<_>>()?,
+            norm_out: Norm::load(w, "norm_out")?,
+            conv_out: conv_weights(w, "conv_out")?,
+            pools: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn config(&self) -> &UNetConfig {
+        &self.config
+    }
+
+    /// The embedding after its SiLU for one (timestep, regime) pair, as the candle network.
+    fn embedding(&self, t: f32, regime: usize) -> Vec<f32> {
+        let half = self.config.base_channels / 2;
+        let mut sinusoid = vec![0.0f32; 2 * half];
+        for i in 0..half {
+            let freq = (-(10000f32.ln()) * i as f32 / half as f32).exp();
+            sinusoid[i] = (t * freq).sin();
+            sinusoid[half + i] = (t * freq).cos();
+        }
+        let h: Vec<f32> = self
+            .time_in
+            .apply(&sinusoid)
+            .into_iter()
+            .map(silu)
+            .collect();
+        let dim = self.config.embed_dim;
+        let row = &self.regime_embedding[regime * dim..(regime + 1) * dim];
+        self.time_out
+            .apply(&h)
+            .iter()
+            .zip(row)
+            .map(|(a, b)| silu(a + b))
+            .collect()
+    }
+
+    /// F(x, t, regime) for `x` of shape (batch, assets, padded_len) row-major (candle's layout),
+    /// per-sample timesteps and regimes; returns the same shape.
+    pub fn forward(&self, x: &[f32], t: &[f32], regimes: &[u32]) -> Vec<f32> {
+        let batch = t.len();
+        // Distinct (t, regime) pairs and each sample's index into them.
+        let mut keys: Vec<(u32, u32)> = Vec::new();
+        let index: Vec<usize> = t
+            .iter()
+            .zip(regimes)
+            .map(|(tv, r)| {
+                let key = (tv.to_bits(), *r);
+                keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+                    keys.push(key);
+                    keys.len() - 1
+                })
+            })
+            .collect();
+        let embeddings: Vec<Vec<f32>> = keys
+            .iter()
+            .map(|(tb, r)| self.embedding(f32::from_bits(*tb), *r as usize))
+            .collect();
+        let size = self.config.assets * self.config.padded_len();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(batch.div_ceil(8))
+            .max(1);
+        let chunk = batch.div_ceil(threads);
+        let mut pools = std::mem::take(&mut *self.pools.lock().expect("pool lock"));
+        pools.resize_with(threads, Pool::default);
+        let mut out = vec![0.0f32; batch * size];
+        std::thread::scope(|scope| {
+            for ((xs, os), (pool, k)) in x
+                .chunks(chunk * size)
+                .zip(out.chunks_mut(chunk * size))
+                .zip(pools.iter_mut().zip(0..))
+            {
+                let idx = &index[k * chunk..k * chunk + xs.len() / size];
+                let embeddings = &embeddings;
+                scope.spawn(move || self.forward_chunk(xs, idx, embeddings, pool, os));
+            }
+        });
+        *self.pools.lock().expect("pool lock") = pools;
+        out
+    }
+
+    /// The forward pass of one thread's share of the batch.
+    fn forward_chunk(
+        &self,
+        x: &[f32],
+        emb_index: &[usize],
+        embeddings: &[Vec<f32>],
+        pool: &mut Pool,
+        out: &mut [f32],
+    ) {
+        let c = &self.config;
+        let (assets, len) = (c.assets, c.padded_len());
+        let batch = emb_index.len();
+        // Channels-first input -> channels-last padded rows.
+        let mut input = pool.act(batch, len, assets);
+        for b in 0..batch {
+            let src = &x[b * assets * len..(b + 1) * assets * len];
+            for (l, row) in input.seq_mut(b).chunks_exact_mut(assets).enumerate() {
+                for (a, v) in row.iter_mut().enumerate() {
+                    *v = src[a * len + l];
+                }
+            }
+        }
+        let mut cx = Ctx {
+            pool,
+            groups: c.groups,
+            heads: c.heads,
+            emb_index,
+            embeddings,
+        };
+        let mut h = cx.conv(&input, &self.conv_in, Init::BIAS);
+        cx.pool.give(input);
+        // The encoder's outputs in the order UNet1d keeps them: conv_in's first.
+        let mut skips = vec![cx.copy(&h)];
+        for level in &self.down {
+            for (res, attn) in &level.blocks {
+                h = cx.res_block(h, res);
+                if let Some(a) = attn {
+                    h = cx.attention(h, a);
+                }
+                skips.push(cx.copy(&h));
+            }
+            if let Some(d) = &level.down {
+                let mut o = cx.pool.act(batch, h.len / 2, d.c_out);
+                let mut scratch = Vec::new();
+                ops::conv_stride2(&h, d, &mut scratch, &mut o);
+                cx.pool.give(std::mem::replace(&mut h, o));
+                skips.push(cx.copy(&h));
+            }
+        }
+        h = cx.res_block(h, &self.mid.0);
+        h = cx.attention(h, &self.mid.1);
+        h = cx.res_block(h, &self.mid.2);
+        for level in &self.up {
+            for (res, attn) in &level.blocks {
+                let skip = skips.pop().expect("a skip per decoder block");
+                let mut cat = cx.pool.act(batch, h.len, h.ch + skip.ch);
+                ops::concat(&h, &skip, &mut cat);
+                cx.pool.give(h);
+                cx.pool.give(skip);
+                h = cx.res_block(cat, res);
+                if let Some(a) = attn {
+                    h = cx.attention(h, a);
+                }
+            }
+            if let Some(u) = &level.up {
+                let mut up = cx.pool.act(batch, h.len * 2, h.ch);
+                ops::upsample2(&h, &mut up);
+                cx.pool.give(h);
+                h = cx.conv(&up, u, Init::BIAS);
+                cx.pool.give(up);
+            }
+        }
+        let normed = cx.norm(&h, &self.norm_out, true);
+        cx.pool.give(h);
+        let y = cx.conv(&normed, &self.conv_out, Init::BIAS);
+        cx.pool.give(normed);
+        for b in 0..batch {
+            let dst = &mut out[b * assets * len..(b + 1) * assets * len];
+            for (l, row) in y.seq(b).chunks_exact(assets).enumerate() {
+                for (a, v) in row.iter().enumerate() {
+                    dst[a * len + l] = *v;
+                }
+            }
+        }
+        cx.pool.give(y);
+    }
+}
+
+fn silu(v: f32) -> f32 {
+    v / (1.0 + (-v).exp())
+}
+
+/// One thread's state during a forward pass.
+struct Ctx<'a> {
+    pool: &'a mut Pool,
+    groups: usize,
+    heads: usize,
+    emb_index: &'a [usize],
+    embeddings: &'a [Vec<f32>],
+}
+
+impl Ctx<'_> {
+    fn conv(&mut self, x: &Act, w: &ConvWeights, init: Init) -> Act {
+        let mut o = self.pool.act(x.batch, x.len, w.c_out);
+        ops::conv(x, w, init, &mut o);
+        o
+    }
+
+    fn norm(&mut self, x: &Act, n: &Norm, silu: bool) -> Act {
+        let mut o = self.pool.act(x.batch, x.len, x.ch);
+        ops::group_norm(x, self.groups, &n.gamma, &n.beta, silu, &mut o);
+        o
+    }
+
+    fn copy(&mut self, x: &Act) -> Act {
+        let mut o = self.pool.act(x.batch, x.len, x.ch);
+        o.data.copy_from_slice(&x.data);
+        o
+    }
+
+    /// conv2(silu(gn2(conv1(silu(gn1(x))) + proj(emb)))) + skip(x); consumes `x`.
+    fn res_block(&mut self, x: Act, r: &ResBlock) -> Act {
+        let projected: Vec<f32> = self
+            .embeddings
+            .iter()
+            .flat_map(|e| r.emb_proj.apply(e))
+            .collect();
+        let a = self.norm(&x, &r.norm1, true);
+        let h = self.conv(
+            &a,
+            &r.conv1,
+            Init {
+                per_seq: Some((&projected, self.emb_index)),
+                residual: None,
+            },
+        );
+        self.pool.give(a);
+        let a = self.norm(&h, &r.norm2, true);
+        self.pool.give(h);
+        let projected_x = r.skip.as_ref().map(|s| self.conv(&x, s, Init::BIAS));
+        let out = self.conv(
+            &a,
+            &r.conv2,
+            Init {
+                per_seq: None,
+                residual: Some(projected_x.as_ref().unwrap_or(&x)),
+            },
+        );
+        self.pool.give(a);
+        self.pool.give(x);
+        if let Some(p) = projected_x {
+            self.pool.give(p);
+        }
+        out
+    }
+
+    /// x + out(attention(qkv(gn(x)))); consumes `x`.
+    fn attention(&mut self, x: Act, a: &Attention) -> Act {
+        let n = self.norm(&x, &a.norm, false);
+        let qkv = self.conv(&n, &a.qkv, Init::BIAS);
+        self.pool.give(n);
+        let mut heads = self.pool.act(x.batch, x.len, x.ch);
+        ops::attention(&qkv, self.heads, &mut heads);
+        self.pool.give(qkv);
+        let out = self.conv(
+            &heads,
+            &a.out,
+            Init {
+                per_seq: None,
+                residual: Some(&x),
+            },
+        );
+        self.pool.give(heads);
+        self.pool.give(x);
+        out
+    }
+}
