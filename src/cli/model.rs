@@ -119,13 +119,14 @@ impl TrainArgs {
 /// Sampler settings shared by `generate` and `bench`.
 #[derive(Debug, clap::Args)]
 pub struct SamplingArgs {
-    #[arg(long, value_enum, default_value = "ddim")]
+    /// Sampler (default: DPM-Solver++(2M), 50 steps, log-SNR spacing; see README).
+    #[arg(long, value_enum, default_value = "dpm-solver++")]
     pub sampler: SamplerArg,
     /// Network evaluations per path (DDIM, DPM-Solver++), doubled by guidance.
     #[arg(long, default_value_t = 50)]
     pub steps: usize,
     /// How the steps are spread over the noise levels.
-    #[arg(long, value_enum, default_value = "uniform")]
+    #[arg(long, value_enum, default_value = "logsnr")]
     pub spacing: SpacingArg,
     /// DDIM stochasticity (0 = deterministic).
     #[arg(long, default_value_t = 0.0)]
@@ -264,8 +265,8 @@ pub struct BenchArgs {
     pub model: PathBuf,
     #[arg(long, default_value = "high-vix")]
     pub regime: String,
-    /// Paths per run.
-    #[arg(long, default_value_t = 10_000)]
+    /// Paths per run (the report also scales the median to 10,000 paths).
+    #[arg(long, default_value_t = 2_000)]
     pub n: usize,
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
@@ -298,5 +299,24 @@ impl BenchArgs {
             },
             self.out,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Sampling {
+        #[command(flatten)]
+        args: SamplingArgs,
+    }
+
+    #[test]
+    fn the_option_defaults_are_the_library_default_sampler() {
+        let parsed = Sampling::parse_from(["scengen"]);
+        assert_eq!(parsed.args.kind(), crate::sample::DEFAULT_SAMPLER);
+        assert_eq!(parsed.args.guidance, crate::sample::DEFAULT_GUIDANCE);
     }
 }

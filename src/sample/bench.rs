@@ -1,15 +1,16 @@
 //! `scengen bench`: how fast generation is, measured the same way every time, as JSON.
 
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use serde::Serialize;
 
 use super::{batches, sample_paths};
 use crate::diffusion::SamplerKind;
 use crate::error::{Error, Result};
-use crate::model::{load_model, Engine};
+use crate::model::{load_model, Denoiser, Engine, UNetConfig};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -41,10 +42,17 @@ pub struct BenchReport {
     pub seconds_per_run: Vec<f64>,
     pub median_seconds: f64,
     pub paths_per_second: f64,
+    /// The median scaled to 10,000 paths (batches are independent, so time is linear in n).
+    pub seconds_per_10000_paths: f64,
     /// Network evaluations per path (two per step with guidance w != 0, 1).
     pub evaluations_per_path: usize,
     pub flops_per_forward: u64,
+    /// Over the whole generation: sampler arithmetic, noise and copies included.
     pub achieved_gflops: f64,
+    /// Seconds inside the network's forward passes (median run).
+    pub forward_seconds_median: f64,
+    /// FLOPs of the forward passes over the time spent in them.
+    pub forward_gflops: f64,
     pub peak_rss_mib: Option<f64>,
     pub threads: usize,
 }
@@ -57,14 +65,19 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
     config.sampler.validate()?;
     let model = load_model(&config.model, &config.device)?;
     let regime = model.card.regime_index(&config.regime)?;
-    let net = model.denoiser(config.engine)?;
+    let net = Timed {
+        inner: model.denoiser(config.engine)?,
+        seconds: Cell::new(0.0),
+    };
     let mut times = Vec::with_capacity(config.runs);
+    let mut forward_times = Vec::with_capacity(config.runs);
     for _ in 0..config.runs {
         let started = Instant::now();
+        net.seconds.set(0.0);
         for paths in batches(config.n, config.batch_size) {
             sample_paths(
                 &model,
-                net,
+                &net,
                 regime,
                 paths,
                 config.sampler,
@@ -73,10 +86,10 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
             )?;
         }
         times.push(started.elapsed().as_secs_f64());
+        forward_times.push(net.seconds.get());
     }
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted[sorted.len() / 2];
+    let median = median_of(&times);
+    let forward_median = median_of(&forward_times);
     let guided = config.guidance != 0.0 && config.guidance != 1.0;
     let evaluations = config.sampler.steps(model.card.timesteps) * if guided { 2 } else { 1 };
     let flops = model.card.architecture.forward_flops();
@@ -93,12 +106,43 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
         seconds_per_run: times,
         median_seconds: median,
         paths_per_second: config.n as f64 / median,
+        seconds_per_10000_paths: median * 10_000.0 / config.n as f64,
         evaluations_per_path: evaluations,
         flops_per_forward: flops,
         achieved_gflops: (flops as f64 * evaluations as f64 * config.n as f64) / median / 1e9,
+        forward_seconds_median: forward_median,
+        forward_gflops: (flops as f64 * evaluations as f64 * config.n as f64)
+            / forward_median
+            / 1e9,
         peak_rss_mib: peak_rss_mib(),
         threads: candle_core::utils::get_num_threads(),
     })
+}
+
+fn median_of(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+/// A network that adds up the wall time of its forward passes.
+struct Timed<'a> {
+    inner: &'a dyn Denoiser,
+    seconds: Cell<f64>,
+}
+
+impl Denoiser for Timed<'_> {
+    fn config(&self) -> &UNetConfig {
+        self.inner.config()
+    }
+
+    fn forward(&self, x: &Tensor, t: &Tensor, regimes: &Tensor) -> candle_core::Result<Tensor> {
+        let started = Instant::now();
+        let out = self.inner.forward(x, t, regimes);
+        self.seconds
+            .set(self.seconds.get() + started.elapsed().as_secs_f64());
+        out
+    }
 }
 
 /// The process's peak resident set (VmHWM), where /proc tells it.
