@@ -212,6 +212,15 @@ impl FastUNet {
         &self.config
     }
 
+    /// Every residual block, in no particular order.
+    fn res_blocks(&self) -> impl Iterator<Item = &ResBlock> {
+        self.down
+            .iter()
+            .chain(&self.up)
+            .flat_map(|l| l.blocks.iter().map(|(r, _)| r))
+            .chain([&self.mid.0, &self.mid.2])
+    }
+
     /// The embedding after its SiLU for one (timestep, regime) pair, as the candle network.
     fn embedding(&self, t: f32, regime: usize) -> Vec<f32> {
         let half = self.config.base_channels / 2;
@@ -258,6 +267,14 @@ impl FastUNet {
             .iter()
             .map(|(tb, r)| self.embedding(f32::from_bits(*tb), *r as usize))
             .collect();
+        // Each residual block's projection of each distinct embedding, once per call.
+        let embeddings: Projections = self
+            .res_blocks()
+            .map(|r| {
+                let projected = embeddings.iter().flat_map(|e| r.emb_proj.apply(e));
+                (r as *const ResBlock as usize, projected.collect())
+            })
+            .collect();
         let size = self.config.assets * self.config.padded_len();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -297,7 +314,7 @@ impl FastUNet {
         &self,
         x: &[f32],
         emb_index: &[usize],
-        embeddings: &[Vec<f32>],
+        embeddings: &Projections,
         pool: &mut Pool,
         out: &mut [f32],
     ) {
@@ -391,8 +408,12 @@ struct Ctx<'a> {
     groups: usize,
     heads: usize,
     emb_index: &'a [usize],
-    embeddings: &'a [Vec<f32>],
+    embeddings: &'a Projections,
 }
+
+/// Per residual block (keyed by its address): its embedding projection for each distinct
+/// (t, regime) pair of the call, concatenated.
+type Projections = HashMap<usize, Vec<f32>>;
 
 impl Ctx<'_> {
     fn conv(&mut self, x: &Act, w: &ConvWeights, init: Init) -> Act {
@@ -415,17 +436,13 @@ impl Ctx<'_> {
 
     /// conv2(silu(gn2(conv1(silu(gn1(x))) + proj(emb)))) + skip(x).
     fn res_block(&mut self, x: &Act, r: &ResBlock) -> Act {
-        let projected: Vec<f32> = self
-            .embeddings
-            .iter()
-            .flat_map(|e| r.emb_proj.apply(e))
-            .collect();
+        let projected = &self.embeddings[&(r as *const ResBlock as usize)];
         let a = self.norm(x, &r.norm1, true);
         let h = self.conv(
             &a,
             &r.conv1,
             Init {
-                per_seq: Some((&projected, self.emb_index)),
+                per_seq: Some((projected, self.emb_index)),
                 residual: None,
             },
         );

@@ -347,10 +347,10 @@ fn group_norm_body(x: &Act, norm: &GroupNorm, out: &mut Act) {
                 *d = v * a + c;
             }
         }
-    }
-    if silu_after {
-        // Padding rows stay zero: silu(0) = 0.
-        silu_in_place(&mut out.data);
+        if silu_after {
+            // While the sequence is still in the L1 cache.
+            silu_in_place(dst);
+        }
     }
 }
 
