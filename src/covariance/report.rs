@@ -14,7 +14,7 @@ use crate::data::{DailyPanel, SplitChoice, WindowSet};
 use crate::error::{Error, Result};
 use crate::io::{self, AtomicDir, AtomicFile};
 use crate::report::{escape, fmt, line_chart, Series, STYLE};
-use crate::sample::{read_scenarios, scenario_files};
+use crate::sample::for_each_diffusion_set;
 use crate::stats::{
     column_variances, correlation_from_covariance, covariance_matrix, symmetric_eigen,
 };
@@ -126,18 +126,10 @@ pub fn covariance_report(config: &CovarianceConfig) -> Result<Vec<Estimate>> {
     let set = WindowSet::read(&config.real)?;
     let n = set.assets.len();
     let mut all = Vec::new();
-    for file in scenario_files(&config.scenarios)? {
-        let s = read_scenarios(&file)?;
-        // Baseline files sit in the same folder; the diffusion estimators use the model's paths.
-        if s.metadata
-            .get("scengen.method")
-            .is_some_and(|m| m != "diffusion")
-        {
-            continue;
-        }
+    for_each_diffusion_set(&config.scenarios, |s| {
         if s.assets != set.assets {
             return Err(Error::bad_file(
-                &file,
+                &s.path,
                 format!(
                     "assets {:?} differ from the real windows' {:?}",
                     s.assets, set.assets
@@ -159,14 +151,8 @@ pub fn covariance_report(config: &CovarianceConfig) -> Result<Vec<Estimate>> {
             ));
         }
         all.extend(estimates(&days, &s.values, &s.regime));
-    }
-    if all.is_empty() {
-        return Err(Error::option(
-            "--scenarios",
-            "",
-            "no diffusion scenario file among the inputs",
-        ));
-    }
+        Ok(())
+    })?;
     let dir = AtomicDir::new(&config.out)?;
     write_matrices(&dir.path().join("matrices.parquet"), &all, &set.assets)?;
     let json = serde_json::to_string_pretty(&all).expect("estimates serialise");

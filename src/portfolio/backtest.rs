@@ -15,7 +15,7 @@ use crate::data::{
 };
 use crate::error::{Error, Result};
 use crate::io::{format_date, parse_date, year_month};
-use crate::sample::{read_scenarios, scenario_files};
+use crate::sample::for_each_diffusion_set;
 use crate::stats::{column_variances, std_dev};
 
 /// How often the portfolios are rebuilt: on the first trading day of each period.
@@ -140,15 +140,8 @@ type SyntheticByRegime = BTreeMap<String, (PathBuf, SyntheticCorrelation)>;
 fn synthetic_by_regime(config: &BacktestConfig) -> Result<(Vec<String>, SyntheticByRegime)> {
     let mut assets: Option<Vec<String>> = None;
     let mut by_regime = SyntheticByRegime::new();
-    for file in scenario_files(&config.scenarios)? {
-        let set = read_scenarios(&file)?;
-        if set
-            .metadata
-            .get("scengen.method")
-            .is_some_and(|m| m != "diffusion")
-        {
-            continue;
-        }
+    for_each_diffusion_set(&config.scenarios, |set| {
+        let file = set.path.clone();
         match set.metadata.get("scengen.test_from") {
             Some(text) => {
                 let trained_before = parse_date("scengen.test_from", text)?;
@@ -192,15 +185,9 @@ fn synthetic_by_regime(config: &BacktestConfig) -> Result<(Vec<String>, Syntheti
         let synthetic = SyntheticCorrelation::from_rows(&set.values, n);
         assets = Some(set.assets);
         by_regime.insert(set.regime, (file, synthetic));
-    }
-    match assets {
-        Some(a) => Ok((a, by_regime)),
-        None => Err(Error::option(
-            "--scenarios",
-            "",
-            "no diffusion scenario file among the inputs",
-        )),
-    }
+        Ok(())
+    })?;
+    Ok((assets.expect("at least one diffusion set"), by_regime))
 }
 
 /// Runs the backtest; writes nothing (see [`super::write_backtest`]).

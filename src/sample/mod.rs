@@ -5,7 +5,10 @@ mod bench;
 mod scenarios;
 
 pub use bench::{bench, peak_rss_mib, BenchConfig, BenchReport};
-pub use scenarios::{read_scenarios, scenario_files, scenario_schema, ScenarioSet, ScenarioWriter};
+pub use scenarios::{
+    for_each_diffusion_set, read_scenarios, scenario_files, scenario_schema, ScenarioSet,
+    ScenarioWriter,
+};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

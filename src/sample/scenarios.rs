@@ -229,13 +229,49 @@ pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if files.is_empty() {
         return Err(Error::option(
             "--scenarios",
-            inputs
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(","),
+            listed(inputs),
             "no scenario files found",
         ));
     }
     Ok(files)
+}
+
+/// Calls `each` with every diffusion scenario set among `inputs` (files, or folders of them),
+/// one set in memory at a time. Baseline files, which share the scenarios folder, are skipped;
+/// an error names `--scenarios` when no diffusion set is found.
+pub fn for_each_diffusion_set(
+    inputs: &[PathBuf],
+    mut each: impl FnMut(ScenarioSet) -> Result<()>,
+) -> Result<()> {
+    let mut found = false;
+    for file in scenario_files(inputs)? {
+        let set = read_scenarios(&file)?;
+        if set
+            .metadata
+            .get("scengen.method")
+            .is_some_and(|m| m != "diffusion")
+        {
+            continue;
+        }
+        found = true;
+        each(set)?;
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(Error::option(
+            "--scenarios",
+            listed(inputs),
+            "no diffusion scenario file among the inputs",
+        ))
+    }
+}
+
+/// The `--scenarios` inputs as the user gave them, for error messages.
+fn listed(inputs: &[PathBuf]) -> String {
+    inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
