@@ -13,11 +13,15 @@ pub fn select_device(name: &str) -> Result<Device> {
                 return Err(Error::option(
                     "--device",
                     name,
-                    "this scengen was built without CUDA; rebuild with `--features cuda` (see README)",
+                    "this scengen was built without CUDA; build one with `.ci/build-cuda` (see README)",
                 ));
             }
-            Device::new_cuda(0)
-                .map_err(|e| Error::option("--device", name, format!("no usable GPU: {e}")))
+            // candle appends a backtrace to the driver's error; the first line names the cause.
+            Device::new_cuda(0).map_err(|e| {
+                let cause = e.to_string();
+                let cause = cause.lines().next().unwrap_or_default().to_string();
+                Error::option("--device", name, format!("no usable GPU: {cause}"))
+            })
         }
         "auto" => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
         other => Err(Error::option(

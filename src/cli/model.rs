@@ -10,7 +10,7 @@ use crate::diffusion::{SamplerKind, ScheduleKind, Spacing};
 use crate::error::Result;
 use crate::io::parse_date;
 use crate::model::Engine;
-use crate::sample::GenerateConfig;
+use crate::sample::{default_batch_size, GenerateConfig};
 use crate::train::TrainConfig;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -199,9 +199,10 @@ pub struct GenerateArgs {
     /// Output scenario file (default scenarios/<regime>.parquet).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Paths per network batch.
-    #[arg(long, default_value_t = 1000)]
-    pub batch_size: usize,
+    /// Paths per network batch (default 1,000 on the CPU, 5,000 on CUDA).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// cpu, cuda or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -243,6 +244,7 @@ impl GenerateArgs {
         let out = self
             .out
             .unwrap_or_else(|| PathBuf::from(format!("scenarios/{}.parquet", self.regime)));
+        let device = select_device(&self.device)?;
         Ok(GenerateConfig {
             model: self.model,
             regime: self.regime,
@@ -251,8 +253,8 @@ impl GenerateArgs {
             guidance: self.sampling.guidance,
             seed: self.sampling.seed,
             out,
-            batch_size: self.batch_size,
-            device: select_device(&self.device)?,
+            batch_size: self.batch_size.unwrap_or(default_batch_size(&device)),
+            device,
             engine: self.sampling.engine(),
             progress: true,
         })
@@ -268,8 +270,9 @@ pub struct BenchArgs {
     /// Paths per run (the report also scales the median to 10,000 paths).
     #[arg(long, default_value_t = 2_000)]
     pub n: usize,
-    #[arg(long, default_value_t = 1000)]
-    pub batch_size: usize,
+    /// Paths per network batch (default 1,000 on the CPU, 5,000 on CUDA).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
     /// Runs; the median is reported.
@@ -284,18 +287,19 @@ pub struct BenchArgs {
 
 impl BenchArgs {
     pub fn into_config(self) -> Result<(crate::sample::BenchConfig, Option<PathBuf>)> {
+        let device = select_device(&self.device)?;
         Ok((
             crate::sample::BenchConfig {
                 model: self.model,
                 regime: self.regime,
                 n: self.n,
-                batch_size: self.batch_size,
+                batch_size: self.batch_size.unwrap_or(default_batch_size(&device)),
                 sampler: self.sampling.kind(),
                 guidance: self.sampling.guidance,
                 engine: self.sampling.engine(),
                 runs: self.runs,
                 seed: self.sampling.seed,
-                device: select_device(&self.device)?,
+                device,
             },
             self.out,
         ))

@@ -1,6 +1,7 @@
 //! Building blocks of the 1D U-Net. Only ops with a working backward pass in candle 0.11 are
-//! used: `group_norm`, `ops::softmax` (not `softmax_last_dim`), nearest upsampling followed by a
-//! convolution (not `conv_transpose1d`), and the project's own [`Conv1d`].
+//! used: `group_norm`, `ops::softmax` (not `softmax_last_dim`), nearest upsampling (as a
+//! broadcast) followed by a convolution (not `conv_transpose1d`), and the project's own
+//! [`Conv1d`]. Every op also runs on candle's CUDA backend.
 
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{group_norm, linear, GroupNorm, Linear, VarBuilder};
@@ -122,8 +123,7 @@ impl Downsample {
     }
 }
 
-/// Doubles the length: nearest-neighbour repeat, then a k = 3 convolution. Its input must have
-/// no other consumer (candle's upsample backward overwrites the input's gradient).
+/// Doubles the length: nearest-neighbour repeat, then a k = 3 convolution.
 pub struct Upsample(Conv1d);
 
 impl Upsample {
@@ -132,7 +132,43 @@ impl Upsample {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let l = x.dim(2)?;
-        self.0.forward(&x.upsample_nearest1d(2 * l)?)
+        self.0.forward(&repeat_each_twice(x)?)
+    }
+}
+
+/// (b, c, l) -> (b, c, 2l) with every element repeated: nearest-neighbour upsampling by 2.
+/// Built as a broadcast rather than `upsample_nearest1d`, which candle 0.11 does not run on CUDA
+/// and whose backward overwrites the gradient already accumulated for its input; the broadcast's
+/// backward sums, on every backend. The values are the same bit for bit.
+fn repeat_each_twice(x: &Tensor) -> Result<Tensor> {
+    let (b, c, l) = x.dims3()?;
+    x.unsqueeze(3)?
+        .broadcast_as((b, c, l, 2))?
+        .reshape((b, c, 2 * l))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn repeat_each_twice_is_nearest_upsampling_with_a_summing_backward() {
+        let values: Vec<f32> = (0..2 * 3 * 5).map(|i| (i as f32 * 0.37).sin()).collect();
+        let x = Var::from_vec(values, (2, 3, 5), &Device::Cpu).unwrap();
+        let up = repeat_each_twice(&x).unwrap();
+        let reference = x.upsample_nearest1d(10).unwrap();
+        assert_eq!(
+            up.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            reference.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+        // d/dx of sum(w * up(x)) is w[2i] + w[2i + 1].
+        let w: Vec<f32> = (0..2 * 3 * 10).map(|i| i as f32).collect();
+        let w = Tensor::from_vec(w.clone(), (2, 3, 10), &Device::Cpu).unwrap();
+        let grads = (up * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let g = grads.get(&x).unwrap().flatten_all().unwrap();
+        let w = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let expected: Vec<f32> = w.chunks(2).map(|p| p[0] + p[1]).collect();
+        assert_eq!(g.to_vec1::<f32>().unwrap(), expected);
     }
 }

@@ -138,10 +138,12 @@ impl Denoiser for Timed<'_> {
 
     fn forward(&self, x: &Tensor, t: &Tensor, regimes: &Tensor) -> candle_core::Result<Tensor> {
         let started = Instant::now();
-        let out = self.inner.forward(x, t, regimes);
+        let out = self.inner.forward(x, t, regimes)?;
+        // CUDA kernels run asynchronously: wait for them, or only the launches are timed.
+        out.device().synchronize()?;
         self.seconds
             .set(self.seconds.get() + started.elapsed().as_secs_f64());
-        out
+        Ok(out)
     }
 }
 

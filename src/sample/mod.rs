@@ -33,6 +33,18 @@ pub const DEFAULT_SAMPLER: SamplerKind = SamplerKind::DpmSolver {
     spacing: crate::diffusion::Spacing::LogSnr,
 };
 
+/// Paths per network batch when none is given: 1,000 on the CPU (the fast engine splits them
+/// into cache-sized sub-batches anyway), 5,000 on CUDA, where larger batches mean fewer kernel
+/// launches per path and the tensors stay small (the default model's widest activation for
+/// 5,000 guided windows, 10,000 rows x 32 channels x 32 days, is 41 MB).
+pub fn default_batch_size(device: &Device) -> usize {
+    if device.is_cuda() {
+        5_000
+    } else {
+        1_000
+    }
+}
+
 /// Settings of one `generate` run with the diffusion model.
 #[derive(Debug, Clone)]
 pub struct GenerateConfig {
