@@ -122,17 +122,19 @@ cross() {
   local model=$1 a=$2 b=$3 name=$4
   for side in "$a" "$b"; do
     local dev=${side%%:*} engine=${side##*:}
-    "$bin" generate --model "$model" --regime high-vix "${ddim[@]}" --device "$dev" \
-      --engine "$engine" --out "$work/$name-$dev-$engine.parquet" >>"$log" 2>&1
+    local file="$work/$name-$dev-$engine.parquet"
+    # A side compared twice is generated once.
+    [[ -f "$file" ]] || "$bin" generate --model "$model" --regime high-vix "${ddim[@]}" \
+      --device "$dev" --engine "$engine" --out "$file" >>"$log" 2>&1
   done
   compare "$work/$name-${a%%:*}-${a##*:}.parquet" "$work/$name-${b%%:*}-${b##*:}.parquet" \
     "$name: $a vs $b"
 }
 if [[ -f models/default/model.safetensors ]]; then
-  cross models/default "cpu:candle" "$device:auto" cpu-trained
-  cross models/default "cpu:fast" "$device:auto" cpu-trained
+  cross models/default "cpu:candle" "$device:auto" cpu-trained-model
+  cross models/default "cpu:fast" "$device:auto" cpu-trained-model
 fi
-cross "$work/model-$device" "$device:auto" "cpu:auto" "$device-trained"
+cross "$work/model-$device" "$device:auto" "cpu:auto" "model-trained-by-this-script-on-$device"
 
 # The headline statistics of the device's sets against the held-out real windows.
 "$bin" evaluate --real "$work/windows.parquet" --regime high-vix \
