@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU figures: wall time and GPU memory of `scengen train` (default model, embedded data) and of
-# generating 10,000 paths per regime with DDIM 50 and guidance on CUDA; determinism on the
-# device; agreement between the CPU and CUDA for the same model and seed, both ways.
+# generating 10,000 paths per regime with DDIM 50 and guidance on CUDA; determinism of training
+# and generation on the device; agreement between the CPU and CUDA for the same model and seed,
+# both ways.
 # Run on the lent GPU machine (the `device` tool) with a binary built here by .ci/build-cuda and
 # a model trained here on the CPU, carried along:
 #
@@ -87,6 +88,16 @@ EOF
 
 "$bin" ingest --out "$work/windows.parquet" >>"$log" 2>&1
 timed "train($device)" "$bin" train --data "$work/windows.parquet" --out "$work/model-$device" --device "$device" "${train_args[@]}"
+# Training determinism on the device: two 2-epoch runs with the same seed, weights byte for byte.
+for run in a b; do
+  "$bin" train --data "$work/windows.parquet" --out "$work/model-$device-2epochs-$run" \
+    --device "$device" --epochs 2 >>"$log" 2>&1
+done
+if cmp -s "$work/model-$device-2epochs-"{a,b}/model.safetensors; then
+  say "determinism($device): two 2-epoch trainings with the same seed gave the same weights"
+else
+  say "determinism($device): two 2-epoch trainings with the same seed gave DIFFERENT weights"
+fi
 
 ddim=(--sampler ddim --steps 50 --spacing uniform --guidance 1.5 --seed 7 --n "$n")
 for regime in low-vix normal high-vix; do
