@@ -66,6 +66,15 @@ timed() {
   say "$label $(python3 -c "print(f'{$ended - $started:.2f}')") s, peak GPU memory ${peak} MiB"
 }
 
+# Prints whether two files, from two runs that should agree, are byte for byte the same.
+same_bytes() {
+  if cmp -s "$2" "$3"; then
+    say "determinism($device): $1 gave byte-identical files"
+  else
+    say "determinism($device): $1 gave DIFFERENT files"
+  fi
+}
+
 # Path-by-path comparison of two scenario files of the same paths: the largest difference and
 # the headline statistics of each.
 compare() {
@@ -93,11 +102,8 @@ for run in a b; do
   "$bin" train --data "$work/windows.parquet" --out "$work/model-$device-2epochs-$run" \
     --device "$device" --epochs 2 >>"$log" 2>&1
 done
-if cmp -s "$work/model-$device-2epochs-"{a,b}/model.safetensors; then
-  say "determinism($device): two 2-epoch trainings with the same seed gave the same weights"
-else
-  say "determinism($device): two 2-epoch trainings with the same seed gave DIFFERENT weights"
-fi
+same_bytes "two 2-epoch trainings with the same seed" \
+  "$work/model-$device-2epochs-"{a,b}/model.safetensors
 
 ddim=(--sampler ddim --steps 50 --spacing uniform --guidance 1.5 --seed 7 --n "$n")
 for regime in low-vix normal high-vix; do
@@ -108,11 +114,8 @@ done
 # which changes the shapes the kernels see but not any path's noise.
 "$bin" generate --model "$work/model-$device" --regime high-vix "${ddim[@]}" --device "$device" \
   --out "$work/$device-high-vix-again.parquet" >>"$log" 2>&1
-if cmp -s "$work/$device-high-vix.parquet" "$work/$device-high-vix-again.parquet"; then
-  say "determinism($device): the same seed gave a byte-identical file"
-else
-  say "determinism($device): the same seed gave a DIFFERENT file"
-fi
+same_bytes "the same seed, generated twice" "$work/$device-high-vix.parquet" \
+  "$work/$device-high-vix-again.parquet"
 "$bin" generate --model "$work/model-$device" --regime high-vix "${ddim[@]}" --device "$device" \
   --batch-size 2000 --out "$work/$device-high-vix-batch2000.parquet" >>"$log" 2>&1
 compare "$work/$device-high-vix.parquet" "$work/$device-high-vix-batch2000.parquet" \
