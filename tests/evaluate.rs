@@ -94,6 +94,8 @@ fn writes_a_self_contained_report_and_stable_metrics() {
         keys.contains(&"ks_daily_median")
             && keys.contains(&"ew_vol_annual")
             && keys.contains(&"memorization_share")
+            && keys.contains(&"path_vol_dispersion_median")
+            && keys.contains(&"within_path_kurtosis_median")
     );
     // Bootstrap paths are real train days: Gaussian days are not, and KS on daily returns is
     // the same either way for i.i.d. data; volatility of both is the real one within 20%.

@@ -3,7 +3,10 @@
 mod common;
 
 use common::*;
-use scengen::stats::{acf, cvm_2samp, excess_kurtosis, ks_2samp, skewness, var_cvar, KsMethod};
+use scengen::stats::{
+    acf, cvm_2samp, excess_kurtosis, ks_2samp, path_vol_dispersion, skewness, var_cvar,
+    within_path_kurtosis, KsMethod,
+};
 
 fn close(got: f64, want: f64, rel: f64, what: &str) {
     let err = (got - want).abs() / want.abs().max(1e-300);
@@ -85,14 +88,19 @@ fn autocorrelation_and_moments_match_statsmodels() {
     );
 }
 
+/// Daily log returns of the embedded S&P 500 index.
+fn index_returns() -> Vec<f64> {
+    let p = scengen::data::Panel::read(&embedded_index(), "date", None).unwrap();
+    p.columns[0]
+        .windows(2)
+        .map(|w| (w[1] / w[0]).ln())
+        .collect()
+}
+
 #[test]
 fn var_and_cvar_match_reference() {
     let v = vectors("var_cvar.json");
-    let p = scengen::data::Panel::read(&embedded_index(), "date", None).unwrap();
-    let r: Vec<f64> = p.columns[0]
-        .windows(2)
-        .map(|w| (w[1] / w[0]).ln())
-        .collect();
+    let r = index_returns();
     assert_eq!(r.len(), v["n"].as_u64().unwrap() as usize);
     for level in v["levels"].as_array().unwrap() {
         let alpha = level["alpha"].as_f64().unwrap();
@@ -110,4 +118,44 @@ fn var_and_cvar_match_reference() {
             &format!("CVaR {alpha}"),
         );
     }
+}
+
+#[test]
+fn volatility_spread_over_paths_separates_clustering_from_jumps() {
+    // Two paths, the second the first doubled: volatilities s and 2s, CV (s/√2) / (1.5 s);
+    // scaled by their own volatility both are ±1, whose excess kurtosis is 1 − 3.
+    let two = [1.0, -1.0, 1.0, -1.0, 2.0, -2.0, 2.0, -2.0];
+    close(path_vol_dispersion(&two, 4), 2f64.sqrt() / 3.0, 1e-12, "CV");
+    close(
+        within_path_kurtosis(&two, 4),
+        -2.0,
+        1e-12,
+        "within kurtosis",
+    );
+
+    // The S&P 500 1990-2022 in 30-day paths: calm and turbulent months (volatility clustering)
+    // give a wide spread of path volatility and make most of the fat tails. The same days
+    // shuffled over the paths keep the pooled kurtosis but lose both.
+    let r = index_returns();
+    let n = r.len() / 30 * 30;
+    let months = &r[..n];
+    // 7919 is prime and does not divide n, so i -> 7919 i mod n is a permutation.
+    let shuffled: Vec<f64> = (0..n).map(|i| months[i * 7919 % n]).collect();
+    let (clustered, iid) = (
+        path_vol_dispersion(months, 30),
+        path_vol_dispersion(&shuffled, 30),
+    );
+    assert!(
+        clustered > 0.5 && iid < 0.35,
+        "CV {clustered} vs {iid} shuffled"
+    );
+    let (within, within_iid) = (
+        within_path_kurtosis(months, 30),
+        within_path_kurtosis(&shuffled, 30),
+    );
+    assert!(excess_kurtosis(months) > 8.0);
+    assert!(
+        within < 1.0 && within_iid > 1.5,
+        "within-path kurtosis {within} vs {within_iid} shuffled"
+    );
 }

@@ -392,6 +392,18 @@ fn headline(reference: &SetMetrics, sets: &[ScoredSet], floor: &ScoredSet) -> Ve
             |m, _| median(m.per_asset.iter().map(|a| a.excess_kurtosis).collect()),
             true,
         ),
+        (
+            "path_vol_dispersion_median",
+            "median spread of volatility across paths (CV)",
+            |m, _| median(m.per_asset.iter().map(|a| a.path_vol_dispersion).collect()),
+            true,
+        ),
+        (
+            "within_path_kurtosis_median",
+            "median excess kurtosis within paths",
+            |m, _| median(m.per_asset.iter().map(|a| a.within_path_kurtosis).collect()),
+            true,
+        ),
     ];
     let memo_row = HeadlineRow {
         key: "memorization_share",

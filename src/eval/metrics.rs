@@ -5,8 +5,8 @@ use serde::Serialize;
 use super::{correlation_matrix, equal_weight_returns};
 use crate::data::TRADING_DAYS;
 use crate::stats::{
-    covariance_matrix, cvm_2samp, excess_kurtosis, ks_2samp, mean, pooled_acf, skewness, std_dev,
-    var_cvar, KsMethod, TestResult,
+    covariance_matrix, cvm_2samp, excess_kurtosis, ks_2samp, mean, path_vol_dispersion, pooled_acf,
+    skewness, std_dev, var_cvar, within_path_kurtosis, KsMethod, TestResult,
 };
 
 /// Lags of the autocorrelation and leverage figures.
@@ -74,6 +74,12 @@ pub struct AssetMetrics {
     pub vol_annual: f64,
     pub skewness: f64,
     pub excess_kurtosis: f64,
+    /// Coefficient of variation of the paths' own volatilities: how much calm and turbulent
+    /// paths differ (Gaussian days of one volatility: about 0.13 for 30 days).
+    pub path_vol_dispersion: f64,
+    /// Excess kurtosis of the days, each path scaled by its own volatility: the fat tails
+    /// that are not a mix of calm and turbulent paths.
+    pub within_path_kurtosis: f64,
     pub tails_daily: Tails,
     pub tails_horizon: Tails,
     /// Autocorrelation of returns and of |returns| at lags 1..=10, pooled within paths.
@@ -167,6 +173,8 @@ pub fn set_metrics(set: &Paths, reference: &Reference, names: &[String]) -> SetM
                 vol_annual: std_dev(&daily, 1) * TRADING_DAYS.sqrt(),
                 skewness: skewness(&daily),
                 excess_kurtosis: excess_kurtosis(&daily),
+                path_vol_dispersion: path_vol_dispersion(&daily, set.window),
+                within_path_kurtosis: within_path_kurtosis(&daily, set.window),
                 tails_daily: tails(&daily),
                 tails_horizon: tails(&horizon),
                 acf_returns: pooled_acf(&daily, set.window, LAGS)[1..].to_vec(),

@@ -172,13 +172,13 @@ pub fn evaluation_html(e: &Evaluation) -> String {
 
     // Per-asset tables.
     for s in &all {
-        let _ = write!(h, "<h2>Per asset: {}</h2><table><tr><th>asset</th><th>KS D daily</th><th>KS p</th><th>CvM p daily</th><th>KS D horizon</th><th>CvM p horizon</th><th>vol</th><th>real vol</th><th>skew</th><th>ex. kurt</th><th>VaR99</th><th>real VaR99</th><th>CVaR99</th><th>ACF|r| 1</th><th>real ACF|r| 1</th></tr>", escape(&s.label));
+        let _ = write!(h, "<h2>Per asset: {}</h2><table><tr><th>asset</th><th>KS D daily</th><th>KS p</th><th>CvM p daily</th><th>KS D horizon</th><th>CvM p horizon</th><th>vol</th><th>real vol</th><th>skew</th><th>ex. kurt</th><th>vol CV across paths</th><th>real vol CV</th><th>VaR99</th><th>real VaR99</th><th>CVaR99</th><th>ACF|r| 1</th><th>real ACF|r| 1</th></tr>", escape(&s.label));
         for (a, r) in s.metrics.per_asset.iter().zip(&e.reference.per_asset) {
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&a.asset), fmt(a.ks_daily.statistic), fmt(a.ks_daily.pvalue), fmt(a.cvm_daily.pvalue), fmt(a.ks_horizon.statistic), fmt(a.cvm_horizon.pvalue),
-                fmt(a.vol_annual), fmt(r.vol_annual), fmt(a.skewness), fmt(a.excess_kurtosis), fmt(a.tails_daily.var99), fmt(r.tails_daily.var99),
+                fmt(a.vol_annual), fmt(r.vol_annual), fmt(a.skewness), fmt(a.excess_kurtosis), fmt(a.path_vol_dispersion), fmt(r.path_vol_dispersion), fmt(a.tails_daily.var99), fmt(r.tails_daily.var99),
                 fmt(a.tails_daily.cvar99), fmt(a.acf_abs_returns[0]), fmt(r.acf_abs_returns[0]),
             );
         }

@@ -1,11 +1,13 @@
 //! Statistics shared by every stage: descriptive moments and quantiles here; the two-sample
-//! tests, autocorrelation and tail measures in their own files as the evaluation needs them.
+//! tests, autocorrelation, tail measures and the spread of volatility over paths in their own
+//! files as the evaluation needs them.
 
 mod acf;
 mod descriptive;
 mod kolmogorov;
 mod matrix;
 mod nelder_mead;
+mod paths;
 mod tails;
 mod two_sample;
 
@@ -18,6 +20,7 @@ pub use matrix::{
     cholesky, correlation_from_covariance, covariance_matrix, solve_spd, symmetric_eigen,
 };
 pub use nelder_mead::{nelder_mead, Minimum};
+pub use paths::{path_vol_dispersion, within_path_kurtosis};
 pub use tails::var_cvar;
 pub use two_sample::{
     average_ranks, bessel_k, cvm_2samp, ks_2samp, ks_exact_sf, ks_statistic, KsMethod, TestResult,
