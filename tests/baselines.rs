@@ -10,20 +10,10 @@ use common::*;
 use scengen::baselines::{
     fit_garch11, generate_baseline, optimal_block_length, BaselineConfig, Method,
 };
-use scengen::data::{
-    ingest, DailyPanel, IngestConfig, Panel, SignalSource, SplitChoice, WindowSet,
-};
+use scengen::data::{ingest, DailyPanel, IngestConfig, SignalSource, SplitChoice, WindowSet};
 use scengen::io::parse_date;
 use scengen::sample::read_scenarios;
 use scengen::Error;
-
-fn spx_log_returns() -> Vec<f64> {
-    let p = Panel::read(&embedded_index(), "date", None).unwrap();
-    p.columns[0]
-        .windows(2)
-        .map(|w| (w[1] / w[0]).ln())
-        .collect()
-}
 
 #[test]
 fn garch11_matches_arch() {

@@ -88,19 +88,10 @@ fn autocorrelation_and_moments_match_statsmodels() {
     );
 }
 
-/// Daily log returns of the embedded S&P 500 index.
-fn index_returns() -> Vec<f64> {
-    let p = scengen::data::Panel::read(&embedded_index(), "date", None).unwrap();
-    p.columns[0]
-        .windows(2)
-        .map(|w| (w[1] / w[0]).ln())
-        .collect()
-}
-
 #[test]
 fn var_and_cvar_match_reference() {
     let v = vectors("var_cvar.json");
-    let r = index_returns();
+    let r = spx_log_returns();
     assert_eq!(r.len(), v["n"].as_u64().unwrap() as usize);
     for level in v["levels"].as_array().unwrap() {
         let alpha = level["alpha"].as_f64().unwrap();
@@ -136,7 +127,7 @@ fn volatility_spread_over_paths_separates_clustering_from_jumps() {
     // The S&P 500 1990-2022 in 30-day paths: calm and turbulent months (volatility clustering)
     // give a wide spread of path volatility and make most of the fat tails. The same days
     // shuffled over the paths keep the pooled kurtosis but lose both.
-    let r = index_returns();
+    let r = spx_log_returns();
     let n = r.len() / 30 * 30;
     let months = &r[..n];
     // 7919 is prime and does not divide n, so i -> 7919 i mod n is a permutation.

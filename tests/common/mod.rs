@@ -22,6 +22,15 @@ pub fn embedded_index() -> PathBuf {
     root().join("data/sp500_index.parquet")
 }
 
+/// Daily log returns of the embedded S&P 500 index.
+pub fn spx_log_returns() -> Vec<f64> {
+    let p = scengen::data::Panel::read(&embedded_index(), "date", None).unwrap();
+    p.columns[0]
+        .windows(2)
+        .map(|w| (w[1] / w[0]).ln())
+        .collect()
+}
+
 /// A column of a test panel.
 pub enum Col {
     F64(&'static str, Vec<f64>),
