@@ -10,7 +10,7 @@ use common::*;
 use scengen::baselines::{
     fit_garch11, generate_baseline, optimal_block_length, BaselineConfig, Method,
 };
-use scengen::data::{ingest, DailyPanel, IngestConfig, SignalSource, SplitChoice, WindowSet};
+use scengen::data::{DailyPanel, SplitChoice, WindowSet};
 use scengen::io::parse_date;
 use scengen::sample::read_scenarios;
 use scengen::Error;
@@ -54,18 +54,6 @@ fn block_lengths_match_arch() {
         (cb / want_cb - 1.0).abs() < 1e-9,
         "circular {cb} vs {want_cb}"
     );
-}
-
-fn embedded_windows(dir: &Path) -> std::path::PathBuf {
-    let out = dir.join("windows.parquet");
-    let mut c = IngestConfig::embedded(&out);
-    c.input = embedded_prices();
-    c.signal = SignalSource::RealizedVol {
-        path: embedded_index(),
-        column: "SPX".into(),
-    };
-    ingest(&c).unwrap();
-    out
 }
 
 fn config(method: Method, data: &Path, out: &Path, seed: u64) -> BaselineConfig {

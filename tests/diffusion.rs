@@ -39,6 +39,8 @@ fn tiny_config() -> UNetConfig {
         heads: 2,
         groups: 4,
         embed_dim: 16,
+        amplitude_input: false,
+        linear_path: 0,
     }
 }
 

@@ -44,6 +44,8 @@ fn architectures() -> Vec<UNetConfig> {
             heads: 2,
             groups: 4,
             embed_dim: 32,
+            amplitude_input: false,
+            linear_path: 0,
         },
         // A single level: no resampling at all.
         UNetConfig {
@@ -57,6 +59,8 @@ fn architectures() -> Vec<UNetConfig> {
             heads: 1,
             groups: 2,
             embed_dim: 8,
+            amplitude_input: false,
+            linear_path: 0,
         },
     ]
 }

@@ -33,6 +33,8 @@ fn tiny_arch() -> UNetConfig {
         heads: 2,
         groups: 4,
         embed_dim: 32,
+        amplitude_input: false,
+        linear_path: 0,
     }
 }
 

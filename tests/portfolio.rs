@@ -143,6 +143,8 @@ fn scenario_dir() -> &'static Path {
             heads: 2,
             groups: 4,
             embed_dim: 16,
+            amplitude_input: false,
+            linear_path: 0,
         });
         config.epochs = 1;
         train(&config).unwrap();

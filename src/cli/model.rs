@@ -86,6 +86,15 @@ pub struct TrainArgs {
     /// Channels of the first U-Net level.
     #[arg(long)]
     pub channels: Option<usize>,
+    /// Give the network the noisy window's amplitude as an input.
+    #[arg(long)]
+    pub amplitude_input: bool,
+    /// Rank of the cross-asset linear path (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub linear_path: usize,
+    /// Gaussian prior part of the noise prediction.
+    #[arg(long)]
+    pub gaussian_prior: bool,
     /// cpu, cuda or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -109,6 +118,9 @@ impl TrainArgs {
             ScheduleArg::Cosine => ScheduleKind::Cosine,
         };
         c.base_channels = self.channels;
+        c.amplitude_input = self.amplitude_input;
+        c.linear_path = self.linear_path;
+        c.gaussian_prior = self.gaussian_prior;
         c.device = select_device(&self.device)?;
         c.progress = true;
         c.validate()?;

@@ -2,10 +2,12 @@
 //! samplers (DDPM, DDIM, DPM-Solver++) behind the [`Sampler`] trait, and classifier-free guidance.
 
 mod guidance;
+mod prior;
 mod sampler;
 mod schedule;
 
 pub use guidance::guided_eps;
+pub use prior::{GaussianPrior, PriorTensors};
 pub use sampler::{Ddim, DpmSolver, Sampler, SamplerKind, Spacing, StepGrid};
 pub use schedule::{NoiseSchedule, ScheduleKind};
 
@@ -42,7 +44,11 @@ pub fn predict_eps(
         .collect();
     let skip = Tensor::from_vec(skip, (b, 1, 1), device)?;
     let out = Tensor::from_vec(out, (b, 1, 1), device)?;
-    x.broadcast_mul(&skip)? + net.forward(x, &ts, regimes)?.broadcast_mul(&out)?
+    let base = match net.prior() {
+        Some(prior) => prior.eps(x, &out, &skip, regimes)?,
+        None => x.broadcast_mul(&skip)?,
+    };
+    base + net.forward(x, &ts, regimes)?.broadcast_mul(&out)?
 }
 
 /// q(x_t | x_0): √ᾱ_t x_0 + √(1 − ᾱ_t) ε, with per-sample schedule indices `t`.

@@ -29,6 +29,15 @@ pub struct UNetConfig {
     pub groups: usize,
     /// Width of the time + regime embedding.
     pub embed_dim: usize,
+    /// Feed the window's observed amplitude (log mean square of x_t per asset and of their
+    /// cross-sectional mean) into the time embedding's MLP. Absent in older models: false.
+    #[serde(default)]
+    pub amplitude_input: bool,
+    /// Rank of the cross-asset linear path added to the network's output: `linear_path`
+    /// learned asset-by-asset maps of x_t, mixed by gains computed from the embedding.
+    /// Absent in older models: 0 (no path).
+    #[serde(default)]
+    pub linear_path: usize,
 }
 
 impl UNetConfig {
@@ -46,6 +55,8 @@ impl UNetConfig {
             heads: 4,
             groups: 8,
             embed_dim: 128,
+            amplitude_input: false,
+            linear_path: 0,
         }
     }
 

@@ -29,6 +29,8 @@ pub trait Denoiser {
         t: &candle_core::Tensor,
         regimes: &candle_core::Tensor,
     ) -> candle_core::Result<candle_core::Tensor>;
+    /// The Gaussian part of the noise prediction, when the model has one.
+    fn prior(&self) -> Option<&crate::diffusion::PriorTensors>;
 }
 
 impl Denoiser for UNet1d {
@@ -43,6 +45,10 @@ impl Denoiser for UNet1d {
         regimes: &candle_core::Tensor,
     ) -> candle_core::Result<candle_core::Tensor> {
         UNet1d::forward(self, x, t, regimes)
+    }
+
+    fn prior(&self) -> Option<&crate::diffusion::PriorTensors> {
+        self.prior()
     }
 }
 
@@ -65,13 +71,17 @@ impl Denoiser for FastUNet {
         );
         candle_core::Tensor::from_vec(out, x.shape(), x.device())
     }
+
+    fn prior(&self) -> Option<&crate::diffusion::PriorTensors> {
+        self.prior()
+    }
 }
 
 /// Which implementation of the network runs inference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
-    /// [`FastUNet`] on the CPU, candle on other devices.
+    /// [`FastUNet`] on the CPU for the architectures it implements, candle otherwise.
     Auto,
     /// Always [`FastUNet`] (CPU only).
     Fast,

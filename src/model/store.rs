@@ -56,6 +56,10 @@ pub struct ModelCard {
     pub labels: Vec<String>,
     pub window: usize,
     pub normalisation: Normalisation,
+    /// The Gaussian part of the noise prediction, in standardised units; absent in models
+    /// trained without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<crate::diffusion::GaussianPrior>,
     pub training: TrainingRecord,
 }
 
@@ -95,7 +99,12 @@ impl LoadedModel {
             (Engine::Fast, None) => Err(Error::option(
                 "--engine",
                 "fast",
-                "the fast inference path runs on the CPU only; use --engine candle or auto",
+                if self.device.is_cpu() {
+                    "the fast inference path does not implement this model's amplitude input or \
+                     linear path; use --engine candle or auto"
+                } else {
+                    "the fast inference path runs on the CPU only; use --engine candle or auto"
+                },
             )),
         }
     }
@@ -146,19 +155,39 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
     let tensors = candle_core::safetensors::load(&weights_path, device)
         .map_err(|e| bad(format!("{WEIGHTS_FILE} is unreadable: {e}")))?;
     let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, device);
-    let network = UNet1d::new(a, vb)
+    let mut network = UNet1d::new(a, vb)
         .map_err(|e| bad(format!("{WEIGHTS_FILE} does not fit {CONFIG_FILE}: {e}")))?;
+    let prior = |device: &Device| -> Result<Option<crate::diffusion::PriorTensors>> {
+        let Some(p) = &card.prior else {
+            return Ok(None);
+        };
+        let fits = p.classes() == a.regimes + 1
+            && p.means.iter().all(|m| m.len() == n)
+            && p.covariances.iter().all(|c| c.len() == n * n);
+        if !fits {
+            return Err(bad(format!(
+                "{CONFIG_FILE}: the prior does not have {} classes of {n} assets",
+                a.regimes + 1
+            )));
+        }
+        Ok(Some(p.tensors(a.window, device)?))
+    };
+    if let Some(p) = prior(device)? {
+        network.set_prior(p);
+    }
     let expected = parameter_names(a)?;
     if let Some(extra) = tensors.keys().find(|k| !expected.contains(*k)) {
         return Err(bad(format!(
             "{WEIGHTS_FILE} holds `{extra}`, which the architecture lacks"
         )));
     }
-    let fast = if device.is_cpu() {
-        Some(
-            FastUNet::new(a, &tensors)
-                .map_err(|e| bad(format!("{WEIGHTS_FILE} does not fit {CONFIG_FILE}: {e}")))?,
-        )
+    let fast = if device.is_cpu() && FastUNet::supports(a) {
+        let mut fast = FastUNet::new(a, &tensors)
+            .map_err(|e| bad(format!("{WEIGHTS_FILE} does not fit {CONFIG_FILE}: {e}")))?;
+        if let Some(p) = prior(device)? {
+            fast.set_prior(p);
+        }
+        Some(fast)
     } else {
         None
     };

@@ -31,6 +31,16 @@ pub struct UNet1d {
     up: Vec<Level>,
     norm_out: GroupNorm,
     conv_out: Conv1d,
+    linear_path: Option<LinearPath>,
+    prior: Option<crate::diffusion::PriorTensors>,
+}
+
+/// Σ_k g_k(emb) · L_k x: the cross-asset linear map that the best Gaussian denoiser is, with its
+/// dependence on the noise level and regime carried by the gains.
+struct LinearPath {
+    maps: Conv1d,
+    gains: Linear,
+    rank: usize,
 }
 
 impl UNet1d {
@@ -92,7 +102,7 @@ impl UNet1d {
         }
         Ok(Self {
             config: c.clone(),
-            time_in: linear(base, emb, vb.pp("time.0"))?,
+            time_in: linear(base + amplitude_features(c), emb, vb.pp("time.0"))?,
             time_out: linear(emb, emb, vb.pp("time.1"))?,
             regime_embedding: embedding(c.regimes + 1, emb, vb.pp("regime"))?,
             conv_in,
@@ -101,6 +111,16 @@ impl UNet1d {
             up,
             norm_out: group_norm(groups, ch, 1e-5, vb.pp("norm_out"))?,
             conv_out: Conv1d::new(ch, c.assets, 3, 1, vb.pp("conv_out"))?,
+            linear_path: if c.linear_path > 0 {
+                Some(LinearPath {
+                    maps: Conv1d::new(c.assets, c.linear_path * c.assets, 1, 1, vb.pp("lin.maps"))?,
+                    gains: zero_linear(emb, c.linear_path, vb.pp("lin.gains"))?,
+                    rank: c.linear_path,
+                })
+            } else {
+                None
+            },
+            prior: None,
         })
     }
 
@@ -108,9 +128,21 @@ impl UNet1d {
         &self.config
     }
 
+    /// Adds the Gaussian part of the noise prediction (see [`crate::diffusion::predict_eps`]).
+    pub fn set_prior(&mut self, prior: crate::diffusion::PriorTensors) {
+        self.prior = Some(prior);
+    }
+
+    pub fn prior(&self) -> Option<&crate::diffusion::PriorTensors> {
+        self.prior.as_ref()
+    }
+
     /// Predicts the noise ε in `x` at timesteps `t` for `regimes`.
     pub fn forward(&self, x: &Tensor, t: &Tensor, regimes: &Tensor) -> Result<Tensor> {
-        let temb = timestep_embedding(t, self.config.base_channels)?;
+        let mut temb = timestep_embedding(t, self.config.base_channels)?;
+        if self.config.amplitude_input {
+            temb = Tensor::cat(&[temb, amplitude(x, self.config.window)?], 1)?;
+        }
         let temb = self
             .time_out
             .forward(&self.time_in.forward(&temb)?.silu()?)?;
@@ -146,6 +178,46 @@ impl UNet1d {
                 h = u.forward(&h)?;
             }
         }
-        self.conv_out.forward(&self.norm_out.forward(&h)?.silu()?)
+        let out = self.conv_out.forward(&self.norm_out.forward(&h)?.silu()?)?;
+        match &self.linear_path {
+            Some(p) => {
+                let (b, assets, len) = x.dims3()?;
+                let maps = p.maps.forward(x)?.reshape((b, p.rank, assets, len))?;
+                let gains = p.gains.forward(&emb)?.reshape((b, p.rank, 1, 1))?;
+                out + maps.broadcast_mul(&gains)?.sum(1)?
+            }
+            None => Ok(out),
+        }
     }
+}
+
+/// Inputs the amplitude adds to the time MLP: one per asset and one for their mean.
+pub(crate) fn amplitude_features(config: &UNetConfig) -> usize {
+    if config.amplitude_input {
+        config.assets + 1
+    } else {
+        0
+    }
+}
+
+/// ln of the mean square over the window's days of each asset of `x` (batch, assets,
+/// padded_len; the padding is zero) and of the assets' cross-sectional mean: (batch, assets + 1).
+/// Group norms divide out each window's scale, so without this the network cannot tell a calm
+/// window from a turbulent one once noise is added.
+fn amplitude(x: &Tensor, window: usize) -> Result<Tensor> {
+    let per_asset = (x.sqr()?.sum(2)? / window as f64)?;
+    let mean = (x.mean(1)?.sqr()?.sum_keepdim(1)? / window as f64)?;
+    (Tensor::cat(&[per_asset, mean], 1)? + AMPLITUDE_FLOOR)?.log()
+}
+
+/// Keeps the logarithm finite for an all-zero window.
+const AMPLITUDE_FLOOR: f64 = 1e-4;
+
+/// A linear layer that starts at zero, so that a new path adds nothing until it has learned
+/// something (with candle's default initialisation the first epochs' loss was 6x higher).
+fn zero_linear(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Linear> {
+    let zero = candle_nn::Init::Const(0.0);
+    let weight = vb.get_with_hints((outputs, inputs), "weight", zero)?;
+    let bias = vb.get_with_hints(outputs, "bias", zero)?;
+    Ok(Linear::new(weight, Some(bias)))
 }

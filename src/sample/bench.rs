@@ -145,6 +145,10 @@ impl Denoiser for Timed<'_> {
             .set(self.seconds.get() + started.elapsed().as_secs_f64());
         Ok(out)
     }
+
+    fn prior(&self) -> Option<&crate::diffusion::PriorTensors> {
+        self.inner.prior()
+    }
 }
 
 /// The process's peak resident set (VmHWM), where /proc tells it.

@@ -15,7 +15,7 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 
 use crate::data::WindowSet;
-use crate::diffusion::{add_noise, predict_eps, NoiseSchedule, ScheduleKind};
+use crate::diffusion::{add_noise, predict_eps, GaussianPrior, NoiseSchedule, ScheduleKind};
 use crate::error::{Error, Result};
 use crate::io::{format_date, sha256_file, write_text, write_text_atomic, AtomicDir};
 use crate::model::{parameter_count, ModelCard, SeededInit, TrainingRecord, UNet1d, UNetConfig};
@@ -44,6 +44,12 @@ pub struct TrainConfig {
     pub architecture: Option<UNetConfig>,
     /// With `architecture` `None`: the first level's channels instead of the default.
     pub base_channels: Option<usize>,
+    /// With `architecture` `None`: see [`UNetConfig::amplitude_input`].
+    pub amplitude_input: bool,
+    /// With `architecture` `None`: see [`UNetConfig::linear_path`].
+    pub linear_path: usize,
+    /// Predict the noise as the regimes' Gaussian part plus the network's correction.
+    pub gaussian_prior: bool,
     pub device: Device,
     /// Draw a progress bar on the terminal.
     pub progress: bool,
@@ -76,6 +82,9 @@ impl TrainConfig {
             timesteps: 1000,
             architecture: None,
             base_channels: None,
+            amplitude_input: false,
+            linear_path: 0,
+            gaussian_prior: false,
             device: Device::Cpu,
             progress: false,
         }
@@ -180,6 +189,8 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     let arch = config.architecture.clone().unwrap_or_else(|| {
         let mut a = UNetConfig::small(set.assets.len(), set.window, set.rule.labels.len());
         a.base_channels = config.base_channels.unwrap_or(a.base_channels);
+        a.amplitude_input = config.amplitude_input;
+        a.linear_path = config.linear_path;
         a
     });
     arch.validate()?;
@@ -191,12 +202,26 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
 
     // The trained network and its EMA twin, both initialised from the seed.
     let varmap = VarMap::new();
-    let net = UNet1d::new(&arch, SeededInit::var_builder(&varmap, config.seed, device))?;
+    let mut net = UNet1d::new(&arch, SeededInit::var_builder(&varmap, config.seed, device))?;
     let ema_map = VarMap::new();
-    let ema_net = UNet1d::new(
+    let mut ema_net = UNet1d::new(
         &arch,
         SeededInit::var_builder(&ema_map, config.seed, device),
     )?;
+    let prior = config.gaussian_prior.then(|| {
+        GaussianPrior::fit(
+            &fit.values,
+            &fit.regimes,
+            arch.regimes,
+            arch.assets,
+            padded,
+            arch.window,
+        )
+    });
+    if let Some(p) = &prior {
+        net.set_prior(p.tensors(arch.window, device)?);
+        ema_net.set_prior(p.tensors(arch.window, device)?);
+    }
     let vars = sorted_vars(&varmap);
     let shadows = sorted_vars(&ema_map);
     let mut ema = Ema::new(
@@ -230,6 +255,7 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
         labels: set.rule.labels.clone(),
         window: set.window,
         normalisation: norm.clone(),
+        prior: prior.clone(),
         training: record,
     };
     let data_sha = sha256_file(&config.data)?;

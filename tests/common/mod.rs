@@ -31,6 +31,19 @@ pub fn spx_log_returns() -> Vec<f64> {
         .collect()
 }
 
+/// Ingests the embedded prices with the default settings into `dir/windows.parquet`.
+pub fn embedded_windows(dir: &Path) -> PathBuf {
+    let out = dir.join("windows.parquet");
+    let mut c = scengen::data::IngestConfig::embedded(&out);
+    c.input = embedded_prices();
+    c.signal = scengen::data::SignalSource::RealizedVol {
+        path: embedded_index(),
+        column: "SPX".into(),
+    };
+    scengen::data::ingest(&c).unwrap();
+    out
+}
+
 /// A column of a test panel.
 pub enum Col {
     F64(&'static str, Vec<f64>),

@@ -128,6 +128,7 @@ pub struct FastUNet {
     norm_out: Norm,
     conv_out: ConvWeights,
     pools: Mutex<Vec<Pool>>,
+    prior: Option<crate::diffusion::PriorTensors>,
 }
 
 fn res_block(w: &Weights, p: &str) -> candle_core::Result<ResBlock> {
@@ -154,6 +155,12 @@ fn attention(w: &Weights, p: &str) -> candle_core::Result<Attention> {
 }
 
 impl FastUNet {
+    /// Whether this forward pass implements `config`: not yet the amplitude input nor the
+    /// linear path, which candle's network runs.
+    pub fn supports(config: &UNetConfig) -> bool {
+        !config.amplitude_input && config.linear_path == 0
+    }
+
     /// Packs the weights named as [`UNet1d::new`](super::UNet1d::new) names them.
     pub fn new(config: &UNetConfig, w: &Weights) -> candle_core::Result<Self> {
         let c = config;
@@ -205,11 +212,21 @@ impl FastUNet {
             norm_out: Norm::load(w, "norm_out")?,
             conv_out: conv_weights(w, "conv_out")?,
             pools: Mutex::new(Vec::new()),
+            prior: None,
         })
     }
 
     pub fn config(&self) -> &UNetConfig {
         &self.config
+    }
+
+    /// Adds the Gaussian part of the noise prediction (see [`crate::diffusion::predict_eps`]).
+    pub fn set_prior(&mut self, prior: crate::diffusion::PriorTensors) {
+        self.prior = Some(prior);
+    }
+
+    pub fn prior(&self) -> Option<&crate::diffusion::PriorTensors> {
+        self.prior.as_ref()
     }
 
     /// Every residual block, in no particular order.

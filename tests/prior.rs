@@ -1,0 +1,245 @@
+//! The Gaussian part of the noise prediction, and the network inputs that let the network
+//! correct it: fit, closed form, sampling, gradients.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use common::*;
+use scengen::data::WindowSet;
+use scengen::diffusion::{
+    guided_eps, GaussianPrior, NoiseSchedule, PriorTensors, SamplerKind, ScheduleKind, Spacing,
+};
+use scengen::io::parse_date;
+use scengen::model::{Denoiser, SeededInit, UNet1d, UNetConfig};
+use scengen::rng::SeededRng;
+use scengen::train::{fit_normalisation, Dataset};
+
+/// Two classes of 3 assets, windows of 4 days padded to 6: class 0 holds days a and b, class 1
+/// day c (twice), so every mean and covariance is known by hand.
+#[test]
+fn the_prior_fits_each_class_and_inverts_the_noising_exactly() {
+    let (assets, padded, window) = (3, 6, 4);
+    let days = [[1.0f32, 2.0, 0.0], [3.0, -2.0, 1.0], [0.5, 0.5, 0.5]];
+    // Window 0 (class 0): a, b, a, b; window 1 (class 1): c four times.
+    let mut values = vec![0.0f32; 2 * assets * padded];
+    for d in 0..window {
+        for a in 0..assets {
+            values[a * padded + d] = days[d % 2][a];
+            values[assets * padded + a * padded + d] = days[2][a];
+        }
+    }
+    let prior = GaussianPrior::fit(&values, &[0, 1], 2, assets, padded, window);
+    assert_eq!(prior.classes(), 3);
+    assert_eq!(prior.means[0], vec![2.0, 0.0, 0.5]);
+    assert_eq!(prior.means[1], vec![0.5, 0.5, 0.5]);
+    // Class 0: deviations ±(1, -2, 0.5) four times, ddof 1.
+    let dev = [1.0, -2.0, 0.5];
+    for i in 0..3 {
+        for j in 0..3 {
+            let want = 4.0 * dev[i] * dev[j] / 3.0;
+            assert!((prior.covariances[0][i * 3 + j] - want).abs() < 1e-12);
+            assert_eq!(prior.covariances[1][i * 3 + j], 0.0);
+        }
+    }
+    // The pooled class holds all eight days.
+    let pooled_mean: Vec<f64> = (0..3)
+        .map(|a| (2.0 * (days[0][a] + days[1][a]) + 4.0 * days[2][a]) as f64 / 8.0)
+        .collect();
+    for (got, want) in prior.means[2].iter().zip(&pooled_mean) {
+        assert!((got - want).abs() < 1e-6);
+    }
+
+    // (ᾱ Σ + σ² I) ε / σ = x − √ᾱ μ, day by day, for the class of each sample; zero padding.
+    let tensors = prior.tensors(window, &Device::Cpu).unwrap();
+    let mut rng = SeededRng::new(3, 0);
+    let x = rng.normals_f32(3 * assets * padded);
+    let (ab, classes) = ([0.5f64, 0.3, 0.6], [0u32, 1, 2]);
+    let col = |v: Vec<f32>| Tensor::from_vec(v, (3, 1, 1), &Device::Cpu).unwrap();
+    let eps = tensors
+        .eps(
+            &Tensor::from_vec(x.clone(), (3, assets, padded), &Device::Cpu).unwrap(),
+            &col(ab.iter().map(|a| a.sqrt() as f32).collect()),
+            &col(ab.iter().map(|a| (1.0 - a).sqrt() as f32).collect()),
+            &Tensor::new(&classes, &Device::Cpu).unwrap(),
+        )
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    for b in 0..3 {
+        let c = classes[b] as usize;
+        let sigma = (1.0 - ab[b]).sqrt();
+        let at = |v: &[f32], a: usize, d: usize| v[b * assets * padded + a * padded + d] as f64;
+        for d in 0..padded {
+            for i in 0..assets {
+                if d >= window {
+                    assert_eq!(at(&eps, i, d), 0.0, "padding");
+                    continue;
+                }
+                // The floor on eigenvalues (1e-4) is the only departure from Σ.
+                let lhs: f64 = (0..assets)
+                    .map(|j| {
+                        let m = ab[b] * prior.covariances[c][i * 3 + j]
+                            + if i == j { sigma * sigma } else { 0.0 };
+                        m * at(&eps, j, d) / sigma
+                    })
+                    .sum();
+                let rhs = at(&x, i, d) - ab[b].sqrt() * prior.means[c][i];
+                assert!(
+                    (lhs - rhs).abs() < 2e-3,
+                    "sample {b} day {d} asset {i}: {lhs} vs {rhs}"
+                );
+            }
+        }
+    }
+}
+
+/// A network that predicts nothing: the noise prediction is the prior's alone.
+struct PriorOnly {
+    config: UNetConfig,
+    prior: PriorTensors,
+}
+
+impl Denoiser for PriorOnly {
+    fn config(&self) -> &UNetConfig {
+        &self.config
+    }
+
+    fn forward(&self, x: &Tensor, _t: &Tensor, _regimes: &Tensor) -> candle_core::Result<Tensor> {
+        x.zeros_like()
+    }
+
+    fn prior(&self) -> Option<&PriorTensors> {
+        Some(&self.prior)
+    }
+}
+
+/// Sampling with the prior alone reproduces each regime's mean and covariance, fitted on the
+/// embedded data's train windows: the sampler and ε_G agree with each other.
+#[test]
+fn sampling_with_the_prior_alone_gives_each_regimes_gaussian() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = WindowSet::read(&embedded_windows(dir.path())).unwrap();
+    let test_from = parse_date("--test-from", "2016-01-01").unwrap();
+    let train = set.select(None, scengen::data::SplitChoice::Train, test_from);
+    let config = UNetConfig::small(set.assets.len(), set.window, set.rule.labels.len());
+    let norm = fit_normalisation(&set, &train);
+    let data = Dataset::from_windows(&set, &train, &norm, config.padded_len());
+    let prior = GaussianPrior::fit(
+        &data.values,
+        &data.regimes,
+        config.regimes,
+        config.assets,
+        config.padded_len(),
+        config.window,
+    );
+    let net = PriorOnly {
+        prior: prior.tensors(config.window, &Device::Cpu).unwrap(),
+        config: config.clone(),
+    };
+    let schedule = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
+    let (n, assets, padded) = (600, config.assets, config.padded_len());
+    let high_vix = 2;
+    // The default sampler: DDIM with 50 uniform steps is first order and loses 7% of this
+    // variance (9% Frobenius error), quadratic spacing 12%.
+    let kind = SamplerKind::DpmSolver {
+        steps: 50,
+        spacing: Spacing::LogSnr,
+    };
+    let mut sampler = kind.build(&schedule, None);
+    let mut rng = SeededRng::new(11, 0);
+    let mask: Vec<f32> = (0..n * assets * padded)
+        .map(|i| if i % padded < config.window { 1.0 } else { 0.0 })
+        .collect();
+    let mask = Tensor::from_vec(mask, (n, assets, padded), &Device::Cpu).unwrap();
+    let noise = rng.normals_f32(n * assets * padded);
+    let mut x =
+        (Tensor::from_vec(noise, (n, assets, padded), &Device::Cpu).unwrap() * &mask).unwrap();
+    for i in 0..sampler.timesteps().len() {
+        let t = sampler.timesteps()[i];
+        let eps = guided_eps(&net, &schedule, &x, t, high_vix, 1.0).unwrap();
+        x = (sampler.step(i, &x, &eps, None).unwrap() * &mask).unwrap();
+    }
+    let x: Vec<f32> = x
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let labels = vec![0u32; n];
+    let sampled = GaussianPrior::fit(&x, &labels, 1, assets, padded, config.window);
+    let (want, got) = (
+        &prior.covariances[high_vix as usize],
+        &sampled.covariances[0],
+    );
+    // Not the pooled covariance: high-vix variances are about twice the train average.
+    let variance = |m: &[f64]| (0..assets).map(|a| m[a * assets + a]).sum::<f64>() / 20.0;
+    let frobenius = |m: &[f64]| m.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let diff: Vec<f64> = want.iter().zip(got).map(|(a, b)| a - b).collect();
+    let relative = frobenius(&diff) / frobenius(want);
+    // 18,000 sampled days of 20 assets: 2.7% here, about the sampling error.
+    assert!(relative < 0.05, "relative covariance error {relative}");
+    let pooled = variance(&prior.covariances[config.regimes]);
+    assert!(
+        variance(got) > 1.5 * pooled,
+        "{} vs pooled {pooled}",
+        variance(got)
+    );
+    for (g, w) in sampled.means[0].iter().zip(&prior.means[high_vix as usize]) {
+        assert!((g - w).abs() < 0.05, "mean {g} vs {w}");
+    }
+}
+
+/// With the amplitude input and the linear path, every parameter still receives a gradient
+/// (the linear path's gains start at zero, so they are set first).
+#[test]
+fn the_amplitude_input_and_linear_path_learn() {
+    let config = UNetConfig {
+        amplitude_input: true,
+        linear_path: 2,
+        ..UNetConfig::small(3, 6, 2)
+    };
+    let vm = VarMap::new();
+    let net = UNet1d::new(&config, SeededInit::var_builder(&vm, 4, &Device::Cpu)).unwrap();
+    {
+        let data = vm.data().lock().unwrap();
+        let gains = &data["lin.gains.weight"];
+        let ones = Tensor::ones(gains.shape(), DType::F32, &Device::Cpu).unwrap();
+        gains.set(&(ones * 0.1).unwrap()).unwrap();
+    }
+    let mut rng = SeededRng::new(5, 0);
+    let (b, padded) = (4, config.padded_len());
+    let x = Tensor::from_vec(
+        rng.normals_f32(b * 3 * padded),
+        (b, 3, padded),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let t = Tensor::new(&[3f32, 500., 999., 0.], &Device::Cpu).unwrap();
+    let r = Tensor::new(&[0u32, 1, 2, 1], &Device::Cpu).unwrap();
+    let loss = net
+        .forward(&x, &t, &r)
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .mean_all()
+        .unwrap();
+    let grads = loss.backward().unwrap();
+    let data = vm.data().lock().unwrap();
+    for name in ["time.0.weight", "lin.maps.weight", "lin.gains.weight"] {
+        let g = grads.get(&data[name]).unwrap();
+        let norm = g
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(norm > 0.0 && norm.is_finite(), "{name}: {norm}");
+    }
+    // time.0 takes the sinusoid and the 3 + 1 amplitude features.
+    assert_eq!(data["time.0.weight"].dims(), &[128, 16 + 4]);
+}
