@@ -32,7 +32,14 @@ fn architectures() -> Vec<UNetConfig> {
     vec![
         // The default model of the embedded data.
         UNetConfig::small(20, 30, 3),
-        // Attention on every level, two blocks per level, an odd window padded to 16.
+        // The default model's shape with the amplitude input and the linear path.
+        UNetConfig {
+            amplitude_input: true,
+            linear_path: 4,
+            ..UNetConfig::small(20, 30, 3)
+        },
+        // Attention on every level, two blocks per level, an odd window padded to 16, the
+        // amplitude input and a linear path of rank 2.
         UNetConfig {
             assets: 5,
             window: 13,
@@ -44,8 +51,8 @@ fn architectures() -> Vec<UNetConfig> {
             heads: 2,
             groups: 4,
             embed_dim: 32,
-            amplitude_input: false,
-            linear_path: 0,
+            amplitude_input: true,
+            linear_path: 2,
         },
         // A single level: no resampling at all.
         UNetConfig {

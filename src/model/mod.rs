@@ -81,7 +81,7 @@ impl Denoiser for FastUNet {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
-    /// [`FastUNet`] on the CPU for the architectures it implements, candle otherwise.
+    /// [`FastUNet`] on the CPU, candle on other devices.
     Auto,
     /// Always [`FastUNet`] (CPU only).
     Fast,

@@ -99,12 +99,7 @@ impl LoadedModel {
             (Engine::Fast, None) => Err(Error::option(
                 "--engine",
                 "fast",
-                if self.device.is_cpu() {
-                    "the fast inference path does not implement this model's amplitude input or \
-                     linear path; use --engine candle or auto"
-                } else {
-                    "the fast inference path runs on the CPU only; use --engine candle or auto"
-                },
+                "the fast inference path runs on the CPU only; use --engine candle or auto",
             )),
         }
     }
@@ -181,7 +176,7 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
             "{WEIGHTS_FILE} holds `{extra}`, which the architecture lacks"
         )));
     }
-    let fast = if device.is_cpu() && FastUNet::supports(a) {
+    let fast = if device.is_cpu() {
         let mut fast = FastUNet::new(a, &tensors)
             .map_err(|e| bad(format!("{WEIGHTS_FILE} does not fit {CONFIG_FILE}: {e}")))?;
         if let Some(p) = prior(device)? {

@@ -211,7 +211,7 @@ fn amplitude(x: &Tensor, window: usize) -> Result<Tensor> {
 }
 
 /// Keeps the logarithm finite for an all-zero window.
-const AMPLITUDE_FLOOR: f64 = 1e-4;
+pub(crate) const AMPLITUDE_FLOOR: f64 = 1e-4;
 
 /// A linear layer that starts at zero, so that a new path adds nothing until it has learned
 /// something (with candle's default initialisation the first epochs' loss was 6x higher).

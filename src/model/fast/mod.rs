@@ -4,7 +4,8 @@
 //! convolution is one GEMM (`gemm` crate) with bias, embedding and residual folded into its
 //! initial value, group norm is fused with SiLU, buffers are recycled across calls, and the
 //! batch is split over threads. The time + regime embedding is computed once per distinct
-//! (timestep, regime) pair, of which a guided sampling step has two. Training stays on candle.
+//! (timestep, regime) pair, of which a guided sampling step has two (once per window for a
+//! network that also sees the window's amplitude). Training stays on candle.
 
 mod ops;
 
@@ -45,37 +46,20 @@ fn conv_weights(w: &Weights, prefix: &str) -> candle_core::Result<ConvWeights> {
     ))
 }
 
-/// y = W x + b with W (out, in), as candle's `Linear`.
-struct Dense {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-    inputs: usize,
-}
+/// y = W x + b with W (out, in), as candle's `Linear`, applied to many rows at once.
+struct Dense(ConvWeights);
 
 impl Dense {
     fn load(w: &Weights, prefix: &str) -> candle_core::Result<Self> {
         let weight = values(w, &format!("{prefix}.weight"))?;
         let bias = values(w, &format!("{prefix}.bias"))?;
-        let inputs = weight.len() / bias.len();
-        Ok(Self {
-            weight,
-            bias,
-            inputs,
-        })
+        let (outputs, inputs) = (bias.len(), weight.len() / bias.len());
+        Ok(Self(ConvWeights::pack(&weight, bias, outputs, inputs, 1)))
     }
 
-    fn apply(&self, x: &[f32]) -> Vec<f32> {
-        self.bias
-            .iter()
-            .enumerate()
-            .map(|(o, b)| {
-                b + self.weight[o * self.inputs..(o + 1) * self.inputs]
-                    .iter()
-                    .zip(x)
-                    .map(|(w, v)| w * v)
-                    .sum::<f32>()
-            })
-            .collect()
+    /// `rows` rows of inputs -> `rows` rows of outputs.
+    fn apply(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        ops::dense_rows(x, rows, &self.0)
     }
 }
 
@@ -129,6 +113,14 @@ pub struct FastUNet {
     conv_out: ConvWeights,
     pools: Mutex<Vec<Pool>>,
     prior: Option<crate::diffusion::PriorTensors>,
+    linear_path: Option<LinearPath>,
+}
+
+/// The cross-asset linear path: `rank` 1x1 maps of the input, mixed by per-sample gains.
+struct LinearPath {
+    maps: ConvWeights,
+    gains: Dense,
+    rank: usize,
 }
 
 fn res_block(w: &Weights, p: &str) -> candle_core::Result<ResBlock> {
@@ -155,12 +147,6 @@ fn attention(w: &Weights, p: &str) -> candle_core::Result<Attention> {
 }
 
 impl FastUNet {
-    /// Whether this forward pass implements `config`: not yet the amplitude input nor the
-    /// linear path, which candle's network runs.
-    pub fn supports(config: &UNetConfig) -> bool {
-        !config.amplitude_input && config.linear_path == 0
-    }
-
     /// Packs the weights named as [`UNet1d::new`](super::UNet1d::new) names them.
     pub fn new(config: &UNetConfig, w: &Weights) -> candle_core::Result<Self> {
         let c = config;
@@ -213,6 +199,15 @@ impl FastUNet {
             conv_out: conv_weights(w, "conv_out")?,
             pools: Mutex::new(Vec::new()),
             prior: None,
+            linear_path: if c.linear_path > 0 {
+                Some(LinearPath {
+                    maps: conv_weights(w, "lin.maps")?,
+                    gains: Dense::load(w, "lin.gains")?,
+                    rank: c.linear_path,
+                })
+            } else {
+                None
+            },
         })
     }
 
@@ -238,61 +233,76 @@ impl FastUNet {
             .chain([&self.mid.0, &self.mid.2])
     }
 
-    /// The embedding after its SiLU for one (timestep, regime) pair, as the candle network.
-    fn embedding(&self, t: f32, regime: usize) -> Vec<f32> {
+    /// The embeddings after their SiLU, one row per (timestep, regime) pair and, with the
+    /// amplitude input, the window's amplitude features (`keys.len()` rows of them), as the
+    /// candle network.
+    fn embeddings(&self, keys: &[(f32, u32)], amplitude: &[f32]) -> Vec<f32> {
         let half = self.config.base_channels / 2;
-        let mut sinusoid = vec![0.0f32; 2 * half];
-        for i in 0..half {
-            let freq = (-(10000f32.ln()) * i as f32 / half as f32).exp();
-            sinusoid[i] = (t * freq).sin();
-            sinusoid[half + i] = (t * freq).cos();
+        let features = amplitude.len() / keys.len().max(1);
+        let mut inputs = Vec::with_capacity(keys.len() * (2 * half + features));
+        for (k, (t, _)) in keys.iter().enumerate() {
+            let freq = |i: usize| (-(10000f32.ln()) * i as f32 / half as f32).exp();
+            inputs.extend((0..half).map(|i| (t * freq(i)).sin()));
+            inputs.extend((0..half).map(|i| (t * freq(i)).cos()));
+            inputs.extend_from_slice(&amplitude[k * features..(k + 1) * features]);
         }
-        let h: Vec<f32> = self
-            .time_in
-            .apply(&sinusoid)
-            .into_iter()
-            .map(silu)
-            .collect();
+        let mut h = self.time_in.apply(&inputs, keys.len());
+        h.iter_mut().for_each(|v| *v = silu(*v));
+        let mut e = self.time_out.apply(&h, keys.len());
         let dim = self.config.embed_dim;
-        let row = &self.regime_embedding[regime * dim..(regime + 1) * dim];
-        self.time_out
-            .apply(&h)
-            .iter()
-            .zip(row)
-            .map(|(a, b)| silu(a + b))
-            .collect()
+        for (row, (_, regime)) in e.chunks_exact_mut(dim).zip(keys) {
+            let r = *regime as usize;
+            let embedding = &self.regime_embedding[r * dim..(r + 1) * dim];
+            row.iter_mut()
+                .zip(embedding)
+                .for_each(|(a, b)| *a = silu(*a + b));
+        }
+        e
     }
 
     /// F(x, t, regime) for `x` of shape (batch, assets, padded_len) row-major (candle's layout),
     /// per-sample timesteps and regimes; returns the same shape.
     pub fn forward(&self, x: &[f32], t: &[f32], regimes: &[u32]) -> Vec<f32> {
         let batch = t.len();
-        // Distinct (t, regime) pairs and each sample's index into them.
-        let mut keys: Vec<(u32, u32)> = Vec::new();
-        let index: Vec<usize> = t
-            .iter()
-            .zip(regimes)
-            .map(|(tv, r)| {
-                let key = (tv.to_bits(), *r);
-                keys.iter().position(|k| *k == key).unwrap_or_else(|| {
-                    keys.push(key);
-                    keys.len() - 1
+        let size = self.config.assets * self.config.padded_len();
+        // Each sample's index into the distinct embeddings of the call: one per (t, regime)
+        // pair, or one per sample when the embedding also sees the window's amplitude.
+        let (index, keys, amplitude) = if self.config.amplitude_input {
+            let keys: Vec<(f32, u32)> = t.iter().copied().zip(regimes.iter().copied()).collect();
+            let amplitude = x
+                .chunks_exact(size)
+                .flat_map(|window| amplitude_features(window, &self.config))
+                .collect();
+            ((0..batch).collect(), keys, amplitude)
+        } else {
+            let mut keys: Vec<(f32, u32)> = Vec::new();
+            let index: Vec<usize> = t
+                .iter()
+                .zip(regimes)
+                .map(|(tv, r)| {
+                    let same = |k: &(f32, u32)| k.0.to_bits() == tv.to_bits() && k.1 == *r;
+                    keys.iter().position(same).unwrap_or_else(|| {
+                        keys.push((*tv, *r));
+                        keys.len() - 1
+                    })
                 })
-            })
-            .collect();
-        let embeddings: Vec<Vec<f32>> = keys
-            .iter()
-            .map(|(tb, r)| self.embedding(f32::from_bits(*tb), *r as usize))
-            .collect();
+                .collect();
+            (index, keys, Vec::new())
+        };
+        let embeddings = self.embeddings(&keys, &amplitude);
+        // The linear path's gains per distinct embedding, concatenated.
+        let gains: Vec<f32> = match &self.linear_path {
+            Some(p) => p.gains.apply(&embeddings, keys.len()),
+            None => Vec::new(),
+        };
         // Each residual block's projection of each distinct embedding, once per call.
         let embeddings: Projections = self
             .res_blocks()
             .map(|r| {
-                let projected = embeddings.iter().flat_map(|e| r.emb_proj.apply(e));
-                (r as *const ResBlock as usize, projected.collect())
+                let projected = r.emb_proj.apply(&embeddings, keys.len());
+                (r as *const ResBlock as usize, projected)
             })
             .collect();
-        let size = self.config.assets * self.config.padded_len();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(batch.div_ceil(8))
@@ -308,7 +318,7 @@ impl FastUNet {
                 .zip(pools.iter_mut().zip(0..))
             {
                 let idx = &index[k * chunk..k * chunk + xs.len() / size];
-                let embeddings = &embeddings;
+                let (embeddings, gains) = (&embeddings, &gains);
                 scope.spawn(move || {
                     // Sub-batches small enough for their activations to stay in the core's
                     // cache between layers.
@@ -317,7 +327,7 @@ impl FastUNet {
                         .zip(os.chunks_mut(CACHE_BATCH * size))
                         .zip(idx.chunks(CACHE_BATCH))
                     {
-                        self.forward_chunk(xs, idx, embeddings, pool, os);
+                        self.forward_chunk(xs, idx, embeddings, gains, pool, os);
                     }
                 });
             }
@@ -332,6 +342,7 @@ impl FastUNet {
         x: &[f32],
         emb_index: &[usize],
         embeddings: &Projections,
+        gains: &[f32],
         pool: &mut Pool,
         out: &mut [f32],
     ) {
@@ -358,6 +369,10 @@ impl FastUNet {
         // The encoder's outputs in the order UNet1d keeps them, conv_in's first; each is also
         // the next layer's input, read in place.
         let mut skips = vec![cx.conv(&input, &self.conv_in, Init::BIAS)];
+        let maps = self
+            .linear_path
+            .as_ref()
+            .map(|p| cx.conv(&input, &p.maps, Init::BIAS));
         cx.pool.give(input);
         let mut scratch = Vec::new();
         for level in &self.down {
@@ -405,8 +420,23 @@ impl FastUNet {
         }
         let normed = cx.norm(&h, &self.norm_out, true);
         cx.pool.give(h);
-        let y = cx.conv(&normed, &self.conv_out, Init::BIAS);
+        let mut y = cx.conv(&normed, &self.conv_out, Init::BIAS);
         cx.pool.give(normed);
+        if let (Some(p), Some(maps)) = (&self.linear_path, maps) {
+            // y += Σ_k g_k · (L_k x), row by row.
+            for (b, &e) in emb_index.iter().enumerate() {
+                let g = &gains[e * p.rank..(e + 1) * p.rank];
+                let rows = y.seq_mut(b).chunks_exact_mut(assets);
+                for (row, m) in rows.zip(maps.seq(b).chunks_exact(p.rank * assets)) {
+                    for (k, gk) in g.iter().enumerate() {
+                        row.iter_mut()
+                            .zip(&m[k * assets..(k + 1) * assets])
+                            .for_each(|(o, v)| *o += gk * v);
+                    }
+                }
+            }
+            cx.pool.give(maps);
+        }
         for b in 0..batch {
             let dst = &mut out[b * assets * len..(b + 1) * assets * len];
             for (l, row) in y.seq(b).chunks_exact(assets).enumerate() {
@@ -417,6 +447,27 @@ impl FastUNet {
         }
         cx.pool.give(y);
     }
+}
+
+/// [`UNet1d`](super::UNet1d)'s amplitude input for one window (assets x padded_len,
+/// channel-major, zero padding): ln of the mean square of each asset and of the assets' mean.
+fn amplitude_features(x: &[f32], c: &UNetConfig) -> Vec<f32> {
+    let (assets, padded, days) = (c.assets, c.padded_len(), c.window as f32);
+    let floor = super::unet::AMPLITUDE_FLOOR as f32;
+    let mut features: Vec<f32> = x
+        .chunks_exact(padded)
+        .map(|row| row.iter().map(|v| v * v).sum::<f32>() / days)
+        .collect();
+    let mean_square = (0..padded)
+        .map(|l| {
+            let m = (0..assets).map(|a| x[a * padded + l]).sum::<f32>() / assets as f32;
+            m * m
+        })
+        .sum::<f32>()
+        / days;
+    features.push(mean_square);
+    features.iter_mut().for_each(|v| *v = (*v + floor).ln());
+    features
 }
 
 /// One thread's state during a forward pass.

@@ -143,6 +143,27 @@ unsafe fn gemm_acc(
     )
 }
 
+/// `rows` rows of `x` (each `w.c_in` wide) through the linear layer `w` (a k = 1 convolution's
+/// weights): `rows * w.c_out` values, row-major.
+pub fn dense_rows(x: &[f32], rows: usize, w: &ConvWeights) -> Vec<f32> {
+    assert!(w.k == 1 && x.len() == rows * w.c_in);
+    let mut out: Vec<f32> = (0..rows).flat_map(|_| w.bias.iter().copied()).collect();
+    if rows > 0 {
+        // SAFETY: out is rows x c_out and x rows x c_in, as asserted and built above.
+        unsafe {
+            gemm_acc(
+                (rows, w.c_out, w.c_in),
+                out.as_mut_ptr(),
+                w.c_out,
+                x.as_ptr(),
+                w.c_in,
+                &w.packed,
+            );
+        }
+    }
+    out
+}
+
 /// What a convolution's output starts from before the products are added: the bias, plus
 /// optionally a per-sequence vector (the embedding projection) and a residual activation.
 pub struct Init<'a> {
