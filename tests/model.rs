@@ -263,6 +263,12 @@ fn bad_model_directories_fail_clearly() {
     v["architecture"]["base_channels"] = serde_json::json!(32);
     std::fs::write(wider.join(CONFIG_FILE), v.to_string()).unwrap();
     expect_bad_model(&wider, "does not fit");
+
+    let bad_prior = copy("bad_prior");
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["prior"] = serde_json::json!({"means": [[0.0]], "covariances": [[1.0]]});
+    std::fs::write(bad_prior.join(CONFIG_FILE), v.to_string()).unwrap();
+    expect_bad_model(&bad_prior, "the prior does not have");
 }
 
 #[test]

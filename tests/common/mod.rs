@@ -44,6 +44,33 @@ pub fn embedded_windows(dir: &Path) -> PathBuf {
     out
 }
 
+/// Asserts that every variable of `varmap` received a finite, non-zero gradient: the check
+/// that catches candle ops whose backward pass silently stops.
+pub fn assert_every_variable_learns(
+    varmap: &candle_nn::VarMap,
+    grads: &candle_core::backprop::GradStore,
+) {
+    let data = varmap.data().lock().unwrap();
+    let mut names: Vec<_> = data.keys().cloned().collect();
+    names.sort();
+    for name in names {
+        let g = grads
+            .get(&data[&name])
+            .unwrap_or_else(|| panic!("{name} has no gradient"));
+        let norm = g
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            norm > 0.0 && norm.is_finite(),
+            "{name}: gradient norm {norm}"
+        );
+    }
+}
+
 /// A column of a test panel.
 pub enum Col {
     F64(&'static str, Vec<f64>),
