@@ -66,6 +66,15 @@ impl UNetConfig {
         self.window.div_ceil(m) * m
     }
 
+    /// Inputs the amplitude adds to the time MLP: one per asset and one for their mean.
+    pub fn amplitude_inputs(&self) -> usize {
+        if self.amplitude_input {
+            self.assets + 1
+        } else {
+            0
+        }
+    }
+
     /// The index of the null (unconditional) regime class.
     pub fn null_regime(&self) -> usize {
         self.regimes
@@ -130,7 +139,9 @@ impl UNetConfig {
         };
         let base = self.base_channels;
         let mut len = self.padded_len();
-        let mut flops = (2 * base * self.embed_dim + 2 * self.embed_dim * self.embed_dim) as u64;
+        let time_inputs = base + self.amplitude_inputs();
+        let mut flops =
+            (2 * time_inputs * self.embed_dim + 2 * self.embed_dim * self.embed_dim) as u64;
         flops += conv(self.assets, base, 3, len);
         let mut ch = base;
         let mut skips = vec![ch];
@@ -167,6 +178,10 @@ impl UNetConfig {
                 flops += conv(ch, ch, 3, len);
             }
         }
-        flops + conv(ch, self.assets, 3, len)
+        // The linear path: its 1x1 maps and its gains (the amplitude features are element-wise).
+        let rank = self.linear_path;
+        let linear_path = conv(self.assets, rank * self.assets, 1, len)
+            + (2 * self.embed_dim * rank + 2 * rank * self.assets * len) as u64;
+        flops + conv(ch, self.assets, 3, len) + if rank > 0 { linear_path } else { 0 }
     }
 }

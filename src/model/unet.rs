@@ -102,7 +102,7 @@ impl UNet1d {
         }
         Ok(Self {
             config: c.clone(),
-            time_in: linear(base + amplitude_features(c), emb, vb.pp("time.0"))?,
+            time_in: linear(base + c.amplitude_inputs(), emb, vb.pp("time.0"))?,
             time_out: linear(emb, emb, vb.pp("time.1"))?,
             regime_embedding: embedding(c.regimes + 1, emb, vb.pp("regime"))?,
             conv_in,
@@ -188,15 +188,6 @@ impl UNet1d {
             }
             None => Ok(out),
         }
-    }
-}
-
-/// Inputs the amplitude adds to the time MLP: one per asset and one for their mean.
-pub(crate) fn amplitude_features(config: &UNetConfig) -> usize {
-    if config.amplitude_input {
-        config.assets + 1
-    } else {
-        0
     }
 }
 
