@@ -16,7 +16,7 @@ use crate::model::Engine;
 use crate::portfolio::{
     run_backtest, summary_text as backtest_summary, write_backtest, BacktestConfig,
 };
-use crate::sample::{generate, read_scenarios, GenerateConfig, DEFAULT_GUIDANCE, DEFAULT_SAMPLER};
+use crate::sample::{generate, read_scenarios, GenerateConfig, DEFAULT_SAMPLER};
 use crate::train::{train, TrainConfig};
 
 /// Paths per regime and generator.
@@ -56,7 +56,7 @@ pub fn run(seed: u64) -> Result<()> {
             regime: label.clone(),
             n: DEMO_PATHS,
             sampler: DEFAULT_SAMPLER,
-            guidance: DEFAULT_GUIDANCE,
+            guidance: None,
             seed,
             out: out.clone(),
             batch_size: 1000,

@@ -159,7 +159,7 @@ fn scenario_dir() -> &'static Path {
                     steps: 5,
                     spacing: Spacing::LogSnr,
                 },
-                guidance: 1.5,
+                guidance: Some(1.5),
                 seed: 5,
                 out: scenarios.join(format!("{regime}.parquet")),
                 batch_size: 100,

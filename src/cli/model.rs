@@ -143,9 +143,10 @@ pub struct SamplingArgs {
     /// DDIM stochasticity (0 = deterministic).
     #[arg(long, default_value_t = 0.0)]
     pub eta: f64,
-    /// Classifier-free guidance weight (1 = plain conditional).
-    #[arg(long, default_value_t = crate::sample::DEFAULT_GUIDANCE)]
-    pub guidance: f64,
+    /// Classifier-free guidance weight (1 = plain conditional; default: 1 for a model with a
+    /// Gaussian prior, 1.5 otherwise).
+    #[arg(long)]
+    pub guidance: Option<f64>,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// Network implementation for inference.
@@ -333,6 +334,6 @@ mod tests {
     fn the_option_defaults_are_the_library_default_sampler() {
         let parsed = Sampling::parse_from(["scengen"]);
         assert_eq!(parsed.args.kind(), crate::sample::DEFAULT_SAMPLER);
-        assert_eq!(parsed.args.guidance, crate::sample::DEFAULT_GUIDANCE);
+        assert_eq!(parsed.args.guidance, None);
     }
 }

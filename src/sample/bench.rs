@@ -20,7 +20,8 @@ pub struct BenchConfig {
     pub n: usize,
     pub batch_size: usize,
     pub sampler: SamplerKind,
-    pub guidance: f64,
+    /// `None`: the model's [`default_guidance`](super::default_guidance).
+    pub guidance: Option<f64>,
     pub engine: Engine,
     pub runs: usize,
     pub seed: u64,
@@ -62,8 +63,12 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
     if config.runs == 0 || config.n == 0 {
         return Err(Error::option("--runs/--n", 0, "must be at least 1"));
     }
+    super::check_guidance(config.guidance)?;
     config.sampler.validate()?;
     let model = load_model(&config.model, &config.device)?;
+    let guidance = config
+        .guidance
+        .unwrap_or_else(|| super::default_guidance(&model.card));
     let regime = model.card.regime_index(&config.regime)?;
     let net = Timed {
         inner: model.denoiser(config.engine)?,
@@ -81,7 +86,7 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
                 regime,
                 paths,
                 config.sampler,
-                config.guidance,
+                guidance,
                 config.seed,
             )?;
         }
@@ -90,7 +95,7 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
     }
     let median = median_of(&times);
     let forward_median = median_of(&forward_times);
-    let guided = config.guidance != 0.0 && config.guidance != 1.0;
+    let guided = guidance != 0.0 && guidance != 1.0;
     let evaluations = config.sampler.steps(model.card.timesteps) * if guided { 2 } else { 1 };
     let flops = model.card.architecture.forward_flops();
     Ok(BenchReport {
@@ -100,7 +105,7 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
         paths: config.n,
         batch_size: config.batch_size,
         sampler: config.sampler,
-        guidance: config.guidance,
+        guidance,
         engine: config.engine,
         runs: config.runs,
         seconds_per_run: times,
