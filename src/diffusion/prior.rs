@@ -102,7 +102,8 @@ impl GaussianPrior {
     }
 }
 
-/// [`GaussianPrior`] ready to compute ε_G on a device.
+/// [`GaussianPrior`] ready to compute ε_G on a device (clones share the tensors).
+#[derive(Clone)]
 pub struct PriorTensors {
     /// (classes, assets)
     means: Tensor,

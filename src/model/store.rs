@@ -152,23 +152,23 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
     let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, device);
     let mut network = UNet1d::new(a, vb)
         .map_err(|e| bad(format!("{WEIGHTS_FILE} does not fit {CONFIG_FILE}: {e}")))?;
-    let prior = |device: &Device| -> Result<Option<crate::diffusion::PriorTensors>> {
-        let Some(p) = &card.prior else {
-            return Ok(None);
-        };
-        let fits = p.classes() == a.regimes + 1
-            && p.means.iter().all(|m| m.len() == n)
-            && p.covariances.iter().all(|c| c.len() == n * n);
-        if !fits {
-            return Err(bad(format!(
-                "{CONFIG_FILE}: the prior does not have {} classes of {n} assets",
-                a.regimes + 1
-            )));
+    let prior = match &card.prior {
+        None => None,
+        Some(p) => {
+            let fits = p.classes() == a.regimes + 1
+                && p.means.iter().all(|m| m.len() == n)
+                && p.covariances.iter().all(|c| c.len() == n * n);
+            if !fits {
+                return Err(bad(format!(
+                    "{CONFIG_FILE}: the prior does not have {} classes of {n} assets",
+                    a.regimes + 1
+                )));
+            }
+            Some(p.tensors(a.window, device)?)
         }
-        Ok(Some(p.tensors(a.window, device)?))
     };
-    if let Some(p) = prior(device)? {
-        network.set_prior(p);
+    if let Some(p) = &prior {
+        network.set_prior(p.clone());
     }
     let expected = parameter_names(a)?;
     if let Some(extra) = tensors.keys().find(|k| !expected.contains(*k)) {
@@ -179,7 +179,7 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
     let fast = if device.is_cpu() {
         let mut fast = FastUNet::new(a, &tensors)
             .map_err(|e| bad(format!("{WEIGHTS_FILE} does not fit {CONFIG_FILE}: {e}")))?;
-        if let Some(p) = prior(device)? {
+        if let Some(p) = prior {
             fast.set_prior(p);
         }
         Some(fast)

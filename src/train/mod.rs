@@ -219,8 +219,9 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
         )
     });
     if let Some(p) = &prior {
-        net.set_prior(p.tensors(arch.window, device)?);
-        ema_net.set_prior(p.tensors(arch.window, device)?);
+        let tensors = p.tensors(arch.window, device)?;
+        net.set_prior(tensors.clone());
+        ema_net.set_prior(tensors);
     }
     let vars = sorted_vars(&varmap);
     let shadows = sorted_vars(&ema_map);
