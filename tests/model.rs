@@ -41,6 +41,10 @@ fn tiny_arch() -> UNetConfig {
 fn train_config(data: &Path, out: &Path, seed: u64, epochs: usize) -> TrainConfig {
     let mut c = TrainConfig::new(data, out, seed, parse_date("t", "2100-01-01").unwrap());
     c.architecture = Some(tiny_arch());
+    // The network alone; the test with the prior turns it on.
+    c.gaussian_prior = false;
+    c.volatility_levels = 1;
+    c.volatility_shocks = 1;
     c.epochs = epochs;
     c.batch_size = 64;
     c.learning_rate = 3e-3;

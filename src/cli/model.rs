@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::ValueEnum;
+use clap::{ArgAction, ValueEnum};
 
 use crate::baselines::{BaselineConfig, Method};
 use crate::device::select_device;
@@ -11,7 +11,9 @@ use crate::error::Result;
 use crate::io::parse_date;
 use crate::model::Engine;
 use crate::sample::{default_batch_size, GenerateConfig};
-use crate::train::TrainConfig;
+use crate::train::{
+    TrainConfig, DEFAULT_LINEAR_PATH, DEFAULT_VOLATILITY_LEVELS, DEFAULT_VOLATILITY_SHOCKS,
+};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ScheduleArg {
@@ -86,15 +88,25 @@ pub struct TrainArgs {
     /// Channels of the first U-Net level.
     #[arg(long)]
     pub channels: Option<usize>,
-    /// Give the network the noisy window's amplitude as an input.
-    #[arg(long)]
+    /// Give the network the noisy window's amplitude as an input (`false` to leave it out).
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true,
+          default_missing_value = "true", value_name = "BOOL")]
     pub amplitude_input: bool,
     /// Rank of the cross-asset linear path (0: none).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = DEFAULT_LINEAR_PATH)]
     pub linear_path: usize,
-    /// Gaussian prior part of the noise prediction.
-    #[arg(long)]
+    /// Predict the noise as each regime's Gaussian part plus the network's correction
+    /// (`false`: the network alone).
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true,
+          default_missing_value = "true", value_name = "BOOL")]
     pub gaussian_prior: bool,
+    /// Persistent volatility levels of the Gaussian prior (with --volatility-shocks 1 as well:
+    /// one Gaussian per regime).
+    #[arg(long, default_value_t = DEFAULT_VOLATILITY_LEVELS)]
+    pub volatility_levels: usize,
+    /// Day shock sizes of the Gaussian prior, drawn afresh every day on top of the level.
+    #[arg(long, default_value_t = DEFAULT_VOLATILITY_SHOCKS)]
+    pub volatility_shocks: usize,
     /// cpu, cuda or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -121,6 +133,8 @@ impl TrainArgs {
         c.amplitude_input = self.amplitude_input;
         c.linear_path = self.linear_path;
         c.gaussian_prior = self.gaussian_prior;
+        c.volatility_levels = self.volatility_levels;
+        c.volatility_shocks = self.volatility_shocks;
         c.device = select_device(&self.device)?;
         c.progress = true;
         c.validate()?;

@@ -5,11 +5,13 @@ mod guidance;
 mod prior;
 mod sampler;
 mod schedule;
+mod volatility_states;
 
 pub use guidance::guided_eps;
 pub use prior::{GaussianPrior, PriorTensors};
 pub use sampler::{Ddim, DpmSolver, Sampler, SamplerKind, Spacing, StepGrid};
 pub use schedule::{NoiseSchedule, ScheduleKind};
+pub use volatility_states::{forward_backward, scale_grid};
 
 use candle_core::{Result, Tensor};
 

@@ -7,15 +7,20 @@
 //! what is not Gaussian. Without it the network has to rebuild this 20 x 20 map from the ε loss,
 //! where a wrong level of correlation costs almost nothing (the market factor is one direction
 //! in twenty), and generated correlations came out a third too low.
+//!
+//! With volatility states (`volatility_states.rs`), each day's covariance is s²_k Σ_c for a
+//! hidden state k, and ε_G mixes the states' linear predictions by their posterior probability
+//! given the whole noisy window; with one state it is the formula above.
 
 use candle_core::{DType, Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::volatility_states::forward_backward;
 use crate::stats::symmetric_eigen;
 
 /// Floor on the eigenvalues of a fitted covariance (standardised units), so that a class with
 /// fewer days than assets still has an invertible ᾱ Σ + σ² I near ᾱ = 1.
-const EIGENVALUE_FLOOR: f64 = 1e-4;
+pub(super) const EIGENVALUE_FLOOR: f64 = 1e-4;
 
 /// Mean and covariance of a day of standardised returns, per regime and, last, pooled over all
 /// (the class of the null label used for guidance). Stored in the model's `config.json`.
@@ -23,8 +28,19 @@ const EIGENVALUE_FLOOR: f64 = 1e-4;
 pub struct GaussianPrior {
     /// Per class, `assets` values.
     pub means: Vec<Vec<f64>>,
-    /// Per class, `assets * assets` values, row-major.
+    /// Per class, `assets * assets` values, row-major: the covariance of a day in the state of
+    /// scale 1 (with one state, of every day).
     pub covariances: Vec<Vec<f64>>,
+    /// Day scales of the volatility states (see `volatility_states.rs`); empty for a single
+    /// Gaussian per class, as in models written before the states existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scales: Vec<f64>,
+    /// Per class, the probabilities of a window's first day being in each state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub initial: Vec<Vec<f64>>,
+    /// Per class, `states * states` day-to-day transition probabilities, row-major.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<Vec<f64>>,
 }
 
 impl GaussianPrior {
@@ -73,12 +89,48 @@ impl GaussianPrior {
             means.push(mean);
             covariances.push(cov);
         }
-        Self { means, covariances }
+        Self {
+            means,
+            covariances,
+            scales: Vec::new(),
+            initial: Vec::new(),
+            transitions: Vec::new(),
+        }
     }
 
     /// Classes (regimes + 1).
     pub fn classes(&self) -> usize {
         self.means.len()
+    }
+
+    /// Volatility states per class (1: a single Gaussian).
+    pub fn states(&self) -> usize {
+        self.scales.len().max(1)
+    }
+
+    /// Checks that every part has `classes` classes of `assets` assets and that the states'
+    /// parts agree; the message says which part does not.
+    pub fn check(&self, classes: usize, assets: usize) -> std::result::Result<(), String> {
+        let k = self.states();
+        let sized = |name: &str, parts: &[Vec<f64>], len: usize| {
+            if parts.len() == classes && parts.iter().all(|p| p.len() == len) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the prior does not have {classes} classes of {len} {name}"
+                ))
+            }
+        };
+        sized("means", &self.means, assets)?;
+        sized("covariance entries", &self.covariances, assets * assets)?;
+        if !self.scales.is_empty() {
+            sized("initial state probabilities", &self.initial, k)?;
+            sized("state transition probabilities", &self.transitions, k * k)?;
+            if self.scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+                return Err("the prior has a state scale that is not positive".into());
+            }
+        }
+        Ok(())
     }
 
     /// The prior's eigen-decompositions as tensors on `device`, for windows of `window` days.
@@ -93,10 +145,19 @@ impl GaussianPrior {
             vectors.extend(u.iter().map(|v| *v as f32));
         }
         let means: Vec<f32> = self.means.iter().flatten().map(|v| *v as f32).collect();
+        let variances: Vec<f32> = if self.scales.is_empty() {
+            vec![1.0]
+        } else {
+            self.scales.iter().map(|s| (s * s) as f32).collect()
+        };
+        let states = variances.len();
         Ok(PriorTensors {
             means: Tensor::from_vec(means, (classes, assets), device)?,
             vectors: Tensor::from_vec(vectors, (classes, assets, assets), device)?,
             values: Tensor::from_vec(values, (classes, assets), device)?,
+            state_variances: Tensor::from_vec(variances, (1, states, 1), device)?,
+            initial: self.initial.clone(),
+            transitions: self.transitions.clone(),
             window,
         })
     }
@@ -111,6 +172,11 @@ pub struct PriorTensors {
     vectors: Tensor,
     /// (classes, assets), eigenvalues.
     values: Tensor,
+    /// (1, states, 1): s²_k of each volatility state.
+    state_variances: Tensor,
+    /// Per class, the states' chain (empty with one state); the recursion runs on the host.
+    initial: Vec<Vec<f64>>,
+    transitions: Vec<Vec<f64>>,
     window: usize,
 }
 
@@ -134,11 +200,20 @@ impl PriorTensors {
             .transpose(1, 2)?
             .broadcast_sub(&mean.broadcast_mul(signal)?)?;
         let coords = days.contiguous()?.matmul(&u)?;
-        let gain = lambda
+        // Variance of each eigen-coordinate of x_t in each state, (batch, states, assets):
+        // ᾱ s²_k λ_i + σ². The noise prediction in state k is σ y / variance.
+        let variance = lambda
             .broadcast_mul(&signal.sqr()?)?
-            .broadcast_add(&noise.sqr()?)?
-            .recip()?
-            .broadcast_mul(noise)?;
+            .broadcast_mul(&self.state_variances)?
+            .broadcast_add(&noise.sqr()?)?;
+        let inverse = variance.recip()?;
+        let gain = if self.initial.is_empty() {
+            inverse.broadcast_mul(noise)?
+        } else {
+            // Posterior state probabilities per day, (batch, padded, states), mixing the gains.
+            let gamma = self.state_posteriors(&coords, &variance, &inverse, &classes)?;
+            gamma.matmul(&inverse)?.broadcast_mul(noise)?
+        };
         let eps = coords
             .broadcast_mul(&gain)?
             .matmul(&u.transpose(1, 2)?.contiguous()?)?
@@ -148,5 +223,43 @@ impl PriorTensors {
             .collect();
         let mask = Tensor::from_vec(mask, (1, 1, padded), x.device())?;
         eps.broadcast_mul(&mask)?.reshape((b, assets, padded))
+    }
+
+    /// γ_d(k) for each window of `coords` (batch, padded, assets) given the states' `variance`
+    /// and its `inverse` (batch, states, assets): Gaussian log densities of each day in each
+    /// state on the device, the forward-backward recursion over the window's days on the host
+    /// (zero on the padding).
+    fn state_posteriors(
+        &self,
+        coords: &Tensor,
+        variance: &Tensor,
+        inverse: &Tensor,
+        classes: &Tensor,
+    ) -> Result<Tensor> {
+        let (b, padded, _) = coords.dims3()?;
+        let states = inverse.dim(1)?;
+        let quadratic = coords
+            .sqr()?
+            .matmul(&inverse.transpose(1, 2)?.contiguous()?)?;
+        let log_det = variance.log()?.sum_keepdim(2)?.transpose(1, 2)?;
+        let log_density = (quadratic.broadcast_add(&log_det)? * -0.5)?
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
+        let classes = classes.to_vec1::<u32>()?;
+        let mut gamma = vec![0.0f64; b * padded * states];
+        let per_window = padded * states;
+        for (w, &c) in classes.iter().enumerate() {
+            let c = c as usize;
+            forward_backward(
+                &log_density[w * per_window..w * per_window + self.window * states],
+                self.window,
+                &self.initial[c],
+                &self.transitions[c],
+                &mut gamma[w * per_window..w * per_window + self.window * states],
+                None,
+            );
+        }
+        Tensor::from_vec(gamma, (b, padded, states), coords.device())?.to_dtype(coords.dtype())
     }
 }

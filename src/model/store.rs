@@ -155,15 +155,8 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
     let prior = match &card.prior {
         None => None,
         Some(p) => {
-            let fits = p.classes() == a.regimes + 1
-                && p.means.iter().all(|m| m.len() == n)
-                && p.covariances.iter().all(|c| c.len() == n * n);
-            if !fits {
-                return Err(bad(format!(
-                    "{CONFIG_FILE}: the prior does not have {} classes of {n} assets",
-                    a.regimes + 1
-                )));
-            }
+            p.check(a.regimes + 1, n)
+                .map_err(|e| bad(format!("{CONFIG_FILE}: {e}")))?;
             Some(p.tensors(a.window, device)?)
         }
     };

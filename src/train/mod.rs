@@ -21,6 +21,21 @@ use crate::io::{format_date, sha256_file, write_text, write_text_atomic, AtomicD
 use crate::model::{parameter_count, ModelCard, SeededInit, TrainingRecord, UNet1d, UNetConfig};
 use crate::rng::SeededRng;
 
+/// Rank of the default network's cross-asset linear path (see [`UNetConfig::linear_path`]).
+pub const DEFAULT_LINEAR_PATH: usize = 4;
+
+/// Persistent volatility levels and day shocks of the default prior (12 states): enough for
+/// calm, ordinary, turbulent and extreme periods, each with quiet, ordinary and violent days; not
+/// tuned further.
+pub const DEFAULT_VOLATILITY_LEVELS: usize = 4;
+pub const DEFAULT_VOLATILITY_SHOCKS: usize = 3;
+/// Most states (levels x shocks) the prior may have: the recursion costs states² per day and
+/// window.
+pub const MAX_VOLATILITY_STATES: usize = 36;
+/// EM steps fitting the volatility states (the log-likelihood per day settles to 1e-4 by then
+/// on the embedded data).
+const VOLATILITY_EM_STEPS: usize = 40;
+
 /// Every setting of a training run.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
@@ -50,6 +65,10 @@ pub struct TrainConfig {
     pub linear_path: usize,
     /// Predict the noise as the regimes' Gaussian part plus the network's correction.
     pub gaussian_prior: bool,
+    /// Persistent volatility levels and day shocks of the Gaussian prior (1 and 1: one Gaussian
+    /// per regime); see `diffusion/volatility_states.rs`.
+    pub volatility_levels: usize,
+    pub volatility_shocks: usize,
     pub device: Device,
     /// Draw a progress bar on the terminal.
     pub progress: bool,
@@ -82,9 +101,11 @@ impl TrainConfig {
             timesteps: 1000,
             architecture: None,
             base_channels: None,
-            amplitude_input: false,
-            linear_path: 0,
-            gaussian_prior: false,
+            amplitude_input: true,
+            linear_path: DEFAULT_LINEAR_PATH,
+            gaussian_prior: true,
+            volatility_levels: DEFAULT_VOLATILITY_LEVELS,
+            volatility_shocks: DEFAULT_VOLATILITY_SHOCKS,
             device: Device::Cpu,
             progress: false,
         }
@@ -113,6 +134,32 @@ impl TrainConfig {
                 "--regime-dropout",
                 self.regime_dropout,
                 "must lie in [0, 1)",
+            ));
+        }
+        for (option, count) in [
+            ("--volatility-levels", self.volatility_levels),
+            ("--volatility-shocks", self.volatility_shocks),
+        ] {
+            if count == 0 {
+                return Err(Error::option(option, count, "must be at least 1"));
+            }
+            if count > 1 && !self.gaussian_prior {
+                return Err(Error::option(
+                    option,
+                    count,
+                    "needs the Gaussian prior (--gaussian-prior true), or 1",
+                ));
+            }
+        }
+        let states = self.volatility_levels * self.volatility_shocks;
+        if states > MAX_VOLATILITY_STATES {
+            return Err(Error::option(
+                "--volatility-levels",
+                self.volatility_levels,
+                format!(
+                    "times --volatility-shocks {} gives {states} states, more than {MAX_VOLATILITY_STATES}",
+                    self.volatility_shocks
+                ),
             ));
         }
         if !(0.0..1.0).contains(&self.validation_fraction) || self.validation_fraction == 0.0 {
@@ -169,6 +216,7 @@ impl std::fmt::Display for TrainReport {
 /// Trains a model and writes its directory; the directory holds the EMA weights of the epoch
 /// with the lowest validation loss.
 pub fn train(config: &TrainConfig) -> Result<TrainReport> {
+    config.validate()?;
     let started = Instant::now();
     let set = WindowSet::read(&config.data)?;
     let (fit_idx, val_idx) =
@@ -209,14 +257,34 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
         SeededInit::var_builder(&ema_map, config.seed, device),
     )?;
     let prior = config.gaussian_prior.then(|| {
-        GaussianPrior::fit(
+        let mut prior = GaussianPrior::fit(
             &fit.values,
             &fit.regimes,
             arch.regimes,
             arch.assets,
             padded,
             arch.window,
-        )
+        );
+        if config.volatility_levels * config.volatility_shocks > 1 {
+            let histories = prior.fit_volatility_states(
+                &fit.values,
+                &fit.regimes,
+                arch.assets,
+                padded,
+                arch.window,
+                (config.volatility_levels, config.volatility_shocks),
+                VOLATILITY_EM_STEPS,
+            );
+            for (class, h) in histories.iter().enumerate() {
+                tracing::info!(
+                    class,
+                    first = h.first().copied().unwrap_or(f64::NAN),
+                    last = h.last().copied().unwrap_or(f64::NAN),
+                    "volatility states: log-likelihood per day"
+                );
+            }
+        }
+        prior
     });
     if let Some(p) = &prior {
         let tensors = p.tensors(arch.window, device)?;

@@ -1,0 +1,474 @@
+//! The volatility states of the Gaussian prior: the forward-backward recursion against brute
+//! force, the EM fit on a chain with known parameters, the noise prediction's reduction to the
+//! single Gaussian, and sampling with the prior alone on the embedded data.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use common::*;
+use scengen::data::{SplitChoice, WindowSet};
+use scengen::diffusion::{
+    forward_backward, guided_eps, scale_grid, GaussianPrior, NoiseSchedule, PriorTensors,
+    SamplerKind, ScheduleKind, Spacing,
+};
+use scengen::error::Error;
+use scengen::io::parse_date;
+use scengen::model::{Denoiser, UNetConfig};
+use scengen::rng::SeededRng;
+use scengen::train::{
+    fit_normalisation, train, Dataset, TrainConfig, DEFAULT_VOLATILITY_LEVELS,
+    DEFAULT_VOLATILITY_SHOCKS,
+};
+
+/// Three days, two states: every posterior and the likelihood equal the sums over all eight
+/// state paths, and the expected transitions sum to days − 1.
+#[test]
+fn forward_backward_equals_the_sum_over_every_state_path() {
+    let (days, k) = (3, 2);
+    let initial = [0.3, 0.7];
+    let transitions = [0.8, 0.2, 0.35, 0.65];
+    let log_emission = [-1.0, -2.5, -0.2, -3.0, -4.0, -0.5];
+    let mut gamma = vec![0.0; days * k];
+    let mut counts = vec![0.0; k * k];
+    let log_likelihood = forward_backward(
+        &log_emission,
+        days,
+        &initial,
+        &transitions,
+        &mut gamma,
+        Some(&mut counts),
+    );
+    let mut total = 0.0;
+    let mut marginal = vec![0.0; days * k];
+    let mut pair = vec![0.0; k * k];
+    for path in 0..(1 << days) {
+        let state = |d: usize| (path >> d) & 1;
+        let mut p = initial[state(0)] * f64::exp(log_emission[state(0)]);
+        for d in 1..days {
+            p *=
+                transitions[state(d - 1) * k + state(d)] * f64::exp(log_emission[d * k + state(d)]);
+        }
+        total += p;
+        for d in 0..days {
+            marginal[d * k + state(d)] += p;
+        }
+        for d in 1..days {
+            pair[state(d - 1) * k + state(d)] += p;
+        }
+    }
+    assert!((log_likelihood - total.ln()).abs() < 1e-12);
+    for (g, m) in gamma.iter().zip(&marginal) {
+        assert!((g - m / total).abs() < 1e-12, "{g} vs {}", m / total);
+    }
+    for (c, p) in counts.iter().zip(&pair) {
+        assert!((c - p / total).abs() < 1e-12);
+    }
+    assert!((counts.iter().sum::<f64>() - (days - 1) as f64).abs() < 1e-12);
+}
+
+/// Draws `count` windows of `window` days from a chain over `scales` with `transitions`
+/// (started from `initial`) and day covariance `chol * chol^T`, as standardised windows
+/// (`assets` x `padded`); returns the values and each day's state.
+#[allow(clippy::too_many_arguments)]
+fn simulate_chain(
+    rng: &mut SeededRng,
+    count: usize,
+    window: usize,
+    padded: usize,
+    chol: &[f64],
+    scales: &[f64],
+    initial: &[f64],
+    transitions: &[f64],
+) -> Vec<f32> {
+    let assets = (chol.len() as f64).sqrt() as usize;
+    let k = scales.len();
+    let draw = |rng: &mut SeededRng, probabilities: &[f64]| {
+        let u = rng.uniform();
+        let mut acc = 0.0;
+        for (j, p) in probabilities.iter().enumerate() {
+            acc += p;
+            if u < acc {
+                return j;
+            }
+        }
+        probabilities.len() - 1
+    };
+    let mut values = vec![0.0f32; count * assets * padded];
+    for w in 0..count {
+        let mut state = draw(rng, initial);
+        for d in 0..window {
+            if d > 0 {
+                state = draw(rng, &transitions[state * k..(state + 1) * k]);
+            }
+            let z: Vec<f64> = (0..assets).map(|_| rng.normal()).collect();
+            for i in 0..assets {
+                let v: f64 = (0..=i).map(|j| chol[i * assets + j] * z[j]).sum();
+                values[w * assets * padded + i * padded + d] = (scales[state] * v) as f32;
+            }
+        }
+    }
+    values
+}
+
+/// EM on 600 windows drawn from a known chain on the fit's own scale grid recovers every
+/// transition probability within 0.04 and the covariance within 0.08, and never lowers the
+/// likelihood: `scales` = (levels, shocks), the chain given as level transitions and shock
+/// probabilities.
+fn assert_em_recovers(
+    (levels, shocks): (usize, usize),
+    level_transitions: &[f64],
+    level_initial: &[f64],
+    shock_probabilities: &[f64],
+) {
+    let (assets, window, padded, count) = (2, 30, 32, 600);
+    let chol = [1.0, 0.0, 0.6, 0.8];
+    let scales = scale_grid(levels, shocks);
+    let k = levels * shocks;
+    let transitions: Vec<f64> = (0..k * k)
+        .map(|ij| {
+            let (from, to) = (ij / k, ij % k);
+            level_transitions[(from / shocks) * levels + to / shocks]
+                * shock_probabilities[to % shocks]
+        })
+        .collect();
+    let initial: Vec<f64> = (0..k)
+        .map(|i| level_initial[i / shocks] * shock_probabilities[i % shocks])
+        .collect();
+    let mut rng = SeededRng::new(21, 0);
+    let values = simulate_chain(
+        &mut rng,
+        count,
+        window,
+        padded,
+        &chol,
+        &scales,
+        &initial,
+        &transitions,
+    );
+    let labels = vec![0u32; count];
+    let mut prior = GaussianPrior::fit(&values, &labels, 1, assets, padded, window);
+    let histories = prior.fit_volatility_states(
+        &values,
+        &labels,
+        assets,
+        padded,
+        window,
+        (levels, shocks),
+        60,
+    );
+    for h in &histories {
+        // The pseudo-counts on the transitions make each step a MAP step: at convergence the
+        // likelihood may give back rounding-sized amounts, never more.
+        for pair in h.windows(2) {
+            assert!(
+                pair[1] >= pair[0] - 1e-7,
+                "EM lowered the likelihood: {h:?}"
+            );
+        }
+        assert!(
+            h.last().unwrap() > &(h[0] + 0.05),
+            "EM did not improve: {h:?}"
+        );
+    }
+    assert_eq!(prior.states(), k);
+    for (got, want) in prior.transitions[0].iter().zip(&transitions) {
+        assert!((got - want).abs() < 0.04, "{:?}", prior.transitions[0]);
+    }
+    let covariance = [1.0, 0.6, 0.6, 1.0];
+    for (got, want) in prior.covariances[0].iter().zip(&covariance) {
+        assert!((got - want).abs() < 0.08, "{:?}", prior.covariances[0]);
+    }
+}
+
+#[test]
+fn em_recovers_a_chain_of_levels() {
+    let transitions = [0.92, 0.06, 0.02, 0.05, 0.9, 0.05, 0.03, 0.07, 0.9];
+    assert_em_recovers((3, 1), &transitions, &[0.3, 0.5, 0.2], &[1.0]);
+}
+
+/// Levels and shocks: the shocks are redrawn every day, the levels persist.
+#[test]
+fn em_recovers_levels_and_shocks() {
+    assert_em_recovers((2, 2), &[0.95, 0.05, 0.1, 0.9], &[0.6, 0.4], &[0.85, 0.15]);
+}
+
+/// ε under `prior`'s tensors for the same noisy windows at several noise levels and classes.
+fn eps_of(
+    prior: &GaussianPrior,
+    x: &[f32],
+    shape: (usize, usize, usize),
+    window: usize,
+) -> Vec<f32> {
+    let tensors = prior.tensors(window, &Device::Cpu).unwrap();
+    let b = shape.0;
+    let alpha_bars: Vec<f64> = (0..b).map(|i| 0.1 + 0.8 * i as f64 / b as f64).collect();
+    let col = |v: Vec<f32>| Tensor::from_vec(v, (b, 1, 1), &Device::Cpu).unwrap();
+    let classes: Vec<u32> = (0..b as u32).map(|i| i % 2).collect();
+    tensors
+        .eps(
+            &Tensor::from_vec(x.to_vec(), shape, &Device::Cpu).unwrap(),
+            &col(alpha_bars.iter().map(|a| a.sqrt() as f32).collect()),
+            &col(alpha_bars.iter().map(|a| (1.0 - a).sqrt() as f32).collect()),
+            &Tensor::from_vec(classes, b, &Device::Cpu).unwrap(),
+        )
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+/// States that all have scale 1 are one Gaussian: the mixed noise prediction equals the single
+/// Gaussian's whatever the chain; with spread scales it differs.
+#[test]
+fn states_of_equal_scale_reduce_to_the_single_gaussian() {
+    let (assets, window, padded, b) = (3, 5, 8, 6);
+    let mut rng = SeededRng::new(4, 0);
+    let data = rng.normals_f32(4 * assets * padded);
+    let single = GaussianPrior::fit(&data, &[0, 1, 0, 1], 1, assets, padded, window);
+    let mut equal = single.clone();
+    equal.scales = vec![1.0; 3];
+    equal.initial = vec![vec![0.2, 0.5, 0.3]; 2];
+    equal.transitions = vec![vec![0.7, 0.2, 0.1, 0.1, 0.6, 0.3, 0.25, 0.25, 0.5]; 2];
+    let x = rng.normals_f32(b * assets * padded);
+    let want = eps_of(&single, &x, (b, assets, padded), window);
+    let got = eps_of(&equal, &x, (b, assets, padded), window);
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+    }
+    let mut spread = equal.clone();
+    spread.scales = scale_grid(3, 1);
+    let other = eps_of(&spread, &x, (b, assets, padded), window);
+    let moved = other
+        .iter()
+        .zip(&want)
+        .filter(|(a, b)| (*a - *b).abs() > 1e-3)
+        .count();
+    assert!(moved > want.len() / 4, "{moved} of {} moved", want.len());
+}
+
+/// A network that predicts nothing: the noise prediction is the prior's alone.
+struct PriorOnly {
+    config: UNetConfig,
+    prior: PriorTensors,
+}
+
+impl Denoiser for PriorOnly {
+    fn config(&self) -> &UNetConfig {
+        &self.config
+    }
+
+    fn forward(&self, x: &Tensor, _t: &Tensor, _regimes: &Tensor) -> candle_core::Result<Tensor> {
+        x.zeros_like()
+    }
+
+    fn prior(&self) -> Option<&PriorTensors> {
+        Some(&self.prior)
+    }
+}
+
+/// Spread of path volatility (coefficient of variation over windows of the equal-weight
+/// portfolio's standard deviation) and the lag-1 autocorrelation of its |r| (pooled, centred on
+/// the overall mean), of standardised windows.
+fn path_statistics(values: &[f32], assets: usize, padded: usize, window: usize) -> (f64, f64) {
+    let count = values.len() / (assets * padded);
+    let portfolio: Vec<Vec<f64>> = (0..count)
+        .map(|w| {
+            (0..window)
+                .map(|d| {
+                    (0..assets)
+                        .map(|a| values[w * assets * padded + a * padded + d] as f64)
+                        .sum::<f64>()
+                        / assets as f64
+                })
+                .collect()
+        })
+        .collect();
+    let vols: Vec<f64> = portfolio
+        .iter()
+        .map(|p| (p.iter().map(|r| r * r).sum::<f64>() / window as f64).sqrt())
+        .collect();
+    let mean = vols.iter().sum::<f64>() / count as f64;
+    let sd = (vols.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count as f64).sqrt();
+    let abs: Vec<Vec<f64>> = portfolio
+        .iter()
+        .map(|p| p.iter().map(|r| r.abs()).collect())
+        .collect();
+    let m = abs.iter().flatten().sum::<f64>() / (count * window) as f64;
+    let var = abs.iter().flatten().map(|a| (a - m).powi(2)).sum::<f64>();
+    let lag: f64 = abs
+        .iter()
+        .map(|p| p.windows(2).map(|w| (w[0] - m) * (w[1] - m)).sum::<f64>())
+        .sum();
+    (sd / mean, lag / var)
+}
+
+/// Mean square of the equal-weight portfolio's days of standardised windows.
+fn equal_weight_variance(values: &[f32], assets: usize, padded: usize, window: usize) -> f64 {
+    let count = values.len() / (assets * padded);
+    let mut total = 0.0;
+    for w in values.chunks(assets * padded) {
+        for d in 0..window {
+            let p = (0..assets).map(|a| w[a * padded + d] as f64).sum::<f64>() / assets as f64;
+            total += p * p;
+        }
+    }
+    total / (count * window) as f64
+}
+
+/// Sampling with the prior alone, fitted with the default levels and shocks on the embedded
+/// high-vix train windows, gives the chain's own spread of path volatility and clustering of
+/// |r| (against windows drawn from the chain directly), far above one Gaussian's, and the
+/// data's equal-weight variance.
+#[test]
+fn sampling_with_the_states_alone_gives_the_chains_volatility() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = WindowSet::read(&embedded_windows(dir.path())).unwrap();
+    let test_from = parse_date("--test-from", "2016-01-01").unwrap();
+    let train_idx = set.select(None, SplitChoice::Train, test_from);
+    let config = UNetConfig::small(set.assets.len(), set.window, set.rule.labels.len());
+    let (assets, padded, window) = (config.assets, config.padded_len(), config.window);
+    let norm = fit_normalisation(&set, &train_idx);
+    let data = Dataset::from_windows(&set, &train_idx, &norm, padded);
+    let mut prior = GaussianPrior::fit(
+        &data.values,
+        &data.regimes,
+        config.regimes,
+        assets,
+        padded,
+        window,
+    );
+    prior.fit_volatility_states(
+        &data.values,
+        &data.regimes,
+        assets,
+        padded,
+        window,
+        (DEFAULT_VOLATILITY_LEVELS, DEFAULT_VOLATILITY_SHOCKS),
+        20,
+    );
+    let high_vix = 2usize;
+    let net = PriorOnly {
+        prior: prior.tensors(window, &Device::Cpu).unwrap(),
+        config: config.clone(),
+    };
+    let schedule = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
+    let n = 600;
+    let kind = SamplerKind::DpmSolver {
+        steps: 50,
+        spacing: Spacing::LogSnr,
+    };
+    let mut sampler = kind.build(&schedule, None);
+    let mut rng = SeededRng::new(11, 0);
+    let mask: Vec<f32> = (0..n * assets * padded)
+        .map(|i| if i % padded < window { 1.0 } else { 0.0 })
+        .collect();
+    let mask = Tensor::from_vec(mask, (n, assets, padded), &Device::Cpu).unwrap();
+    let noise = rng.normals_f32(n * assets * padded);
+    let mut x =
+        (Tensor::from_vec(noise, (n, assets, padded), &Device::Cpu).unwrap() * &mask).unwrap();
+    for i in 0..sampler.timesteps().len() {
+        let t = sampler.timesteps()[i];
+        let eps = guided_eps(&net, &schedule, &x, t, high_vix as u32, 1.0).unwrap();
+        x = (sampler.step(i, &x, &eps, None).unwrap() * &mask).unwrap();
+    }
+    let sampled: Vec<f32> = x
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+
+    // The chain itself: Σ's Cholesky factor (of the eigen-floored Σ) and the fitted chain.
+    let sigma = &prior.covariances[high_vix];
+    let mut chol = vec![0.0; assets * assets];
+    for i in 0..assets {
+        for j in 0..=i {
+            let s: f64 = (0..j)
+                .map(|k| chol[i * assets + k] * chol[j * assets + k])
+                .sum();
+            chol[i * assets + j] = if i == j {
+                (sigma[i * assets + i] - s).max(1e-12).sqrt()
+            } else {
+                (sigma[i * assets + j] - s) / chol[j * assets + j]
+            };
+        }
+    }
+    let direct = simulate_chain(
+        &mut SeededRng::new(12, 0),
+        4000,
+        window,
+        padded,
+        &chol,
+        &prior.scales,
+        &prior.initial[high_vix],
+        &prior.transitions[high_vix],
+    );
+    // Means are ~0.01 standard deviations; the direct draws leave them out.
+    let (spread, clustering) = path_statistics(&sampled, assets, padded, window);
+    let (want_spread, want_clustering) = path_statistics(&direct, assets, padded, window);
+    assert!(
+        (spread - want_spread).abs() < 0.1 * want_spread,
+        "spread of path volatility {spread} vs the chain's {want_spread}"
+    );
+    assert!(
+        (clustering - want_clustering).abs() < 0.05,
+        "ACF of |r| {clustering} vs the chain's {want_clustering}"
+    );
+    // The chain keeps the data's covariance: equal-weight variance (standardised units) of the
+    // high-vix train days, of the chain's windows and of the sampled ones. (EM's own Σ gave
+    // the chain 26% more.)
+    let high_vix_days: Vec<f32> = data
+        .values
+        .chunks(assets * padded)
+        .zip(&data.regimes)
+        .filter(|(_, r)| **r as usize == high_vix)
+        .flat_map(|(w, _)| w.to_vec())
+        .collect();
+    let real = equal_weight_variance(&high_vix_days, assets, padded, window);
+    let chain = equal_weight_variance(&direct, assets, padded, window);
+    let generated = equal_weight_variance(&sampled, assets, padded, window);
+    assert!(
+        (chain / real - 1.0).abs() < 0.03,
+        "chain {chain} vs data {real}"
+    );
+    assert!(
+        (generated / real - 1.0).abs() < 0.05,
+        "sampled {generated} vs data {real}"
+    );
+    // One Gaussian gives 30 days' sampling noise alone: about 0.13.
+    assert!(want_spread > 0.25, "{want_spread}");
+    assert!(want_clustering > 0.1, "{want_clustering}");
+}
+
+#[test]
+fn volatility_states_need_the_gaussian_prior() {
+    let mut c = TrainConfig::new("w.parquet", "m", 1, parse_date("t", "2016-01-01").unwrap());
+    c.gaussian_prior = false;
+    let e = train(&c).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "--volatility-levels" && reason.contains("--gaussian-prior")),
+        "{e}"
+    );
+    c.volatility_levels = 1;
+    let e = train(&c).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, .. } if option == "--volatility-shocks"),
+        "{e}"
+    );
+    c.gaussian_prior = true;
+    c.volatility_shocks = 0;
+    let e = train(&c).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, .. } if option == "--volatility-shocks"),
+        "{e}"
+    );
+    c.volatility_shocks = 10;
+    c.volatility_levels = 4;
+    let e = train(&c).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "--volatility-levels" && reason.contains("40 states")),
+        "{e}"
+    );
+}
