@@ -7,11 +7,9 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use common::*;
 use scengen::data::WindowSet;
-use scengen::diffusion::{
-    guided_eps, GaussianPrior, NoiseSchedule, PriorTensors, SamplerKind, ScheduleKind, Spacing,
-};
+use scengen::diffusion::GaussianPrior;
 use scengen::io::parse_date;
-use scengen::model::{Denoiser, SeededInit, UNet1d, UNetConfig};
+use scengen::model::{SeededInit, UNet1d, UNetConfig};
 use scengen::rng::SeededRng;
 use scengen::train::{fit_normalisation, Dataset};
 
@@ -96,26 +94,6 @@ fn the_prior_fits_each_class_and_inverts_the_noising_exactly() {
     }
 }
 
-/// A network that predicts nothing: the noise prediction is the prior's alone.
-struct PriorOnly {
-    config: UNetConfig,
-    prior: PriorTensors,
-}
-
-impl Denoiser for PriorOnly {
-    fn config(&self) -> &UNetConfig {
-        &self.config
-    }
-
-    fn forward(&self, x: &Tensor, _t: &Tensor, _regimes: &Tensor) -> candle_core::Result<Tensor> {
-        x.zeros_like()
-    }
-
-    fn prior(&self) -> Option<&PriorTensors> {
-        Some(&self.prior)
-    }
-}
-
 /// Sampling with the prior alone reproduces each regime's mean and covariance, fitted on the
 /// embedded data's train windows: the sampler and ε_G agree with each other.
 #[test]
@@ -139,36 +117,11 @@ fn sampling_with_the_prior_alone_gives_each_regimes_gaussian() {
         prior: prior.tensors(config.window, &Device::Cpu).unwrap(),
         config: config.clone(),
     };
-    let schedule = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
     let (n, assets, padded) = (600, config.assets, config.padded_len());
     let high_vix = 2;
     // The default sampler: DDIM with 50 uniform steps is first order and loses 7% of this
     // variance (9% Frobenius error), quadratic spacing 12%.
-    let kind = SamplerKind::DpmSolver {
-        steps: 50,
-        spacing: Spacing::LogSnr,
-    };
-    let mut sampler = kind.build(&schedule, None);
-    let mut rng = SeededRng::new(11, 0);
-    let mask: Vec<f32> = (0..n * assets * padded)
-        .map(|i| if i % padded < config.window { 1.0 } else { 0.0 })
-        .collect();
-    let mask = Tensor::from_vec(mask, (n, assets, padded), &Device::Cpu).unwrap();
-    let noise = rng.normals_f32(n * assets * padded);
-    let mut x =
-        (Tensor::from_vec(noise, (n, assets, padded), &Device::Cpu).unwrap() * &mask).unwrap();
-    for i in 0..sampler.timesteps().len() {
-        let t = sampler.timesteps()[i];
-        let eps = guided_eps(&net, &schedule, &x, t, high_vix, 1.0).unwrap();
-        x = (sampler.step(i, &x, &eps, None).unwrap() * &mask).unwrap();
-    }
-    let x: Vec<f32> = x
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let x = sample_prior_alone(&net, n, high_vix, 11);
     let labels = vec![0u32; n];
     let sampled = GaussianPrior::fit(&x, &labels, 1, assets, padded, config.window);
     let (want, got) = (

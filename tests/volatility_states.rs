@@ -4,16 +4,13 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use common::*;
 use scengen::data::{SplitChoice, WindowSet};
-use scengen::diffusion::{
-    forward_backward, guided_eps, scale_grid, GaussianPrior, NoiseSchedule, PriorTensors,
-    SamplerKind, ScheduleKind, Spacing,
-};
+use scengen::diffusion::{forward_backward, scale_grid, GaussianPrior};
 use scengen::error::Error;
 use scengen::io::parse_date;
-use scengen::model::{Denoiser, UNetConfig};
+use scengen::model::UNetConfig;
 use scengen::rng::SeededRng;
 use scengen::train::{
     fit_normalisation, train, Dataset, TrainConfig, DEFAULT_VOLATILITY_LEVELS,
@@ -247,26 +244,6 @@ fn states_of_equal_scale_reduce_to_the_single_gaussian() {
     assert!(moved > want.len() / 4, "{moved} of {} moved", want.len());
 }
 
-/// A network that predicts nothing: the noise prediction is the prior's alone.
-struct PriorOnly {
-    config: UNetConfig,
-    prior: PriorTensors,
-}
-
-impl Denoiser for PriorOnly {
-    fn config(&self) -> &UNetConfig {
-        &self.config
-    }
-
-    fn forward(&self, x: &Tensor, _t: &Tensor, _regimes: &Tensor) -> candle_core::Result<Tensor> {
-        x.zeros_like()
-    }
-
-    fn prior(&self) -> Option<&PriorTensors> {
-        Some(&self.prior)
-    }
-}
-
 /// Spread of path volatility (coefficient of variation over windows of the equal-weight
 /// portfolio's standard deviation) and the lag-1 autocorrelation of its |r| (pooled, centred on
 /// the overall mean), of standardised windows.
@@ -352,33 +329,7 @@ fn sampling_with_the_states_alone_gives_the_chains_volatility() {
         prior: prior.tensors(window, &Device::Cpu).unwrap(),
         config: config.clone(),
     };
-    let schedule = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
-    let n = 600;
-    let kind = SamplerKind::DpmSolver {
-        steps: 50,
-        spacing: Spacing::LogSnr,
-    };
-    let mut sampler = kind.build(&schedule, None);
-    let mut rng = SeededRng::new(11, 0);
-    let mask: Vec<f32> = (0..n * assets * padded)
-        .map(|i| if i % padded < window { 1.0 } else { 0.0 })
-        .collect();
-    let mask = Tensor::from_vec(mask, (n, assets, padded), &Device::Cpu).unwrap();
-    let noise = rng.normals_f32(n * assets * padded);
-    let mut x =
-        (Tensor::from_vec(noise, (n, assets, padded), &Device::Cpu).unwrap() * &mask).unwrap();
-    for i in 0..sampler.timesteps().len() {
-        let t = sampler.timesteps()[i];
-        let eps = guided_eps(&net, &schedule, &x, t, high_vix as u32, 1.0).unwrap();
-        x = (sampler.step(i, &x, &eps, None).unwrap() * &mask).unwrap();
-    }
-    let sampled: Vec<f32> = x
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let sampled = sample_prior_alone(&net, 600, high_vix as u32, 11);
 
     // The chain itself: Σ's Cholesky factor (of the eigen-floored Σ) and the fitted chain.
     let sigma = &prior.covariances[high_vix];

@@ -191,3 +191,66 @@ pub fn write_gaussian_windows(
     }
     set.write(path).unwrap();
 }
+
+/// A network that predicts nothing: the noise prediction is the prior's alone.
+pub struct PriorOnly {
+    pub config: scengen::model::UNetConfig,
+    pub prior: scengen::diffusion::PriorTensors,
+}
+
+impl scengen::model::Denoiser for PriorOnly {
+    fn config(&self) -> &scengen::model::UNetConfig {
+        &self.config
+    }
+
+    fn forward(
+        &self,
+        x: &candle_core::Tensor,
+        _t: &candle_core::Tensor,
+        _regimes: &candle_core::Tensor,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        x.zeros_like()
+    }
+
+    fn prior(&self) -> Option<&scengen::diffusion::PriorTensors> {
+        Some(&self.prior)
+    }
+}
+
+/// `n` windows of regime `class` sampled from `net`'s prior alone with the default sampler
+/// (DPM-Solver++ 50 steps, log-SNR spacing), unguided, as standardised `assets x padded`
+/// windows with zero padding.
+pub fn sample_prior_alone(net: &PriorOnly, n: usize, class: u32, seed: u64) -> Vec<f32> {
+    use candle_core::{DType, Device, Tensor};
+    use scengen::diffusion::{guided_eps, NoiseSchedule, SamplerKind, ScheduleKind, Spacing};
+    let (assets, padded, window) = (
+        net.config.assets,
+        net.config.padded_len(),
+        net.config.window,
+    );
+    let schedule = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
+    let kind = SamplerKind::DpmSolver {
+        steps: 50,
+        spacing: Spacing::LogSnr,
+    };
+    let mut sampler = kind.build(&schedule, None);
+    let mut rng = scengen::rng::SeededRng::new(seed, 0);
+    let mask: Vec<f32> = (0..n * assets * padded)
+        .map(|i| if i % padded < window { 1.0 } else { 0.0 })
+        .collect();
+    let mask = Tensor::from_vec(mask, (n, assets, padded), &Device::Cpu).unwrap();
+    let noise = rng.normals_f32(n * assets * padded);
+    let mut x =
+        (Tensor::from_vec(noise, (n, assets, padded), &Device::Cpu).unwrap() * &mask).unwrap();
+    for i in 0..sampler.timesteps().len() {
+        let t = sampler.timesteps()[i];
+        let eps = guided_eps(net, &schedule, &x, t, class, 1.0).unwrap();
+        x = (sampler.step(i, &x, &eps, None).unwrap() * &mask).unwrap();
+    }
+    x.to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
