@@ -101,12 +101,13 @@ pub struct TrainArgs {
           default_missing_value = "true", value_name = "BOOL")]
     pub gaussian_prior: bool,
     /// Persistent volatility levels of the Gaussian prior (with --volatility-shocks 1 as well:
-    /// one Gaussian per regime).
-    #[arg(long, default_value_t = DEFAULT_VOLATILITY_LEVELS)]
-    pub volatility_levels: usize,
-    /// Day shock sizes of the Gaussian prior, drawn afresh every day on top of the level.
-    #[arg(long, default_value_t = DEFAULT_VOLATILITY_SHOCKS)]
-    pub volatility_shocks: usize,
+    /// one Gaussian per regime) [default: 4, or 1 with --gaussian-prior false].
+    #[arg(long)]
+    pub volatility_levels: Option<usize>,
+    /// Day shock sizes of the Gaussian prior, drawn afresh every day on top of the level
+    /// [default: 3, or 1 with --gaussian-prior false].
+    #[arg(long)]
+    pub volatility_shocks: Option<usize>,
     /// cpu, cuda or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -133,8 +134,12 @@ impl TrainArgs {
         c.amplitude_input = self.amplitude_input;
         c.linear_path = self.linear_path;
         c.gaussian_prior = self.gaussian_prior;
-        c.volatility_levels = self.volatility_levels;
-        c.volatility_shocks = self.volatility_shocks;
+        // Without the prior there are no states, so the defaults follow it.
+        let states = |given: Option<usize>, default: usize| {
+            given.unwrap_or(if self.gaussian_prior { default } else { 1 })
+        };
+        c.volatility_levels = states(self.volatility_levels, DEFAULT_VOLATILITY_LEVELS);
+        c.volatility_shocks = states(self.volatility_shocks, DEFAULT_VOLATILITY_SHOCKS);
         c.device = select_device(&self.device)?;
         c.progress = true;
         c.validate()?;
