@@ -12,6 +12,7 @@ use scengen::error::Error;
 use scengen::io::parse_date;
 use scengen::model::UNetConfig;
 use scengen::rng::SeededRng;
+use scengen::stats::{path_vol_dispersion, pooled_acf};
 use scengen::train::{
     fit_normalisation, train, Dataset, TrainConfig, DEFAULT_VOLATILITY_LEVELS,
     DEFAULT_VOLATILITY_SHOCKS,
@@ -244,53 +245,29 @@ fn states_of_equal_scale_reduce_to_the_single_gaussian() {
     assert!(moved > want.len() / 4, "{moved} of {} moved", want.len());
 }
 
-/// Spread of path volatility (coefficient of variation over windows of the equal-weight
-/// portfolio's standard deviation) and the lag-1 autocorrelation of its |r| (pooled, centred on
-/// the overall mean), of standardised windows.
-fn path_statistics(values: &[f32], assets: usize, padded: usize, window: usize) -> (f64, f64) {
-    let count = values.len() / (assets * padded);
-    let portfolio: Vec<Vec<f64>> = (0..count)
-        .map(|w| {
-            (0..window)
-                .map(|d| {
-                    (0..assets)
-                        .map(|a| values[w * assets * padded + a * padded + d] as f64)
-                        .sum::<f64>()
-                        / assets as f64
-                })
-                .collect()
+/// The equal-weight portfolio's days of standardised windows (`assets` x `padded`, the first
+/// `window` days data), one path of `window` days after another.
+fn equal_weight_paths(values: &[f32], assets: usize, padded: usize, window: usize) -> Vec<f64> {
+    values
+        .chunks(assets * padded)
+        .flat_map(|w| {
+            (0..window).map(move |d| {
+                (0..assets).map(|a| w[a * padded + d] as f64).sum::<f64>() / assets as f64
+            })
         })
-        .collect();
-    let vols: Vec<f64> = portfolio
-        .iter()
-        .map(|p| (p.iter().map(|r| r * r).sum::<f64>() / window as f64).sqrt())
-        .collect();
-    let mean = vols.iter().sum::<f64>() / count as f64;
-    let sd = (vols.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count as f64).sqrt();
-    let abs: Vec<Vec<f64>> = portfolio
-        .iter()
-        .map(|p| p.iter().map(|r| r.abs()).collect())
-        .collect();
-    let m = abs.iter().flatten().sum::<f64>() / (count * window) as f64;
-    let var = abs.iter().flatten().map(|a| (a - m).powi(2)).sum::<f64>();
-    let lag: f64 = abs
-        .iter()
-        .map(|p| p.windows(2).map(|w| (w[0] - m) * (w[1] - m)).sum::<f64>())
-        .sum();
-    (sd / mean, lag / var)
+        .collect()
 }
 
-/// Mean square of the equal-weight portfolio's days of standardised windows.
-fn equal_weight_variance(values: &[f32], assets: usize, padded: usize, window: usize) -> f64 {
-    let count = values.len() / (assets * padded);
-    let mut total = 0.0;
-    for w in values.chunks(assets * padded) {
-        for d in 0..window {
-            let p = (0..assets).map(|a| w[a * padded + d] as f64).sum::<f64>() / assets as f64;
-            total += p * p;
-        }
-    }
-    total / (count * window) as f64
+/// Of the equal-weight paths: spread of path volatility, lag-1 autocorrelation of |r| (pooled,
+/// as `scengen evaluate` computes them) and mean square.
+fn path_statistics(paths: &[f64], window: usize) -> (f64, f64, f64) {
+    let abs: Vec<f64> = paths.iter().map(|r| r.abs()).collect();
+    let mean_square = paths.iter().map(|r| r * r).sum::<f64>() / paths.len() as f64;
+    (
+        path_vol_dispersion(paths, window),
+        pooled_acf(&abs, window, 1)[1],
+        mean_square,
+    )
 }
 
 /// Sampling with the prior alone, fitted with the default levels and shocks on the embedded
@@ -357,8 +334,9 @@ fn sampling_with_the_states_alone_gives_the_chains_volatility() {
         &prior.transitions[high_vix],
     );
     // Means are ~0.01 standard deviations; the direct draws leave them out.
-    let (spread, clustering) = path_statistics(&sampled, assets, padded, window);
-    let (want_spread, want_clustering) = path_statistics(&direct, assets, padded, window);
+    let ew = |v: &[f32]| equal_weight_paths(v, assets, padded, window);
+    let (spread, clustering, generated) = path_statistics(&ew(&sampled), window);
+    let (want_spread, want_clustering, chain) = path_statistics(&ew(&direct), window);
     assert!(
         (spread - want_spread).abs() < 0.1 * want_spread,
         "spread of path volatility {spread} vs the chain's {want_spread}"
@@ -377,9 +355,7 @@ fn sampling_with_the_states_alone_gives_the_chains_volatility() {
         .filter(|(_, r)| **r as usize == high_vix)
         .flat_map(|(w, _)| w.to_vec())
         .collect();
-    let real = equal_weight_variance(&high_vix_days, assets, padded, window);
-    let chain = equal_weight_variance(&direct, assets, padded, window);
-    let generated = equal_weight_variance(&sampled, assets, padded, window);
+    let (_, _, real) = path_statistics(&ew(&high_vix_days), window);
     assert!(
         (chain / real - 1.0).abs() < 0.03,
         "chain {chain} vs data {real}"
