@@ -7,7 +7,7 @@ mod common;
 use candle_core::{Device, Tensor};
 use common::*;
 use scengen::data::{SplitChoice, WindowSet};
-use scengen::diffusion::{forward_backward, scale_grid, GaussianPrior};
+use scengen::diffusion::{scale_grid, GaussianPrior, VolatilityChain};
 use scengen::error::Error;
 use scengen::io::parse_date;
 use scengen::model::UNetConfig;
@@ -18,29 +18,22 @@ use scengen::train::{
     DEFAULT_VOLATILITY_SHOCKS,
 };
 
-/// Three days, two states: every posterior and the likelihood equal the sums over all eight
-/// state paths, and the expected transitions sum to days − 1.
-#[test]
-fn forward_backward_equals_the_sum_over_every_state_path() {
-    let (days, k) = (3, 2);
-    let initial = [0.3, 0.7];
-    let transitions = [0.8, 0.2, 0.35, 0.65];
-    let log_emission = [-1.0, -2.5, -0.2, -3.0, -4.0, -0.5];
+/// Over `days` days, every posterior, the likelihood and the expected level transitions of
+/// `chain` equal the sums over all state paths, and the expected transitions sum to days − 1.
+fn assert_forward_backward_sums_every_path(chain: &VolatilityChain, days: usize) {
+    let (k, l, s) = (chain.states(), chain.levels(), chain.shocks());
+    let (initial, transitions) = (chain.initial(), chain.transitions());
+    let log_emission: Vec<f64> = (0..days * k)
+        .map(|i| -0.5 - 3.0 * ((i * 7919) % 13) as f64 / 13.0)
+        .collect();
     let mut gamma = vec![0.0; days * k];
-    let mut counts = vec![0.0; k * k];
-    let log_likelihood = forward_backward(
-        &log_emission,
-        days,
-        &initial,
-        &transitions,
-        &mut gamma,
-        Some(&mut counts),
-    );
+    let mut counts = vec![0.0; l * l];
+    let log_likelihood = chain.forward_backward(&log_emission, days, &mut gamma, Some(&mut counts));
     let mut total = 0.0;
     let mut marginal = vec![0.0; days * k];
-    let mut pair = vec![0.0; k * k];
-    for path in 0..(1 << days) {
-        let state = |d: usize| (path >> d) & 1;
+    let mut pair = vec![0.0; l * l];
+    for path in 0..k.pow(days as u32) {
+        let state = |d: usize| (path / k.pow(d as u32)) % k;
         let mut p = initial[state(0)] * f64::exp(log_emission[state(0)]);
         for d in 1..days {
             p *=
@@ -51,7 +44,7 @@ fn forward_backward_equals_the_sum_over_every_state_path() {
             marginal[d * k + state(d)] += p;
         }
         for d in 1..days {
-            pair[state(d - 1) * k + state(d)] += p;
+            pair[(state(d - 1) / s) * l + state(d) / s] += p;
         }
     }
     assert!((log_likelihood - total.ln()).abs() < 1e-12);
@@ -59,9 +52,23 @@ fn forward_backward_equals_the_sum_over_every_state_path() {
         assert!((g - m / total).abs() < 1e-12, "{g} vs {}", m / total);
     }
     for (c, p) in counts.iter().zip(&pair) {
-        assert!((c - p / total).abs() < 1e-12);
+        assert!((c - p / total).abs() < 1e-12, "{c} vs {}", p / total);
     }
     assert!((counts.iter().sum::<f64>() - (days - 1) as f64).abs() < 1e-12);
+}
+
+/// A general two-state chain over three days (eight paths), and a chain of two levels and two
+/// shocks, whose recursion works on the levels alone, over four days (256 paths).
+#[test]
+fn forward_backward_equals_the_sum_over_every_state_path() {
+    let general = VolatilityChain::from_states(vec![0.3, 0.7], vec![0.8, 0.2, 0.35, 0.65]);
+    assert_forward_backward_sums_every_path(&general, 3);
+    let levels_and_shocks = VolatilityChain {
+        level_initial: vec![0.45, 0.55],
+        level_transitions: vec![0.9, 0.1, 0.25, 0.75],
+        shock_probabilities: vec![0.8, 0.2],
+    };
+    assert_forward_backward_sums_every_path(&levels_and_shocks, 4);
 }
 
 /// Draws `count` windows of `window` days from a chain over `scales` with `transitions`
@@ -110,28 +117,11 @@ fn simulate_chain(
 
 /// EM on 600 windows drawn from a known chain on the fit's own scale grid recovers every
 /// transition probability within 0.04 and the covariance within 0.08, and never lowers the
-/// likelihood: `scales` = (levels, shocks), the chain given as level transitions and shock
-/// probabilities.
-fn assert_em_recovers(
-    (levels, shocks): (usize, usize),
-    level_transitions: &[f64],
-    level_initial: &[f64],
-    shock_probabilities: &[f64],
-) {
+/// likelihood: `scales` = (levels, shocks) of the grid, which `chain` must match.
+fn assert_em_recovers(scales: (usize, usize), chain: &VolatilityChain) {
     let (assets, window, padded, count) = (2, 30, 32, 600);
     let chol = [1.0, 0.0, 0.6, 0.8];
-    let scales = scale_grid(levels, shocks);
-    let k = levels * shocks;
-    let transitions: Vec<f64> = (0..k * k)
-        .map(|ij| {
-            let (from, to) = (ij / k, ij % k);
-            level_transitions[(from / shocks) * levels + to / shocks]
-                * shock_probabilities[to % shocks]
-        })
-        .collect();
-    let initial: Vec<f64> = (0..k)
-        .map(|i| level_initial[i / shocks] * shock_probabilities[i % shocks])
-        .collect();
+    let (initial, transitions) = (chain.initial(), chain.transitions());
     let mut rng = SeededRng::new(21, 0);
     let values = simulate_chain(
         &mut rng,
@@ -139,21 +129,14 @@ fn assert_em_recovers(
         window,
         padded,
         &chol,
-        &scales,
+        &scale_grid(scales.0, scales.1),
         &initial,
         &transitions,
     );
     let labels = vec![0u32; count];
     let mut prior = GaussianPrior::fit(&values, &labels, 1, assets, padded, window);
-    let histories = prior.fit_volatility_states(
-        &values,
-        &labels,
-        assets,
-        padded,
-        window,
-        (levels, shocks),
-        60,
-    );
+    let histories =
+        prior.fit_volatility_states(&values, &labels, assets, padded, window, scales, 60);
     for h in &histories {
         // The pseudo-counts on the transitions make each step a MAP step: at convergence the
         // likelihood may give back rounding-sized amounts, never more.
@@ -168,9 +151,10 @@ fn assert_em_recovers(
             "EM did not improve: {h:?}"
         );
     }
-    assert_eq!(prior.states(), k);
-    for (got, want) in prior.transitions[0].iter().zip(&transitions) {
-        assert!((got - want).abs() < 0.04, "{:?}", prior.transitions[0]);
+    assert_eq!(prior.states(), chain.states());
+    let fitted = &prior.chains[0];
+    for (got, want) in fitted.transitions().iter().zip(&transitions) {
+        assert!((got - want).abs() < 0.04, "{fitted:?}");
     }
     let covariance = [1.0, 0.6, 0.6, 1.0];
     for (got, want) in prior.covariances[0].iter().zip(&covariance) {
@@ -180,14 +164,23 @@ fn assert_em_recovers(
 
 #[test]
 fn em_recovers_a_chain_of_levels() {
-    let transitions = [0.92, 0.06, 0.02, 0.05, 0.9, 0.05, 0.03, 0.07, 0.9];
-    assert_em_recovers((3, 1), &transitions, &[0.3, 0.5, 0.2], &[1.0]);
+    let chain = VolatilityChain {
+        level_initial: vec![0.3, 0.5, 0.2],
+        level_transitions: vec![0.92, 0.06, 0.02, 0.05, 0.9, 0.05, 0.03, 0.07, 0.9],
+        shock_probabilities: vec![1.0],
+    };
+    assert_em_recovers((3, 1), &chain);
 }
 
 /// Levels and shocks: the shocks are redrawn every day, the levels persist.
 #[test]
 fn em_recovers_levels_and_shocks() {
-    assert_em_recovers((2, 2), &[0.95, 0.05, 0.1, 0.9], &[0.6, 0.4], &[0.85, 0.15]);
+    let chain = VolatilityChain {
+        level_initial: vec![0.6, 0.4],
+        level_transitions: vec![0.95, 0.05, 0.1, 0.9],
+        shock_probabilities: vec![0.85, 0.15],
+    };
+    assert_em_recovers((2, 2), &chain);
 }
 
 /// ε under `prior`'s tensors for the same noisy windows at several noise levels and classes.
@@ -226,8 +219,11 @@ fn states_of_equal_scale_reduce_to_the_single_gaussian() {
     let single = GaussianPrior::fit(&data, &[0, 1, 0, 1], 1, assets, padded, window);
     let mut equal = single.clone();
     equal.scales = vec![1.0; 3];
-    equal.initial = vec![vec![0.2, 0.5, 0.3]; 2];
-    equal.transitions = vec![vec![0.7, 0.2, 0.1, 0.1, 0.6, 0.3, 0.25, 0.25, 0.5]; 2];
+    let chain = VolatilityChain::from_states(
+        vec![0.2, 0.5, 0.3],
+        vec![0.7, 0.2, 0.1, 0.1, 0.6, 0.3, 0.25, 0.25, 0.5],
+    );
+    equal.chains = vec![chain; 2];
     let x = rng.normals_f32(b * assets * padded);
     let want = eps_of(&single, &x, (b, assets, padded), window);
     let got = eps_of(&equal, &x, (b, assets, padded), window);
@@ -330,8 +326,8 @@ fn sampling_with_the_states_alone_gives_the_chains_volatility() {
         padded,
         &chol,
         &prior.scales,
-        &prior.initial[high_vix],
-        &prior.transitions[high_vix],
+        &prior.chains[high_vix].initial(),
+        &prior.chains[high_vix].transitions(),
     );
     // Means are ~0.01 standard deviations; the direct draws leave them out.
     let ew = |v: &[f32]| equal_weight_paths(v, assets, padded, window);

@@ -5,13 +5,15 @@ mod guidance;
 mod prior;
 mod sampler;
 mod schedule;
+mod volatility_chain;
 mod volatility_states;
 
 pub use guidance::guided_eps;
 pub use prior::{GaussianPrior, PriorTensors};
 pub use sampler::{Ddim, DpmSolver, Sampler, SamplerKind, Spacing, StepGrid};
 pub use schedule::{NoiseSchedule, ScheduleKind};
-pub use volatility_states::{forward_backward, scale_grid};
+pub use volatility_chain::VolatilityChain;
+pub use volatility_states::scale_grid;
 
 use candle_core::{Result, Tensor};
 

@@ -15,7 +15,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::volatility_states::forward_backward;
+use super::VolatilityChain;
 use crate::stats::symmetric_eigen;
 
 /// Floor on the eigenvalues of a fitted covariance (standardised units), so that a class with
@@ -25,6 +25,7 @@ pub(super) const EIGENVALUE_FLOOR: f64 = 1e-4;
 /// Mean and covariance of a day of standardised returns, per regime and, last, pooled over all
 /// (the class of the null label used for guidance). Stored in the model's `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredPrior")]
 pub struct GaussianPrior {
     /// Per class, `assets` values.
     pub means: Vec<Vec<f64>>,
@@ -35,12 +36,46 @@ pub struct GaussianPrior {
     /// Gaussian per class, as in models written before the states existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scales: Vec<f64>,
-    /// Per class, the probabilities of a window's first day being in each state.
+    /// Per class, the chain of the states (empty with a single Gaussian).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub initial: Vec<Vec<f64>>,
-    /// Per class, `states * states` day-to-day transition probabilities, row-major.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub transitions: Vec<Vec<f64>>,
+    pub chains: Vec<VolatilityChain>,
+}
+
+/// [`GaussianPrior`] as `config.json` holds it: models written before the chain was stored as
+/// levels and shocks have each class's chain as a full `initial` / `transitions` pair instead,
+/// which load as a chain of that many levels and one shock.
+#[derive(Deserialize)]
+struct StoredPrior {
+    means: Vec<Vec<f64>>,
+    covariances: Vec<Vec<f64>>,
+    #[serde(default)]
+    scales: Vec<f64>,
+    #[serde(default)]
+    chains: Vec<VolatilityChain>,
+    #[serde(default)]
+    initial: Vec<Vec<f64>>,
+    #[serde(default)]
+    transitions: Vec<Vec<f64>>,
+}
+
+impl From<StoredPrior> for GaussianPrior {
+    fn from(stored: StoredPrior) -> Self {
+        let mut chains = stored.chains;
+        if chains.is_empty() {
+            chains = stored
+                .initial
+                .into_iter()
+                .zip(stored.transitions)
+                .map(|(initial, transitions)| VolatilityChain::from_states(initial, transitions))
+                .collect();
+        }
+        Self {
+            means: stored.means,
+            covariances: stored.covariances,
+            scales: stored.scales,
+            chains,
+        }
+    }
 }
 
 impl GaussianPrior {
@@ -93,8 +128,7 @@ impl GaussianPrior {
             means,
             covariances,
             scales: Vec::new(),
-            initial: Vec::new(),
-            transitions: Vec::new(),
+            chains: Vec::new(),
         }
     }
 
@@ -124,8 +158,14 @@ impl GaussianPrior {
         sized("means", &self.means, assets)?;
         sized("covariance entries", &self.covariances, assets * assets)?;
         if !self.scales.is_empty() {
-            sized("initial state probabilities", &self.initial, k)?;
-            sized("state transition probabilities", &self.transitions, k * k)?;
+            if self.chains.len() != classes {
+                return Err(format!(
+                    "the prior does not have {classes} classes of volatility chains"
+                ));
+            }
+            for chain in &self.chains {
+                chain.check(k).map_err(|e| format!("the prior's {e}"))?;
+            }
             if self.scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
                 return Err("the prior has a state scale that is not positive".into());
             }
@@ -156,8 +196,7 @@ impl GaussianPrior {
             vectors: Tensor::from_vec(vectors, (classes, assets, assets), device)?,
             values: Tensor::from_vec(values, (classes, assets), device)?,
             state_variances: Tensor::from_vec(variances, (1, states, 1), device)?,
-            initial: self.initial.clone(),
-            transitions: self.transitions.clone(),
+            chains: self.chains.clone(),
             window,
         })
     }
@@ -175,8 +214,7 @@ pub struct PriorTensors {
     /// (1, states, 1): s²_k of each volatility state.
     state_variances: Tensor,
     /// Per class, the states' chain (empty with one state); the recursion runs on the host.
-    initial: Vec<Vec<f64>>,
-    transitions: Vec<Vec<f64>>,
+    chains: Vec<VolatilityChain>,
     window: usize,
 }
 
@@ -207,7 +245,7 @@ impl PriorTensors {
             .broadcast_mul(&self.state_variances)?
             .broadcast_add(&noise.sqr()?)?;
         let inverse = variance.recip()?;
-        let gain = if self.initial.is_empty() {
+        let gain = if self.chains.is_empty() {
             inverse.broadcast_mul(noise)?
         } else {
             // Posterior state probabilities per day, (batch, padded, states), mixing the gains.
@@ -249,17 +287,29 @@ impl PriorTensors {
         let classes = classes.to_vec1::<u32>()?;
         let mut gamma = vec![0.0f64; b * padded * states];
         let per_window = padded * states;
-        for (w, &c) in classes.iter().enumerate() {
-            let c = c as usize;
-            forward_backward(
-                &log_density[w * per_window..w * per_window + self.window * states],
-                self.window,
-                &self.initial[c],
-                &self.transitions[c],
-                &mut gamma[w * per_window..w * per_window + self.window * states],
-                None,
-            );
-        }
+        let days = self.window * states;
+        // Windows are independent, and the device waits for this: split them over the cores.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = b.div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            for ((gamma, log_density), classes) in gamma
+                .chunks_mut(chunk * per_window)
+                .zip(log_density.chunks(chunk * per_window))
+                .zip(classes.chunks(chunk))
+            {
+                scope.spawn(move || {
+                    for (w, &c) in classes.iter().enumerate() {
+                        let at = w * per_window;
+                        self.chains[c as usize].forward_backward(
+                            &log_density[at..at + days],
+                            self.window,
+                            &mut gamma[at..at + days],
+                            None,
+                        );
+                    }
+                });
+            }
+        });
         Tensor::from_vec(gamma, (b, padded, states), coords.device())?.to_dtype(coords.dtype())
     }
 }

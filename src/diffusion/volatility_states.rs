@@ -17,7 +17,7 @@
 //! grids) and holds the recursion both the fit and the noise prediction use.
 
 use super::prior::EIGENVALUE_FLOOR;
-use super::GaussianPrior;
+use super::{GaussianPrior, VolatilityChain};
 use crate::stats::symmetric_eigen;
 
 /// Smallest and largest persistent volatility level, relative to the fitted Σ_c.
@@ -48,80 +48,6 @@ pub fn scale_grid(levels: usize, shocks: usize) -> Vec<f64> {
         .iter()
         .flat_map(|l| shock.iter().map(move |s| l * s))
         .collect()
-}
-
-/// Posterior state probabilities of a sequence of `days` days under a hidden Markov chain with
-/// `initial` (K) and row-stochastic `transitions` (K x K) probabilities, given the log
-/// emission densities `log_emission` (days x K). Writes `gamma` (days x K); adds the expected
-/// transitions to `transition_counts` (K x K) when given; returns the log-likelihood. Scaled
-/// forward-backward (Rabiner 1989): each day's forward vector is normalised, so nothing under-
-/// or overflows over any window length.
-pub fn forward_backward(
-    log_emission: &[f64],
-    days: usize,
-    initial: &[f64],
-    transitions: &[f64],
-    gamma: &mut [f64],
-    mut transition_counts: Option<&mut [f64]>,
-) -> f64 {
-    let k = initial.len();
-    let mut emission = vec![0.0; days * k];
-    let mut alpha = vec![0.0; days * k];
-    let mut scale = vec![0.0; days];
-    let mut log_likelihood = 0.0;
-    for d in 0..days {
-        let row = &log_emission[d * k..(d + 1) * k];
-        let peak = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        for j in 0..k {
-            emission[d * k + j] = (row[j] - peak).exp();
-        }
-        for j in 0..k {
-            let prior = if d == 0 {
-                initial[j]
-            } else {
-                (0..k)
-                    .map(|i| alpha[(d - 1) * k + i] * transitions[i * k + j])
-                    .sum()
-            };
-            alpha[d * k + j] = prior * emission[d * k + j];
-        }
-        let total: f64 = alpha[d * k..(d + 1) * k].iter().sum();
-        let total = total.max(f64::MIN_POSITIVE);
-        alpha[d * k..(d + 1) * k]
-            .iter_mut()
-            .for_each(|a| *a /= total);
-        scale[d] = total;
-        log_likelihood += total.ln() + peak;
-    }
-    let mut beta = vec![1.0; k];
-    let mut next = vec![0.0; k];
-    for d in (0..days).rev() {
-        let g = &mut gamma[d * k..(d + 1) * k];
-        let mut norm = 0.0;
-        for j in 0..k {
-            g[j] = alpha[d * k + j] * beta[j];
-            norm += g[j];
-        }
-        g.iter_mut().for_each(|v| *v /= norm.max(f64::MIN_POSITIVE));
-        if d == 0 {
-            break;
-        }
-        // β_{d-1}(i) = Σ_j P_ij b_d(j) β_d(j) / c_d, and the expected transitions d-1 → d.
-        for j in 0..k {
-            next[j] = emission[d * k + j] * beta[j] / scale[d];
-        }
-        if let Some(counts) = transition_counts.as_deref_mut() {
-            for i in 0..k {
-                for j in 0..k {
-                    counts[i * k + j] += alpha[(d - 1) * k + i] * transitions[i * k + j] * next[j];
-                }
-            }
-        }
-        for i in 0..k {
-            beta[i] = (0..k).map(|j| transitions[i * k + j] * next[j]).sum();
-        }
-    }
-    log_likelihood
 }
 
 impl GaussianPrior {
@@ -166,13 +92,12 @@ impl GaussianPrior {
             // class's sample covariance. EM's own Σ does not keep it: one scale for all assets
             // is read mostly off the idiosyncratic directions, and on the embedded high-vix
             // days the fitted chain had 26% more equal-weight variance than the data.
-            let (initial, transitions) = (fit.chain.initial(), fit.chain.transitions());
-            let mean_square = mean_square_scale(&scales, &initial, &transitions, window);
+            let mean_square = mean_square_scale(&scales, &fit.chain, window);
             let covariance: Vec<f64> = self.covariances[class]
                 .iter()
                 .map(|v| v / mean_square)
                 .collect();
-            (covariance, initial, transitions, history)
+            (covariance, fit.chain, history)
         };
         // Classes are independent: one thread each (the pooled class is as large as the rest).
         let fit_class = &fit_class;
@@ -185,119 +110,39 @@ impl GaussianPrior {
                 .map(|h| h.join().expect("a volatility-state fit panicked"))
                 .collect()
         });
-        let mut initial = Vec::new();
-        let mut transitions = Vec::new();
+        let mut chains = Vec::new();
         let mut histories = Vec::new();
-        for (class, (covariance, init, trans, history)) in fits.into_iter().enumerate() {
+        for (class, (covariance, chain, history)) in fits.into_iter().enumerate() {
             self.covariances[class] = covariance;
-            initial.push(init);
-            transitions.push(trans);
+            chains.push(chain);
             histories.push(history);
         }
         self.scales = scales;
-        self.initial = initial;
-        self.transitions = transitions;
+        self.chains = chains;
         histories
     }
 }
 
-/// E[s²] of a chain's days, averaged over the `window` days of a window started from `initial`.
-fn mean_square_scale(scales: &[f64], initial: &[f64], transitions: &[f64], window: usize) -> f64 {
-    let k = scales.len();
-    let mut p = initial.to_vec();
-    let mut total = 0.0;
-    for _ in 0..window {
-        total += p.iter().zip(scales).map(|(p, s)| p * s * s).sum::<f64>();
-        p = (0..k)
-            .map(|j| (0..k).map(|i| p[i] * transitions[i * k + j]).sum())
-            .collect();
-    }
+/// E[s²] of a chain's days (state `i * shocks + j` has scale `scales[i * shocks + j]`),
+/// averaged over the `window` days of a window.
+fn mean_square_scale(scales: &[f64], chain: &VolatilityChain, window: usize) -> f64 {
+    let shocks = chain.shocks();
+    let total: f64 = chain
+        .level_marginals(window)
+        .iter()
+        .map(|levels| {
+            levels
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let q = &chain.shock_probabilities;
+                    let s = &scales[i * shocks..(i + 1) * shocks];
+                    p * s.iter().zip(q).map(|(s, q)| q * s * s).sum::<f64>()
+                })
+                .sum::<f64>()
+        })
+        .sum();
     total / window as f64
-}
-
-/// The chain of (level, shock) pairs: levels follow a Markov chain, shocks are drawn afresh
-/// every day with the same probabilities.
-struct LevelsAndShocks {
-    levels: usize,
-    shocks: usize,
-    level_initial: Vec<f64>,
-    /// levels x levels, row-stochastic.
-    level_transitions: Vec<f64>,
-    shock_probabilities: Vec<f64>,
-}
-
-impl LevelsAndShocks {
-    fn new(levels: usize, shocks: usize) -> Self {
-        // Persistent levels to start with, so that EM finds slow volatility before fast noise.
-        let stay = if levels == 1 { 1.0 } else { 0.9 };
-        let level_transitions = (0..levels * levels)
-            .map(|ij| {
-                if ij / levels == ij % levels {
-                    stay
-                } else {
-                    (1.0 - stay) / (levels - 1) as f64
-                }
-            })
-            .collect();
-        Self {
-            levels,
-            shocks,
-            level_initial: vec![1.0 / levels as f64; levels],
-            level_transitions,
-            shock_probabilities: vec![1.0 / shocks as f64; shocks],
-        }
-    }
-
-    /// π over the pairs, level-major.
-    fn initial(&self) -> Vec<f64> {
-        let q = &self.shock_probabilities;
-        self.level_initial
-            .iter()
-            .flat_map(|p| q.iter().map(move |s| p * s))
-            .collect()
-    }
-
-    /// P over the pairs: P[(i, j) → (i', j')] = A[i, i'] q[j'].
-    fn transitions(&self) -> Vec<f64> {
-        let (l, s) = (self.levels, self.shocks);
-        let k = l * s;
-        (0..k * k)
-            .map(|ij| {
-                let (from, to) = (ij / k, ij % k);
-                self.level_transitions[(from / s) * l + to / s] * self.shock_probabilities[to % s]
-            })
-            .collect()
-    }
-
-    /// The M-step from the pairs' expected first-day states, expected transitions (K x K) and
-    /// expected states summed over all days.
-    fn update(&mut self, first: &[f64], transition_counts: &[f64], occupancy: &[f64]) {
-        let (l, s) = (self.levels, self.shocks);
-        let k = l * s;
-        let normalise = |v: &mut [f64]| {
-            let total: f64 = v.iter().sum::<f64>().max(f64::MIN_POSITIVE);
-            v.iter_mut().for_each(|x| *x /= total);
-        };
-        self.level_initial = (0..l)
-            .map(|i| first[i * s..(i + 1) * s].iter().sum())
-            .collect();
-        normalise(&mut self.level_initial);
-        // A shock is drawn on every day, the first included.
-        self.shock_probabilities = (0..s)
-            .map(|j| (0..l).map(|i| occupancy[i * s + j]).sum())
-            .collect();
-        normalise(&mut self.shock_probabilities);
-        let mut counts = vec![TRANSITION_PSEUDO_COUNT; l * l];
-        for from in 0..k {
-            for to in 0..k {
-                counts[(from / s) * l + to / s] += transition_counts[from * k + to];
-            }
-        }
-        for row in counts.chunks_mut(l) {
-            normalise(row);
-        }
-        self.level_transitions = counts;
-    }
 }
 
 /// One class's parameters during EM.
@@ -305,7 +150,7 @@ struct ClassFit<'a> {
     mean: &'a [f64],
     scales: &'a [f64],
     covariance: Vec<f64>,
-    chain: LevelsAndShocks,
+    chain: VolatilityChain,
 }
 
 impl<'a> ClassFit<'a> {
@@ -320,7 +165,7 @@ impl<'a> ClassFit<'a> {
             mean,
             scales,
             covariance: covariance.to_vec(),
-            chain: LevelsAndShocks::new(levels, shocks),
+            chain: VolatilityChain::persistent(levels, shocks),
         }
     }
 
@@ -328,15 +173,14 @@ impl<'a> ClassFit<'a> {
     /// parameters before the step.
     fn step(&mut self, windows: &[&[f32]], assets: usize, padded: usize, window: usize) -> f64 {
         let k = self.scales.len();
-        let initial = self.chain.initial();
-        let transitions = self.chain.transitions();
+        let levels = self.chain.levels();
         let (lambda, u) = symmetric_eigen(&self.covariance, assets);
         let lambda: Vec<f64> = lambda.iter().map(|l| l.max(EIGENVALUE_FLOOR)).collect();
         let log_det: f64 = lambda.iter().map(|l| l.ln()).sum();
         let constant = -0.5 * (assets as f64 * (2.0 * std::f64::consts::PI).ln() + log_det);
         let mut first = vec![0.0; k];
         let mut occupancy = vec![0.0; k];
-        let mut transition_counts = vec![0.0; k * k];
+        let mut level_counts = vec![0.0; levels * levels];
         let mut scatter = vec![0.0; assets * assets];
         let mut day_count = 0.0f64;
         let mut log_likelihood = 0.0;
@@ -361,13 +205,11 @@ impl<'a> ClassFit<'a> {
                     log_emission[d * k + j] = constant - 0.5 * (assets as f64 * s2.ln() + q / s2);
                 }
             }
-            log_likelihood += forward_backward(
+            log_likelihood += self.chain.forward_backward(
                 &log_emission,
                 window,
-                &initial,
-                &transitions,
                 &mut gamma,
-                Some(&mut transition_counts),
+                Some(&mut level_counts),
             );
             for (c, g) in first.iter_mut().zip(&gamma[..k]) {
                 *c += g;
@@ -398,7 +240,8 @@ impl<'a> ClassFit<'a> {
                 self.covariance[j * assets + i] = v;
             }
         }
-        self.chain.update(&first, &transition_counts, &occupancy);
+        self.chain
+            .update(&first, &level_counts, &occupancy, TRANSITION_PSEUDO_COUNT);
         log_likelihood / days
     }
 }
