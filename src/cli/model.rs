@@ -101,7 +101,7 @@ pub struct TrainArgs {
           default_missing_value = "true", value_name = "BOOL")]
     pub gaussian_prior: bool,
     /// Persistent volatility levels of the Gaussian prior (with --volatility-shocks 1 as well:
-    /// one Gaussian per regime) [default: 4, or 1 with --gaussian-prior false].
+    /// one Gaussian per regime) [default: 8, or 1 with --gaussian-prior false].
     #[arg(long)]
     pub volatility_levels: Option<usize>,
     /// Day shock sizes of the Gaussian prior, drawn afresh every day on top of the level

@@ -72,12 +72,7 @@ impl GaussianPrior {
         let scales = scale_grid(levels, shocks);
         let regimes = self.classes() - 1;
         let fit_class = |class: usize| {
-            let members: Vec<&[f32]> = labels
-                .iter()
-                .enumerate()
-                .filter(|(_, &l)| class == regimes || l as usize == class)
-                .map(|(w, _)| &values[w * assets * padded..(w + 1) * assets * padded])
-                .collect();
+            let members = class_windows(values, labels, class, regimes, assets * padded);
             let mut fit = ClassFit::new(
                 &self.means[class],
                 &self.covariances[class],
@@ -120,6 +115,123 @@ impl GaussianPrior {
         self.scales = scales;
         self.chains = chains;
         histories
+    }
+
+    /// The log-likelihood per day of each class's windows under this prior (standardised
+    /// windows `values`, `labels.len()` of them, `assets` x `padded`, the first `window` days
+    /// data; the last class sees all): a measure of fit on windows it was not fitted to, to
+    /// compare numbers of states with. NaN for a class without windows.
+    pub fn log_likelihood_per_day(
+        &self,
+        values: &[f32],
+        labels: &[u32],
+        assets: usize,
+        padded: usize,
+        window: usize,
+    ) -> Vec<f64> {
+        let single = (
+            vec![1.0],
+            VolatilityChain::from_states(vec![1.0], vec![1.0]),
+        );
+        (0..self.classes())
+            .map(|class| {
+                let (scales, chain) = if self.chains.is_empty() {
+                    (&single.0, &single.1)
+                } else {
+                    (&self.scales, &self.chains[class])
+                };
+                let density =
+                    DayDensity::new(&self.means[class], &self.covariances[class], scales, assets);
+                let k = scales.len();
+                let mut deviations = vec![0.0; window * assets];
+                let mut log_emission = vec![0.0; window * k];
+                let mut gamma = vec![0.0; window * k];
+                let members =
+                    class_windows(values, labels, class, self.classes() - 1, assets * padded);
+                let total: f64 = members
+                    .iter()
+                    .map(|w| {
+                        density.log_emission(w, padded, &mut deviations, &mut log_emission);
+                        chain.forward_backward(&log_emission, window, &mut gamma, None)
+                    })
+                    .sum();
+                total / (members.len() * window) as f64
+            })
+            .collect()
+    }
+}
+
+/// The windows of `class` among `values` (each `size` values, labelled `labels`); class
+/// `regimes`, the pooled one, has them all.
+fn class_windows<'a>(
+    values: &'a [f32],
+    labels: &[u32],
+    class: usize,
+    regimes: usize,
+    size: usize,
+) -> Vec<&'a [f32]> {
+    labels
+        .iter()
+        .enumerate()
+        .filter(|(_, &l)| class == regimes || l as usize == class)
+        .map(|(w, _)| &values[w * size..(w + 1) * size])
+        .collect()
+}
+
+/// Log densities of a day under N(μ, s²_k Σ) for every state k, computed in Σ's eigenbasis.
+struct DayDensity<'a> {
+    mean: &'a [f64],
+    scales: &'a [f64],
+    lambda: Vec<f64>,
+    /// Eigenvectors in columns, row-major.
+    u: Vec<f64>,
+    /// −½ (n ln 2π + ln |Σ|).
+    constant: f64,
+}
+
+impl<'a> DayDensity<'a> {
+    fn new(mean: &'a [f64], covariance: &[f64], scales: &'a [f64], assets: usize) -> Self {
+        let (lambda, u) = symmetric_eigen(covariance, assets);
+        let lambda: Vec<f64> = lambda.iter().map(|l| l.max(EIGENVALUE_FLOOR)).collect();
+        let log_det: f64 = lambda.iter().map(|l| l.ln()).sum();
+        let constant = -0.5 * (assets as f64 * (2.0 * std::f64::consts::PI).ln() + log_det);
+        Self {
+            mean,
+            scales,
+            lambda,
+            u,
+            constant,
+        }
+    }
+
+    /// Writes each day's deviation from the mean (days x assets) and log density in each state
+    /// (days x states) for the window `w` (assets x `padded`); the days are as many as
+    /// `deviations` holds.
+    fn log_emission(
+        &self,
+        w: &[f32],
+        padded: usize,
+        deviations: &mut [f64],
+        log_emission: &mut [f64],
+    ) {
+        let assets = self.mean.len();
+        let k = self.scales.len();
+        for (d, dev) in deviations.chunks_mut(assets).enumerate() {
+            for (a, v) in dev.iter_mut().enumerate() {
+                *v = w[a * padded + d] as f64 - self.mean[a];
+            }
+            // Mahalanobis distance in the eigenbasis of Σ.
+            let q: f64 = (0..assets)
+                .map(|i| {
+                    let y: f64 = (0..assets).map(|a| self.u[a * assets + i] * dev[a]).sum();
+                    y * y / self.lambda[i]
+                })
+                .sum();
+            for (j, s) in self.scales.iter().enumerate() {
+                let s2 = s * s;
+                log_emission[d * k + j] = self.constant - 0.5 * (assets as f64 * s2.ln() + q / s2);
+            }
+        }
     }
 }
 
@@ -174,10 +286,7 @@ impl<'a> ClassFit<'a> {
     fn step(&mut self, windows: &[&[f32]], assets: usize, padded: usize, window: usize) -> f64 {
         let k = self.scales.len();
         let levels = self.chain.levels();
-        let (lambda, u) = symmetric_eigen(&self.covariance, assets);
-        let lambda: Vec<f64> = lambda.iter().map(|l| l.max(EIGENVALUE_FLOOR)).collect();
-        let log_det: f64 = lambda.iter().map(|l| l.ln()).sum();
-        let constant = -0.5 * (assets as f64 * (2.0 * std::f64::consts::PI).ln() + log_det);
+        let density = DayDensity::new(self.mean, &self.covariance, self.scales, assets);
         let mut first = vec![0.0; k];
         let mut occupancy = vec![0.0; k];
         let mut level_counts = vec![0.0; levels * levels];
@@ -188,23 +297,7 @@ impl<'a> ClassFit<'a> {
         let mut log_emission = vec![0.0; window * k];
         let mut gamma = vec![0.0; window * k];
         for w in windows {
-            for d in 0..window {
-                let dev = &mut deviations[d * assets..(d + 1) * assets];
-                for (a, v) in dev.iter_mut().enumerate() {
-                    *v = w[a * padded + d] as f64 - self.mean[a];
-                }
-                // Mahalanobis distance in the eigenbasis of Σ.
-                let q: f64 = (0..assets)
-                    .map(|i| {
-                        let y: f64 = (0..assets).map(|a| u[a * assets + i] * dev[a]).sum();
-                        y * y / lambda[i]
-                    })
-                    .sum();
-                for (j, s) in self.scales.iter().enumerate() {
-                    let s2 = s * s;
-                    log_emission[d * k + j] = constant - 0.5 * (assets as f64 * s2.ln() + q / s2);
-                }
-            }
+            density.log_emission(w, padded, &mut deviations, &mut log_emission);
             log_likelihood += self.chain.forward_backward(
                 &log_emission,
                 window,

@@ -43,6 +43,11 @@ pub struct TrainingRecord {
     pub best_validation_loss: f64,
     pub wall_seconds: f64,
     pub parameters: usize,
+    /// Log-likelihood per day of the validation windows under the Gaussian prior, per class
+    /// (the regimes, then all windows): how well the volatility states fit days they were not
+    /// fitted to. Empty without the prior.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prior_validation_log_likelihood: Vec<f64>,
 }
 
 /// The content of `config.json`.

@@ -24,16 +24,17 @@ use crate::rng::SeededRng;
 /// Rank of the default network's cross-asset linear path (see [`UNetConfig::linear_path`]).
 pub const DEFAULT_LINEAR_PATH: usize = 4;
 
-/// Persistent volatility levels and day shocks of the default prior (12 states): enough for
-/// calm, ordinary, turbulent and extreme periods, each with quiet, ordinary and violent days; not
-/// tuned further.
-pub const DEFAULT_VOLATILITY_LEVELS: usize = 4;
+/// Persistent volatility levels and day shocks of the default prior (24 states), chosen by the
+/// log-likelihood of the embedded data's held-out days (2016 on): 8 levels fit every regime
+/// 0.12–0.25 nats a day better than 4, and 12 or 24 levels add at most 0.04.
+pub const DEFAULT_VOLATILITY_LEVELS: usize = 8;
 pub const DEFAULT_VOLATILITY_SHOCKS: usize = 3;
-/// Most states (levels x shocks) the prior may have: the recursion costs states² per day and
-/// window.
+/// Most states (levels x shocks) the prior may have: every network evaluation mixes the states'
+/// predictions, after a recursion that costs levels² + states per day and window.
 pub const MAX_VOLATILITY_STATES: usize = 36;
-/// EM steps fitting the volatility states: on the embedded data the last one gains under 1e-5
-/// in log-likelihood per day (logged at `SCENGEN_LOG=info`).
+/// EM steps fitting the volatility states: on the embedded data the last one gains under 2e-4
+/// in log-likelihood per day (logged at `SCENGEN_LOG=info`), where 4 and 12 levels differ by
+/// 0.12–0.25.
 const VOLATILITY_EM_STEPS: usize = 40;
 
 /// Every setting of a training run.
@@ -289,6 +290,19 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
         }
         prior
     });
+    let prior_validation_log_likelihood = match &prior {
+        Some(p) if !val.is_empty() => {
+            p.log_likelihood_per_day(&val.values, &val.regimes, arch.assets, padded, arch.window)
+        }
+        _ => Vec::new(),
+    };
+    for (class, log_likelihood) in prior_validation_log_likelihood.iter().enumerate() {
+        tracing::info!(
+            class,
+            log_likelihood,
+            "Gaussian prior: validation log-likelihood per day"
+        );
+    }
     if let Some(p) = &prior {
         let tensors = p.tensors(arch.window, device)?;
         net.set_prior(tensors.clone());
@@ -419,6 +433,7 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
                 best_validation_loss: validation_loss,
                 wall_seconds: started.elapsed().as_secs_f64(),
                 parameters,
+                prior_validation_log_likelihood: prior_validation_log_likelihood.clone(),
             };
             let c = base_card(record);
             write_model_dir(config, &c, &ema_map, &log)?;
