@@ -172,7 +172,7 @@ pub fn run(seed: u64) -> Result<()> {
     println!("\ncondition numbers of the covariance estimators (train days of each regime)");
     for e in &estimates {
         println!(
-            "{:<10} {:<18} {:>10.1}",
+            "{:<10} {:<19} {:>10.1}",
             e.regime, e.method, e.condition_number
         );
     }

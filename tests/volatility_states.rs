@@ -367,7 +367,7 @@ fn the_states_fit_held_out_days_and_sampling_gives_the_chains_volatility() {
     let (assets, padded, window) = (config.assets, config.padded_len(), config.window);
     let norm = fit_normalisation(&set, &train_idx);
     let data = Dataset::from_windows(&set, &train_idx, &norm, padded);
-    let mut prior = GaussianPrior::fit(
+    let single = GaussianPrior::fit(
         &data.values,
         &data.regimes,
         config.regimes,
@@ -375,6 +375,7 @@ fn the_states_fit_held_out_days_and_sampling_gives_the_chains_volatility() {
         padded,
         window,
     );
+    let mut prior = single.clone();
     prior.fit_volatility_states(
         &data.values,
         &data.regimes,
@@ -383,14 +384,6 @@ fn the_states_fit_held_out_days_and_sampling_gives_the_chains_volatility() {
         window,
         (DEFAULT_VOLATILITY_LEVELS, DEFAULT_VOLATILITY_SHOCKS),
         20,
-    );
-    let single = GaussianPrior::fit(
-        &data.values,
-        &data.regimes,
-        config.regimes,
-        assets,
-        padded,
-        window,
     );
     let test_idx = set.select(None, SplitChoice::Test, test_from);
     let held_out = Dataset::from_windows(&set, &test_idx, &norm, padded);

@@ -82,7 +82,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let config = args.into_config()?;
             for e in crate::covariance::covariance_report(&config)? {
                 println!(
-                    "{:<10} {:<18} condition number {:>10.2}",
+                    "{:<10} {:<19} condition number {:>10.2}",
                     e.regime, e.method, e.condition_number
                 );
             }

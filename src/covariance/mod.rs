@@ -1,6 +1,7 @@
 //! Covariance estimators for portfolio construction: the sample covariance, Ledoit–Wolf linear
-//! shrinkage, and Marchenko–Pastur clipping of the correlation matrix. (The estimators from
-//! synthetic panels and the backtest build on these.)
+//! shrinkage (towards a multiple of the identity, or towards a correlation from elsewhere), and
+//! Marchenko–Pastur clipping of the correlation matrix. (The estimators from synthetic panels
+//! and the backtest build on these.)
 
 mod report;
 
@@ -54,6 +55,75 @@ pub fn ledoit_wolf(rows: &[f64], n: usize) -> (f64, Vec<f64>) {
         .map(|k| (1.0 - shrinkage) * s[k] + if k / n == k % n { shrinkage * mu } else { 0.0 })
         .collect();
     (shrinkage, shrunk)
+}
+
+/// Ledoit–Wolf shrinkage of S, the covariance of `rows` (row-major, `n` columns, 1/T
+/// normalisation), towards F = the correlation `target` (from elsewhere, e.g. synthetic
+/// scenarios) with S's own variances: returns (δ, δ F + (1 − δ) S), scaled by T / (T − 1) so
+/// that it keeps the unbiased sample variances. δ minimises the expected
+/// Frobenius loss to first order (Ledoit & Wolf 2004, "Honey, I shrunk the sample covariance
+/// matrix", with their constant average correlation replaced by `target`, which, coming from
+/// elsewhere, is not estimated from the rows): δ = clamp((π − ρ) / (T γ), 0, 1) with π the
+/// summed asymptotic variances of √T S_ij, ρ their covariances with √T F_ij (through the
+/// variances on F's diagonal and scale) and γ = ‖F − S‖²_F.
+pub fn shrink_to_correlation(rows: &[f64], n: usize, target: &[f64]) -> (f64, Vec<f64>) {
+    let t = rows.len() / n;
+    let tf = t as f64;
+    let s = covariance_matrix(rows, n, 0);
+    let mean: Vec<f64> = (0..n)
+        .map(|a| rows.iter().skip(a).step_by(n).sum::<f64>() / tf)
+        .collect();
+    let x: Vec<f64> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v - mean[i % n])
+        .collect();
+    let sd: Vec<f64> = (0..n).map(|i| s[i * n + i].sqrt()).collect();
+    let f: Vec<f64> = (0..n * n)
+        .map(|k| {
+            let (i, j) = (k / n, k % n);
+            if i == j {
+                s[k]
+            } else {
+                target[k] * sd[i] * sd[j]
+            }
+        })
+        .collect();
+    let (mut pi, mut rho, mut gamma) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        for j in 0..n {
+            let k = i * n + j;
+            // π_ij, and θ_ii,ij, θ_jj,ij: covariances of x_i² and x_j² with x_i x_j.
+            let (mut pi_ij, mut theta_i, mut theta_j) = (0.0, 0.0, 0.0);
+            for r in 0..t {
+                let (xi, xj) = (x[r * n + i], x[r * n + j]);
+                let cross = xi * xj - s[k];
+                pi_ij += cross * cross;
+                theta_i += (xi * xi - s[i * n + i]) * cross;
+                theta_j += (xj * xj - s[j * n + j]) * cross;
+            }
+            pi += pi_ij / tf;
+            rho += if i == j {
+                pi_ij / tf
+            } else {
+                target[k] / 2.0 * (sd[j] / sd[i] * theta_i / tf + sd[i] / sd[j] * theta_j / tf)
+            };
+            gamma += (f[k] - s[k]).powi(2);
+        }
+    }
+    let delta = if gamma > 0.0 {
+        ((pi - rho) / (tf * gamma)).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    // On the scale of the unbiased sample covariance, whose variances it keeps.
+    let unbiased = tf / (tf - 1.0);
+    let shrunk = s
+        .iter()
+        .zip(&f)
+        .map(|(s, f)| unbiased * (delta * f + (1.0 - delta) * s))
+        .collect();
+    (delta, shrunk)
 }
 
 /// The result of Marchenko–Pastur clipping.

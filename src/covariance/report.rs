@@ -9,7 +9,7 @@ use arrow::array::{ArrayRef, Float64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use serde::Serialize;
 
-use super::{condition_number, ledoit_wolf, marchenko_pastur_clip};
+use super::{condition_number, ledoit_wolf, marchenko_pastur_clip, shrink_to_correlation};
 use crate::data::{DailyPanel, SplitChoice, WindowSet};
 use crate::error::{Error, Result};
 use crate::io::{self, AtomicDir, AtomicFile};
@@ -66,17 +66,20 @@ impl SyntheticCorrelation {
 }
 
 /// The estimator names, in the order [`estimate_matrices`] returns them.
-pub const METHODS: [&str; 5] = [
+pub const METHODS: [&str; 6] = [
     "sample",
     "ledoit-wolf",
     "marchenko-pastur",
     "diffusion",
     "diffusion+mp",
+    "shrunk-to-diffusion",
 ];
 
 /// Every estimator's N × N covariance, in the order of [`METHODS`]: the classical ones from the
 /// real daily returns `real` (row-major, `n` columns); the diffusion ones from the synthetic
-/// correlation with `diffusion_variances` (the recent real variances) on the diagonal.
+/// correlation with `diffusion_variances` (the recent real variances) on the diagonal; the last
+/// shrinks the real sample covariance towards the synthetic correlation (a target rather than a
+/// replacement), by the Ledoit–Wolf intensity.
 pub fn estimate_matrices(
     real: &[f64],
     n: usize,
@@ -94,10 +97,11 @@ pub fn estimate_matrices(
         mp,
         with_variances(&synthetic.raw, diffusion_variances),
         with_variances(&synthetic.clipped, diffusion_variances),
+        shrink_to_correlation(real, n, &synthetic.raw).1,
     ]
 }
 
-/// The five estimators for one regime: the real train days of the regime (whose variances also
+/// The six estimators for one regime: the real train days of the regime (whose variances also
 /// scale the synthetic correlation) and a synthetic panel.
 pub fn estimates(real_days: &DailyPanel, synthetic: &[f64], regime: &str) -> Vec<Estimate> {
     let n = real_days.assets;

@@ -9,12 +9,13 @@
 //! ε̂ = Σ_k γ_d(k) ε_G(x_t; s²_k Σ_c) day by day.
 //!
 //! A state is a pair (level, shock): a volatility level that follows its own Markov chain, times
-//! a shock drawn afresh every day. Fitted on the embedded data, a single chain of six scales
+//! a shock drawn afresh every day (`volatility_chain.rs`, with the recursion that both the fit
+//! and the noise prediction use). Fitted on the embedded data, a single chain of six scales
 //! spent its largest ones on single-day spikes; with levels and shocks apart, the spikes go to
-//! the shocks and the levels persist (staying probabilities 0.83–0.90 for the two main ones).
-//! After EM, Σ_c is rescaled so that the chain keeps the class's sample covariance (see
-//! `fit_volatility_states`). This file fits (π_c, P_c, Σ_c) by EM (Baum–Welch on fixed scale
-//! grids) and holds the recursion both the fit and the noise prediction use.
+//! the shocks and the levels persist. After EM, Σ_c is rescaled so that the chain keeps the
+//! class's sample covariance (see `fit_volatility_states`). This file fits (π_c, P_c, Σ_c) by EM
+//! (Baum–Welch on fixed scale grids) and measures a fitted prior's log-likelihood, by which the
+//! number of states was chosen.
 
 use super::prior::EIGENVALUE_FLOOR;
 use super::{GaussianPrior, VolatilityChain};

@@ -45,7 +45,7 @@ pub fn strategy_name(s: &Strategy) -> String {
 /// The summary table for the terminal.
 pub fn summary_text(b: &Backtest) -> String {
     let mut t = format!(
-        "{} .. {}: {} days, {} rebalances ({})\n{:<12} {:<17} {:>9} {:>9} {:>9} {:>9} {:>10}\n",
+        "{} .. {}: {} days, {} rebalances ({})\n{:<12} {:<19} {:>9} {:>9} {:>9} {:>9} {:>10}\n",
         format_date(b.dates[0]),
         format_date(*b.dates.last().expect("a test day")),
         b.dates.len(),
@@ -65,7 +65,7 @@ pub fn summary_text(b: &Backtest) -> String {
     );
     for s in &b.summary {
         t.push_str(&format!(
-            "{:<12} {:<17} {:>9.2} {:>9.2} {:>9.1} {:>9.3} {:>10.1}\n",
+            "{:<12} {:<19} {:>9.2} {:>9.2} {:>9.1} {:>9.3} {:>10.1}\n",
             s.portfolio,
             s.method,
             s.annualised_volatility * 100.0,
