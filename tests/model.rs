@@ -108,7 +108,8 @@ fn a_model_trained_on_gaussian_data_reproduces_its_covariance() {
 }
 
 /// A model with the Gaussian prior gets the covariance almost exactly after two epochs (the
-/// one above needs ninety for 20% / 0.15), and samples with guidance 1 when none is given.
+/// one above needs ninety for 20% / 0.15), records how well the prior fits the validation days,
+/// and samples with guidance 1 when none is given.
 #[test]
 fn a_model_with_the_gaussian_prior_reproduces_the_covariance_at_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -124,7 +125,24 @@ fn a_model_with_the_gaussian_prior_reproduces_the_covariance_at_once() {
     });
     train(&c).unwrap();
     let card = load_model(&model, &candle_core::Device::Cpu).unwrap().card;
-    assert_eq!(card.prior.as_ref().map(|p| p.classes()), Some(3));
+    let prior = card.prior.as_ref().unwrap();
+    assert_eq!(prior.classes(), 3);
+    // The validation days are drawn from each regime's Gaussian, so their log-likelihood per
+    // day is about minus its entropy, ½ (n ln 2πe + ln |Σ|).
+    let recorded = &card.training.prior_validation_log_likelihood;
+    assert_eq!(recorded.len(), 3);
+    for class in 0..2 {
+        let chol = scengen::stats::cholesky(&prior.covariances[class], 3).unwrap();
+        let log_det: f64 = (0..3).map(|i| 2.0 * chol[i * 3 + i].ln()).sum();
+        let entropy =
+            0.5 * (3.0 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln() + log_det);
+        assert!(
+            (recorded[class] + entropy).abs() < 0.25,
+            "class {class}: {} vs {}",
+            recorded[class],
+            -entropy
+        );
+    }
     assert_eq!(scengen::sample::default_guidance(&card), 1.0);
     assert_reproduces_covariance(&model, dir.path(), None, 0.1, 0.08);
     let meta = read_scenarios(&dir.path().join("calm.parquet"))

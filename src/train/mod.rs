@@ -33,7 +33,7 @@ pub const DEFAULT_VOLATILITY_SHOCKS: usize = 3;
 /// predictions, after a recursion that costs levels² + states per day and window.
 pub const MAX_VOLATILITY_STATES: usize = 36;
 /// EM steps fitting the volatility states: on the embedded data the last one gains under 2e-4
-/// in log-likelihood per day (logged at `SCENGEN_LOG=info`), where 4 and 12 levels differ by
+/// in log-likelihood per day (logged at `SCENGEN_LOG=info`), where 4 and 8 levels differ by
 /// 0.12–0.25.
 const VOLATILITY_EM_STEPS: usize = 40;
 
