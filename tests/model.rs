@@ -131,15 +131,14 @@ fn a_model_with_the_gaussian_prior_reproduces_the_covariance_at_once() {
     // day is about minus its entropy, ½ (n ln 2πe + ln |Σ|).
     let recorded = &card.training.prior_validation_log_likelihood;
     assert_eq!(recorded.len(), 3);
-    for class in 0..2 {
+    for (class, recorded) in recorded.iter().enumerate().take(2) {
         let chol = scengen::stats::cholesky(&prior.covariances[class], 3).unwrap();
         let log_det: f64 = (0..3).map(|i| 2.0 * chol[i * 3 + i].ln()).sum();
         let entropy =
             0.5 * (3.0 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln() + log_det);
         assert!(
-            (recorded[class] + entropy).abs() < 0.25,
-            "class {class}: {} vs {}",
-            recorded[class],
+            (recorded + entropy).abs() < 0.25,
+            "class {class}: {recorded} vs {}",
             -entropy
         );
     }
