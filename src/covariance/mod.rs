@@ -16,17 +16,9 @@ use crate::stats::{correlation_from_covariance, covariance_matrix, symmetric_eig
 /// (row-major, `n` columns) with the 1/T normalisation, as scikit-learn's `LedoitWolf`:
 /// returns (shrinkage, shrunk covariance).
 pub fn ledoit_wolf(rows: &[f64], n: usize) -> (f64, Vec<f64>) {
-    let t = rows.len() / n;
+    let (t, x) = centred(rows, n);
     let tf = t as f64;
     let s = covariance_matrix(rows, n, 0);
-    let mean: Vec<f64> = (0..n)
-        .map(|a| rows.iter().skip(a).step_by(n).sum::<f64>() / tf)
-        .collect();
-    let x: Vec<f64> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v - mean[i % n])
-        .collect();
     let x2: Vec<f64> = x.iter().map(|v| v * v).collect();
     let trace_terms: Vec<f64> = (0..n)
         .map(|a| x2.iter().skip(a).step_by(n).sum::<f64>() / tf)
@@ -67,17 +59,9 @@ pub fn ledoit_wolf(rows: &[f64], n: usize) -> (f64, Vec<f64>) {
 /// summed asymptotic variances of √T S_ij, ρ their covariances with √T F_ij (through the
 /// variances on F's diagonal and scale) and γ = ‖F − S‖²_F.
 pub fn shrink_to_correlation(rows: &[f64], n: usize, target: &[f64]) -> (f64, Vec<f64>) {
-    let t = rows.len() / n;
+    let (t, x) = centred(rows, n);
     let tf = t as f64;
     let s = covariance_matrix(rows, n, 0);
-    let mean: Vec<f64> = (0..n)
-        .map(|a| rows.iter().skip(a).step_by(n).sum::<f64>() / tf)
-        .collect();
-    let x: Vec<f64> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v - mean[i % n])
-        .collect();
     let sd: Vec<f64> = (0..n).map(|i| s[i * n + i].sqrt()).collect();
     let f: Vec<f64> = (0..n * n)
         .map(|k| {
@@ -124,6 +108,20 @@ pub fn shrink_to_correlation(rows: &[f64], n: usize, target: &[f64]) -> (f64, Ve
         .map(|(s, f)| unbiased * (delta * f + (1.0 - delta) * s))
         .collect();
     (delta, shrunk)
+}
+
+/// The number of `rows` (row-major, `n` columns) and the rows less their column means.
+fn centred(rows: &[f64], n: usize) -> (usize, Vec<f64>) {
+    let t = rows.len() / n;
+    let mean: Vec<f64> = (0..n)
+        .map(|a| rows.iter().skip(a).step_by(n).sum::<f64>() / t as f64)
+        .collect();
+    let x = rows
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v - mean[i % n])
+        .collect();
+    (t, x)
 }
 
 /// The result of Marchenko–Pastur clipping.
