@@ -21,7 +21,7 @@ pub use matrix::{
 };
 pub use nelder_mead::{nelder_mead, Minimum};
 pub use paths::{path_vol_dispersion, within_path_kurtosis};
-pub use tails::var_cvar;
+pub use tails::{tail_count, tail_indices, var_cvar};
 pub use two_sample::{
     average_ranks, bessel_k, cvm_2samp, ks_2samp, ks_exact_sf, ks_statistic, KsMethod, TestResult,
 };
