@@ -4,7 +4,8 @@
 //! [`diffusion`] (schedules and samplers), [`train`], [`sample`] (generation and its
 //! benchmark), [`baselines`] (classical generators), [`eval`] and [`report`] (scoring and
 //! HTML), [`covariance`] (estimators for portfolios) and [`portfolio`]
-//! (minimum-variance weights and their backtest); [`stats`], [`io`] and [`rng`] serve them
+//! (minimum-variance weights and their backtest), and [`risk`] (a portfolio's VaR, CVaR and
+//! stress P&L over scenario paths); [`stats`], [`io`] and [`rng`] serve them
 //! all. [`cli`] only parses options and calls them, and [`demo`] runs the whole pipeline on the
 //! embedded data.
 
@@ -21,6 +22,7 @@ pub mod io;
 pub mod model;
 pub mod portfolio;
 pub mod report;
+pub mod risk;
 pub mod rng;
 pub mod sample;
 pub mod stats;

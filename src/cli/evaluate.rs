@@ -16,6 +16,16 @@ pub enum SplitArg {
     All,
 }
 
+impl From<SplitArg> for SplitChoice {
+    fn from(split: SplitArg) -> Self {
+        match split {
+            SplitArg::Test => SplitChoice::Test,
+            SplitArg::Train => SplitChoice::Train,
+            SplitArg::All => SplitChoice::All,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct EvaluateArgs {
     /// Windows file written by `scengen ingest`.
@@ -64,11 +74,7 @@ impl EvaluateArgs {
                 .unwrap_or_else(|| PathBuf::from(format!("reports/{}", self.regime))),
             real: self.real,
             regime: self.regime,
-            split: match self.split {
-                SplitArg::Test => SplitChoice::Test,
-                SplitArg::Train => SplitChoice::Train,
-                SplitArg::All => SplitChoice::All,
-            },
+            split: self.split.into(),
             test_from: parse_date("--test-from", &self.test_from)?,
             synthetic: self.synthetic.into_iter().zip(labels).collect(),
         })

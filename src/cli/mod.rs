@@ -6,6 +6,7 @@ mod covariance;
 mod evaluate;
 mod ingest;
 mod model;
+mod risk;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,8 @@ pub enum Command {
     Covariance(covariance::CovarianceArgs),
     /// Out-of-sample minimum-variance portfolios from every covariance estimator.
     Backtest(backtest::BacktestArgs),
+    /// VaR, CVaR and stress P&L of a portfolio over scenario paths: JSON, Parquet, HTML.
+    Risk(risk::RiskArgs),
     /// Measure generation speed (median of several runs) and print JSON.
     Bench(model::BenchArgs),
     /// Run the whole pipeline on the embedded data.
@@ -99,6 +102,16 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{}", crate::portfolio::summary_text(&b));
             println!(
                 "wrote {}/weights.parquet, returns.parquet, summary.json and report.html",
+                config.out.display()
+            );
+            Ok(())
+        }
+        Command::Risk(args) => {
+            let config = args.into_config()?;
+            let report = crate::risk::run_risk(&config)?;
+            print!("{}", crate::risk::summary_text(&report));
+            println!(
+                "wrote {}/risk.json, pnl.parquet and report.html",
                 config.out.display()
             );
             Ok(())

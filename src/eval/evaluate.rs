@@ -1,7 +1,7 @@
 //! `scengen evaluate`: score scenario files against the real windows of their regime, next to a
 //! real-vs-real noise floor, and write `metrics.json` and `report.html`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -10,7 +10,7 @@ use super::metrics::{set_metrics, Paths, Reference, SetMetrics};
 use crate::data::{DailyPanel, SplitChoice, WindowSet};
 use crate::error::{Error, Result};
 use crate::io::{format_date, write_text, AtomicDir};
-use crate::sample::read_scenarios;
+use crate::sample::{default_label, read_scenarios};
 use crate::stats::{mean, std_dev};
 
 /// Settings of one evaluation.
@@ -123,7 +123,7 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
                     format!("holds regime `{}`, not `{}`", s.regime, config.regime),
                 ));
             }
-            let label = label.clone().unwrap_or_else(|| stem(path));
+            let label = label.clone().unwrap_or_else(|| default_label(path));
             Ok((label, s))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -202,12 +202,6 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
     )?;
     dir.commit()?;
     Ok(evaluation)
-}
-
-fn stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// Windows of `indices` that share no day: each starts after the previous one ends.

@@ -209,6 +209,13 @@ pub fn read_scenarios(path: &Path) -> Result<ScenarioSet> {
     })
 }
 
+/// A scenario file's label in reports when none is given: its file name without the extension.
+pub fn default_label(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
 /// The scenario files named by `inputs`: files as given, folders as their `*.parquet` files in
 /// name order; an error naming `--scenarios` when there are none.
 pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {

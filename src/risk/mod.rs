@@ -1,0 +1,247 @@
+//! `scengen risk`: what a portfolio would lose along scenario paths. The positions of a
+//! portfolio file are held without trading from the start of every path; its P&L after each
+//! horizon gives VaR and CVaR (with bootstrap intervals for the sampling error of the number of
+//! paths) and each position's share of the CVaR, for every scenario file of one regime and,
+//! optionally, for the real windows of that regime. Written as `risk.json`, `pnl.parquet` and
+//! `report.html`.
+
+mod measures;
+mod positions;
+mod report;
+
+pub use measures::{horizon_pnl, horizon_risk, HorizonPnl, HorizonRisk, TailRisk};
+pub use positions::{Portfolio, Position};
+pub use report::{summary_text, write_risk};
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::data::{SplitChoice, WindowSet};
+use crate::error::{Error, Result};
+use crate::io::format_date;
+use crate::rng::SeededRng;
+use crate::sample::{default_label, read_scenarios};
+
+/// Settings of one risk run.
+#[derive(Debug, Clone)]
+pub struct RiskConfig {
+    pub portfolio: PathBuf,
+    /// Scenario files of one regime, with an optional label (default: the file stem).
+    pub scenarios: Vec<(PathBuf, Option<String>)>,
+    /// A windows file whose windows of the scenarios' regime are scored alongside.
+    pub real: Option<PathBuf>,
+    pub split: SplitChoice,
+    pub test_from: i32,
+    /// Holding periods in days, each at most the paths' length.
+    pub horizons: Vec<usize>,
+    /// Confidence levels of VaR and CVaR, each in (0, 1).
+    pub levels: Vec<f64>,
+    /// Bootstrap resamples per interval (0: no intervals).
+    pub resamples: usize,
+    pub seed: u64,
+    pub out: PathBuf,
+}
+
+/// The risk of the portfolio under one set of paths.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetRisk {
+    pub label: String,
+    pub file: String,
+    /// `scengen.method` of a scenario file; `real` for real windows.
+    pub method: String,
+    pub paths: usize,
+    pub horizons: Vec<HorizonRisk>,
+    /// Per horizon, every path's P&L (for `pnl.parquet`), and the path ids.
+    #[serde(skip)]
+    pub pnl: Vec<Vec<f64>>,
+    #[serde(skip)]
+    pub ids: Vec<u32>,
+}
+
+/// Everything `risk.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct RiskReport {
+    pub portfolio: Portfolio,
+    pub gross: f64,
+    pub net: f64,
+    pub regime: String,
+    pub window: usize,
+    pub horizons: Vec<usize>,
+    pub levels: Vec<f64>,
+    pub resamples: usize,
+    pub interval_coverage: f64,
+    pub seed: u64,
+    pub sets: Vec<SetRisk>,
+    pub note: String,
+}
+
+const NOTE: &str = "Positions are held without trading from the first day of each path; the P&L of position i after H days is v_i (exp(sum of its first H daily log returns) - 1). VaR and CVaR are losses (positive numbers): with k = ceil((1 - level) n), VaR is the k-th largest loss and CVaR the mean of the k largest. Contributions are each position's mean loss over those k paths and add up to the CVaR. Intervals are percentile bootstrap intervals over the paths, the sampling error of a finite scenario set; real windows overlap, so they get none.";
+
+/// Scores the portfolio on every scenario file (and the real windows, if asked) and writes the
+/// outputs; returns what was written.
+pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
+    check_config(config)?;
+    let portfolio = Portfolio::read(&config.portfolio)?;
+    // One scenario file in memory at a time: only the P&L vectors are kept.
+    let mut sets = Vec::new();
+    let mut first: Option<(String, usize, PathBuf)> = None;
+    for (k, (path, label)) in config.scenarios.iter().enumerate() {
+        let s = read_scenarios(path)?;
+        let (regime, _, first_path) =
+            first.get_or_insert_with(|| (s.regime.clone(), s.window, path.clone()));
+        if s.regime != *regime {
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "holds regime `{}`, {} holds `{regime}`: give files of one regime",
+                    s.regime,
+                    first_path.display()
+                ),
+            ));
+        }
+        check_horizons(config, s.window, path)?;
+        let exposures = portfolio.exposures(&s.assets, path)?;
+        let ids: Vec<u32> = (0..s.paths() as u32).collect();
+        sets.push(score(
+            config,
+            label.clone().unwrap_or_else(|| default_label(path)),
+            path.display().to_string(),
+            s.metadata
+                .get("scengen.method")
+                .cloned()
+                .unwrap_or_else(|| "diffusion".into()),
+            (&s.values, s.window, s.assets.len()),
+            &exposures,
+            ids,
+            (config.resamples > 0).then_some(k as u64),
+        ));
+    }
+    let (regime, window, _) = first.expect("at least one scenario file");
+    if let Some(real) = &config.real {
+        let set = WindowSet::read(real)?;
+        check_horizons(config, set.window, real)?;
+        let regime_index = set.rule.index_of(&regime)?;
+        let indices = set.select(Some(regime_index), config.split, config.test_from);
+        let split = format!("{:?}", config.split).to_lowercase();
+        if indices.is_empty() {
+            return Err(Error::option(
+                "--split",
+                &split,
+                format!(
+                    "{} holds no window of `{regime}` in that split (test from {})",
+                    real.display(),
+                    format_date(config.test_from)
+                ),
+            ));
+        }
+        let exposures = portfolio.exposures(&set.assets, real)?;
+        let ids = indices.iter().map(|&w| set.windows[w].id).collect();
+        sets.push(score(
+            config,
+            format!("real ({split})"),
+            real.display().to_string(),
+            "real".into(),
+            (&set.gather(&indices), set.window, set.assets.len()),
+            &exposures,
+            ids,
+            None,
+        ));
+    }
+    let report = RiskReport {
+        gross: portfolio.gross(),
+        net: portfolio.net(),
+        portfolio,
+        regime,
+        window,
+        horizons: config.horizons.clone(),
+        levels: config.levels.clone(),
+        resamples: config.resamples,
+        interval_coverage: measures::INTERVAL_COVERAGE,
+        seed: config.seed,
+        sets,
+        note: NOTE.into(),
+    };
+    write_risk(&config.out, &report)?;
+    Ok(report)
+}
+
+/// One set's P&L and tail measures at every horizon; with `bootstrap_set`, bootstrap intervals
+/// drawn from a stream of the seed named by that set's index and the horizon, so that an
+/// interval does not depend on which other horizons or files were asked for.
+#[allow(clippy::too_many_arguments)]
+fn score(
+    config: &RiskConfig,
+    label: String,
+    file: String,
+    method: String,
+    (values, window, assets): (&[f64], usize, usize),
+    exposures: &[(usize, f64)],
+    ids: Vec<u32>,
+    bootstrap_set: Option<u64>,
+) -> SetRisk {
+    let mut horizons = Vec::new();
+    let mut pnl = Vec::new();
+    for &days in &config.horizons {
+        let p = horizon_pnl(values, window, assets, exposures, days);
+        let mut rng =
+            bootstrap_set.map(|set| SeededRng::new(config.seed, (set << 16) + days as u64));
+        horizons.push(horizon_risk(
+            days,
+            &p,
+            &ids,
+            &config.levels,
+            config.resamples,
+            rng.as_mut(),
+        ));
+        pnl.push(p.total);
+    }
+    SetRisk {
+        label,
+        file,
+        method,
+        paths: ids.len(),
+        horizons,
+        pnl,
+        ids,
+    }
+}
+
+fn check_config(config: &RiskConfig) -> Result<()> {
+    if config.scenarios.is_empty() {
+        return Err(Error::option(
+            "--scenarios",
+            "",
+            "give at least one scenario file",
+        ));
+    }
+    let list = |v: &[String]| v.join(",");
+    let horizons: Vec<String> = config.horizons.iter().map(|h| h.to_string()).collect();
+    if config.horizons.is_empty() || config.horizons.contains(&0) {
+        return Err(Error::option(
+            "--horizons",
+            list(&horizons),
+            "give one or more holding periods of at least 1 day",
+        ));
+    }
+    let levels: Vec<String> = config.levels.iter().map(|l| l.to_string()).collect();
+    if config.levels.is_empty() || config.levels.iter().any(|l| !(*l > 0.0 && *l < 1.0)) {
+        return Err(Error::option(
+            "--levels",
+            list(&levels),
+            "give one or more confidence levels strictly between 0 and 1, e.g. 0.95,0.99",
+        ));
+    }
+    Ok(())
+}
+
+fn check_horizons(config: &RiskConfig, window: usize, source: &std::path::Path) -> Result<()> {
+    match config.horizons.iter().find(|&&h| h > window) {
+        Some(h) => Err(Error::option(
+            "--horizons",
+            h,
+            format!("longer than the {window}-day paths of {}", source.display()),
+        )),
+        None => Ok(()),
+    }
+}
