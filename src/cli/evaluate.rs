@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use crate::data::SplitChoice;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::eval::EvaluateConfig;
 use crate::io::parse_date;
 
@@ -52,22 +52,7 @@ pub struct EvaluateArgs {
 
 impl EvaluateArgs {
     pub fn into_config(self) -> Result<EvaluateConfig> {
-        if !self.label.is_empty() && self.label.len() != self.synthetic.len() {
-            return Err(Error::option(
-                "--label",
-                self.label.join(","),
-                format!(
-                    "{} labels for {} --synthetic files",
-                    self.label.len(),
-                    self.synthetic.len()
-                ),
-            ));
-        }
-        let labels = self
-            .label
-            .into_iter()
-            .map(Some)
-            .chain(std::iter::repeat(None));
+        let synthetic = super::labelled("--synthetic", self.synthetic, self.label)?;
         Ok(EvaluateConfig {
             out: self
                 .out
@@ -76,7 +61,7 @@ impl EvaluateArgs {
             regime: self.regime,
             split: self.split.into(),
             test_from: parse_date("--test-from", &self.test_from)?,
-            synthetic: self.synthetic.into_iter().zip(labels).collect(),
+            synthetic,
         })
     }
 }

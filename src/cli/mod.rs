@@ -130,6 +130,23 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Pairs scenario files (given with `option`) with their `--label`s: none, or one per file.
+fn labelled(
+    option: &str,
+    files: Vec<std::path::PathBuf>,
+    labels: Vec<String>,
+) -> Result<Vec<(std::path::PathBuf, Option<String>)>> {
+    if !labels.is_empty() && labels.len() != files.len() {
+        return Err(crate::Error::option(
+            "--label",
+            labels.join(","),
+            format!("{} labels for {} {option} files", labels.len(), files.len()),
+        ));
+    }
+    let labels = labels.into_iter().map(Some).chain(std::iter::repeat(None));
+    Ok(files.into_iter().zip(labels).collect())
+}
+
 /// Splits a comma-separated option value.
 fn split_list(text: &str) -> Vec<String> {
     text.split(',')

@@ -46,17 +46,6 @@ pub struct RiskArgs {
 
 impl RiskArgs {
     pub fn into_config(self) -> Result<RiskConfig> {
-        if !self.label.is_empty() && self.label.len() != self.scenarios.len() {
-            return Err(Error::option(
-                "--label",
-                self.label.join(","),
-                format!(
-                    "{} labels for {} --scenarios files",
-                    self.label.len(),
-                    self.scenarios.len()
-                ),
-            ));
-        }
         let horizons = parse_numbers("--horizons", &self.horizons)?
             .into_iter()
             .map(|h| {
@@ -79,14 +68,10 @@ impl RiskArgs {
                 stem(&self.scenarios[0])
             ))
         });
-        let labels = self
-            .label
-            .into_iter()
-            .map(Some)
-            .chain(std::iter::repeat(None));
+        let scenarios = super::labelled("--scenarios", self.scenarios, self.label)?;
         Ok(RiskConfig {
             portfolio: self.portfolio,
-            scenarios: self.scenarios.into_iter().zip(labels).collect(),
+            scenarios,
             real: self.real,
             split: self.split.into(),
             test_from: parse_date("--test-from", &self.test_from)?,
