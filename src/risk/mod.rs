@@ -103,19 +103,26 @@ pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
         check_horizons(config, s.window, path)?;
         let exposures = portfolio.exposures(&s.assets, path)?;
         let ids: Vec<u32> = (0..s.paths() as u32).collect();
-        sets.push(score(
+        let (horizons, pnl) = score(
             config,
-            label.clone().unwrap_or_else(|| default_label(path)),
-            path.display().to_string(),
-            s.metadata
+            (&s.values, s.window, s.assets.len()),
+            &exposures,
+            &ids,
+            (config.resamples > 0).then_some(k as u64),
+        );
+        sets.push(SetRisk {
+            label: label.clone().unwrap_or_else(|| default_label(path)),
+            file: path.display().to_string(),
+            method: s
+                .metadata
                 .get("scengen.method")
                 .cloned()
                 .unwrap_or_else(|| "diffusion".into()),
-            (&s.values, s.window, s.assets.len()),
-            &exposures,
+            paths: ids.len(),
+            horizons,
+            pnl,
             ids,
-            (config.resamples > 0).then_some(k as u64),
-        ));
+        });
     }
     let (regime, window, _) = first.expect("at least one scenario file");
     if let Some(real) = &config.real {
@@ -136,17 +143,24 @@ pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
             ));
         }
         let exposures = portfolio.exposures(&set.assets, real)?;
-        let ids = indices.iter().map(|&w| set.windows[w].id).collect();
-        sets.push(score(
+        let ids: Vec<u32> = indices.iter().map(|&w| set.windows[w].id).collect();
+        let values = set.gather(&indices);
+        let (horizons, pnl) = score(
             config,
-            format!("real ({split})"),
-            real.display().to_string(),
-            "real".into(),
-            (&set.gather(&indices), set.window, set.assets.len()),
+            (&values, set.window, set.assets.len()),
             &exposures,
-            ids,
+            &ids,
             None,
-        ));
+        );
+        sets.push(SetRisk {
+            label: format!("real ({split})"),
+            file: real.display().to_string(),
+            method: "real".into(),
+            paths: ids.len(),
+            horizons,
+            pnl,
+            ids,
+        });
     }
     let report = RiskReport {
         gross: portfolio.gross(),
@@ -166,20 +180,16 @@ pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
     Ok(report)
 }
 
-/// One set's P&L and tail measures at every horizon; with `bootstrap_set`, bootstrap intervals
-/// drawn from a stream of the seed named by that set's index and the horizon, so that an
-/// interval does not depend on which other horizons or files were asked for.
-#[allow(clippy::too_many_arguments)]
+/// One set's tail measures and P&L (every path's) at every horizon; with `bootstrap_set`,
+/// bootstrap intervals drawn from a stream of the seed named by that set's index and the
+/// horizon, so that an interval does not depend on which other horizons or files were asked for.
 fn score(
     config: &RiskConfig,
-    label: String,
-    file: String,
-    method: String,
     (values, window, assets): (&[f64], usize, usize),
     exposures: &[(usize, f64)],
-    ids: Vec<u32>,
+    ids: &[u32],
     bootstrap_set: Option<u64>,
-) -> SetRisk {
+) -> (Vec<HorizonRisk>, Vec<Vec<f64>>) {
     let mut horizons = Vec::new();
     let mut pnl = Vec::new();
     for &days in &config.horizons {
@@ -189,22 +199,14 @@ fn score(
         horizons.push(horizon_risk(
             days,
             &p,
-            &ids,
+            ids,
             &config.levels,
             config.resamples,
             rng.as_mut(),
         ));
         pnl.push(p.total);
     }
-    SetRisk {
-        label,
-        file,
-        method,
-        paths: ids.len(),
-        horizons,
-        pnl,
-        ids,
-    }
+    (horizons, pnl)
 }
 
 fn check_config(config: &RiskConfig) -> Result<()> {
