@@ -49,7 +49,7 @@ fn the_prior_fits_each_class_and_inverts_the_noising_exactly() {
     }
 
     // (ᾱ Σ + σ² I) ε / σ = x − √ᾱ μ, day by day, for the class of each sample; zero padding.
-    let tensors = prior.tensors(window, &Device::Cpu).unwrap();
+    let tensors = prior.predictor(window);
     let mut rng = SeededRng::new(3, 0);
     let x = rng.normals_f32(3 * assets * padded);
     let (ab, classes) = ([0.5f64, 0.3, 0.6], [0u32, 1, 2]);
@@ -114,7 +114,7 @@ fn sampling_with_the_prior_alone_gives_each_regimes_gaussian() {
         config.window,
     );
     let net = PriorOnly {
-        prior: prior.tensors(config.window, &Device::Cpu).unwrap(),
+        prior: prior.predictor(config.window),
         config: config.clone(),
     };
     let (n, assets, padded) = (600, config.assets, config.padded_len());

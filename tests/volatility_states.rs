@@ -190,7 +190,7 @@ fn eps_of(
     shape: (usize, usize, usize),
     window: usize,
 ) -> Vec<f32> {
-    let tensors = prior.tensors(window, &Device::Cpu).unwrap();
+    let tensors = prior.predictor(window);
     let b = shape.0;
     let alpha_bars: Vec<f64> = (0..b).map(|i| 0.1 + 0.8 * i as f64 / b as f64).collect();
     let col = |v: Vec<f32>| Tensor::from_vec(v, (b, 1, 1), &Device::Cpu).unwrap();
@@ -239,6 +239,127 @@ fn states_of_equal_scale_reduce_to_the_single_gaussian() {
         .filter(|(a, b)| (*a - *b).abs() > 1e-3)
         .count();
     assert!(moved > want.len() / 4, "{moved} of {} moved", want.len());
+}
+
+/// C⁻¹ v from the Cholesky factor `l` of C (n x n), by forward and back substitution.
+fn solve_cholesky(l: &[f64], v: &[f64]) -> Vec<f64> {
+    let n = v.len();
+    let mut y = vec![0.0; n];
+    for i in 0..n {
+        y[i] = (v[i] - (0..i).map(|k| l[i * n + k] * y[k]).sum::<f64>()) / l[i * n + i];
+    }
+    let mut z = vec![0.0; n];
+    for i in (0..n).rev() {
+        z[i] = (y[i] - (i + 1..n).map(|k| l[k * n + i] * z[k]).sum::<f64>()) / l[i * n + i];
+    }
+    z
+}
+
+/// ε_G written out from its definition, without the eigenbasis or the recursion: in state k a
+/// noisy day has covariance C_k = ᾱ s²_k Σ + σ² I, its noise prediction is σ C_k⁻¹ (x − √ᾱ μ),
+/// and the predictions are mixed by each day's posterior over the states, summed over every
+/// state path of the window. Windows that share a class and noise level (computed together)
+/// and windows alone get the same answer, and the padding stays zero.
+#[test]
+fn the_noise_prediction_mixes_each_states_exact_prediction_by_its_posterior() {
+    let (assets, window, padded) = (3, 4, 6);
+    let mut rng = SeededRng::new(11, 0);
+    let data = rng.normals_f32(40 * assets * padded);
+    let labels: Vec<u32> = (0..40).map(|w| w % 2).collect();
+    let mut prior = GaussianPrior::fit(&data, &labels, 2, assets, padded, window);
+    prior.scales = scale_grid(2, 2);
+    let chain = VolatilityChain {
+        level_initial: vec![0.6, 0.4],
+        level_transitions: vec![0.85, 0.15, 0.3, 0.7],
+        shock_probabilities: vec![0.9, 0.1],
+    };
+    prior.chains = vec![chain.clone(); 3];
+    // Three windows of one class and level, one of another class, the first class again, and
+    // another level.
+    let classes = [0u32, 0, 0, 1, 0, 0];
+    let alpha_bars = [0.4f64, 0.4, 0.4, 0.4, 0.4, 0.75];
+    let b = classes.len();
+    let x: Vec<f32> = rng
+        .normals_f32(b * assets * padded)
+        .iter()
+        .map(|v| 2.0 * v)
+        .collect();
+    let col = |v: Vec<f32>| Tensor::from_vec(v, (b, 1, 1), &Device::Cpu).unwrap();
+    let got: Vec<f32> = prior
+        .predictor(window)
+        .eps(
+            &Tensor::from_vec(x.clone(), (b, assets, padded), &Device::Cpu).unwrap(),
+            &col(alpha_bars.iter().map(|a| a.sqrt() as f32).collect()),
+            &col(alpha_bars.iter().map(|a| (1.0 - a).sqrt() as f32).collect()),
+            &Tensor::new(&classes, &Device::Cpu).unwrap(),
+        )
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let (k, initial, transitions) = (chain.states(), chain.initial(), chain.transitions());
+    for w in 0..b {
+        let c = classes[w] as usize;
+        let (signal, noise) = (alpha_bars[w].sqrt(), (1.0 - alpha_bars[w]).sqrt());
+        let at = |a: usize, d: usize| (w * assets + a) * padded + d;
+        let centred: Vec<Vec<f64>> = (0..window)
+            .map(|d| {
+                (0..assets)
+                    .map(|a| x[at(a, d)] as f64 - signal * prior.means[c][a])
+                    .collect()
+            })
+            .collect();
+        // Per state: C_k⁻¹ (x_d − √ᾱ μ) and log N(x_d; √ᾱ μ, C_k) for every day.
+        let mut solved = vec![vec![Vec::new(); k]; window];
+        let mut log_density = vec![vec![0.0; k]; window];
+        for (state, scale) in prior.scales.iter().enumerate() {
+            let cov: Vec<f64> = (0..assets * assets)
+                .map(|i| {
+                    let identity = if i / assets == i % assets { 1.0 } else { 0.0 };
+                    signal * signal * scale * scale * prior.covariances[c][i]
+                        + noise * noise * identity
+                })
+                .collect();
+            let l = cholesky(&cov, assets).unwrap();
+            let log_det: f64 = (0..assets).map(|i| 2.0 * l[i * assets + i].ln()).sum();
+            for d in 0..window {
+                let z = solve_cholesky(&l, &centred[d]);
+                let quadratic: f64 = z.iter().zip(&centred[d]).map(|(z, v)| z * v).sum();
+                log_density[d][state] = -0.5 * (quadratic + log_det);
+                solved[d][state] = z;
+            }
+        }
+        let mut posterior = vec![vec![0.0; k]; window];
+        let mut total = 0.0;
+        for path in 0..k.pow(window as u32) {
+            let state = |d: usize| (path / k.pow(d as u32)) % k;
+            let mut p = initial[state(0)] * log_density[0][state(0)].exp();
+            for d in 1..window {
+                p *= transitions[state(d - 1) * k + state(d)] * log_density[d][state(d)].exp();
+            }
+            total += p;
+            for (d, row) in posterior.iter_mut().enumerate() {
+                row[state(d)] += p;
+            }
+        }
+        for d in 0..padded {
+            for a in 0..assets {
+                let value = got[at(a, d)] as f64;
+                if d >= window {
+                    assert_eq!(value, 0.0, "padding of window {w}");
+                    continue;
+                }
+                let want: f64 = (0..k)
+                    .map(|state| noise * posterior[d][state] / total * solved[d][state][a])
+                    .sum();
+                assert!(
+                    (value - want).abs() < 1e-4 * (1.0 + want.abs()),
+                    "window {w}, asset {a}, day {d}: {value} vs {want}"
+                );
+            }
+        }
+    }
 }
 
 /// A prior stored with each class's chain as a full `initial` / `transitions` pair (as models
@@ -398,7 +519,7 @@ fn the_states_fit_held_out_days_and_sampling_gives_the_chains_volatility() {
 
     let high_vix = 2usize;
     let net = PriorOnly {
-        prior: prior.tensors(window, &Device::Cpu).unwrap(),
+        prior: prior.predictor(window),
         config: config.clone(),
     };
     let sampled = sample_prior_alone(&net, 600, high_vix as u32, 11);

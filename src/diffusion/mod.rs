@@ -9,7 +9,7 @@ mod volatility_chain;
 mod volatility_states;
 
 pub use guidance::guided_eps;
-pub use prior::{GaussianPrior, PriorTensors};
+pub use prior::{GaussianPrior, PriorPredictor};
 pub use sampler::{Ddim, DpmSolver, Sampler, SamplerKind, Spacing, StepGrid};
 pub use schedule::{NoiseSchedule, ScheduleKind};
 pub use volatility_chain::VolatilityChain;

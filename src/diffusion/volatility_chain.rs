@@ -172,9 +172,11 @@ impl VolatilityChain {
                 }
             }
             let total = f64::max(total, f64::MIN_POSITIVE);
+            // One division a day, not one a state: they would cost more than the rest.
+            let inverse = 1.0 / total;
             for (i, m) in marginal.iter_mut().enumerate() {
                 let today = &mut alpha[d * k + i * s..d * k + (i + 1) * s];
-                today.iter_mut().for_each(|v| *v /= total);
+                today.iter_mut().for_each(|v| *v *= inverse);
                 *m = today.iter().sum();
             }
             scale[d] = total;
@@ -191,7 +193,8 @@ impl VolatilityChain {
                 *v = alpha[d * k + state] * beta[state / s];
                 norm += *v;
             }
-            g.iter_mut().for_each(|v| *v /= norm.max(f64::MIN_POSITIVE));
+            let inverse = 1.0 / norm.max(f64::MIN_POSITIVE);
+            g.iter_mut().for_each(|v| *v *= inverse);
             if d == 0 {
                 break;
             }

@@ -30,7 +30,7 @@ pub trait Denoiser {
         regimes: &candle_core::Tensor,
     ) -> candle_core::Result<candle_core::Tensor>;
     /// The Gaussian part of the noise prediction, when the model has one.
-    fn prior(&self) -> Option<&crate::diffusion::PriorTensors>;
+    fn prior(&self) -> Option<&crate::diffusion::PriorPredictor>;
 }
 
 impl Denoiser for UNet1d {
@@ -47,7 +47,7 @@ impl Denoiser for UNet1d {
         UNet1d::forward(self, x, t, regimes)
     }
 
-    fn prior(&self) -> Option<&crate::diffusion::PriorTensors> {
+    fn prior(&self) -> Option<&crate::diffusion::PriorPredictor> {
         self.prior()
     }
 }
@@ -72,7 +72,7 @@ impl Denoiser for FastUNet {
         candle_core::Tensor::from_vec(out, x.shape(), x.device())
     }
 
-    fn prior(&self) -> Option<&crate::diffusion::PriorTensors> {
+    fn prior(&self) -> Option<&crate::diffusion::PriorPredictor> {
         self.prior()
     }
 }

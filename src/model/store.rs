@@ -162,7 +162,7 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
         Some(p) => {
             p.check(a.regimes + 1, n)
                 .map_err(|e| bad(format!("{CONFIG_FILE}: {e}")))?;
-            Some(p.tensors(a.window, device)?)
+            Some(p.predictor(a.window))
         }
     };
     if let Some(p) = &prior {

@@ -32,7 +32,7 @@ pub struct UNet1d {
     norm_out: GroupNorm,
     conv_out: Conv1d,
     linear_path: Option<LinearPath>,
-    prior: Option<crate::diffusion::PriorTensors>,
+    prior: Option<crate::diffusion::PriorPredictor>,
 }
 
 /// Σ_k g_k(emb) · L_k x: the cross-asset linear map that the best Gaussian denoiser is, with its
@@ -129,11 +129,11 @@ impl UNet1d {
     }
 
     /// Adds the Gaussian part of the noise prediction (see [`crate::diffusion::predict_eps`]).
-    pub fn set_prior(&mut self, prior: crate::diffusion::PriorTensors) {
+    pub fn set_prior(&mut self, prior: crate::diffusion::PriorPredictor) {
         self.prior = Some(prior);
     }
 
-    pub fn prior(&self) -> Option<&crate::diffusion::PriorTensors> {
+    pub fn prior(&self) -> Option<&crate::diffusion::PriorPredictor> {
         self.prior.as_ref()
     }
 

@@ -151,7 +151,7 @@ impl Denoiser for Timed<'_> {
         Ok(out)
     }
 
-    fn prior(&self) -> Option<&crate::diffusion::PriorTensors> {
+    fn prior(&self) -> Option<&crate::diffusion::PriorPredictor> {
         self.inner.prior()
     }
 }

@@ -304,9 +304,9 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
         );
     }
     if let Some(p) = &prior {
-        let tensors = p.tensors(arch.window, device)?;
-        net.set_prior(tensors.clone());
-        ema_net.set_prior(tensors);
+        let predictor = p.predictor(arch.window);
+        net.set_prior(predictor.clone());
+        ema_net.set_prior(predictor);
     }
     let vars = sorted_vars(&varmap);
     let shadows = sorted_vars(&ema_map);

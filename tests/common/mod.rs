@@ -195,7 +195,7 @@ pub fn write_gaussian_windows(
 /// A network that predicts nothing: the noise prediction is the prior's alone.
 pub struct PriorOnly {
     pub config: scengen::model::UNetConfig,
-    pub prior: scengen::diffusion::PriorTensors,
+    pub prior: scengen::diffusion::PriorPredictor,
 }
 
 impl scengen::model::Denoiser for PriorOnly {
@@ -212,7 +212,7 @@ impl scengen::model::Denoiser for PriorOnly {
         x.zeros_like()
     }
 
-    fn prior(&self) -> Option<&scengen::diffusion::PriorTensors> {
+    fn prior(&self) -> Option<&scengen::diffusion::PriorPredictor> {
         Some(&self.prior)
     }
 }

@@ -112,7 +112,7 @@ pub struct FastUNet {
     norm_out: Norm,
     conv_out: ConvWeights,
     pools: Mutex<Vec<Pool>>,
-    prior: Option<crate::diffusion::PriorTensors>,
+    prior: Option<crate::diffusion::PriorPredictor>,
     linear_path: Option<LinearPath>,
 }
 
@@ -216,11 +216,11 @@ impl FastUNet {
     }
 
     /// Adds the Gaussian part of the noise prediction (see [`crate::diffusion::predict_eps`]).
-    pub fn set_prior(&mut self, prior: crate::diffusion::PriorTensors) {
+    pub fn set_prior(&mut self, prior: crate::diffusion::PriorPredictor) {
         self.prior = Some(prior);
     }
 
-    pub fn prior(&self) -> Option<&crate::diffusion::PriorTensors> {
+    pub fn prior(&self) -> Option<&crate::diffusion::PriorPredictor> {
         self.prior.as_ref()
     }
 
