@@ -12,6 +12,9 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = scengen::cli::Cli::parse();
+    if !cli.runs_candle_network() {
+        keep_candle_pool_to_the_main_thread();
+    }
     if let Err(error) = scengen::cli::run(cli) {
         eprintln!("error: {error}");
         std::process::exit(1);
@@ -28,5 +31,20 @@ fn tune_allocator() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+/// candle runs its element-wise CPU ops on a pool of its own threads, whose workers spin for a
+/// while after every op before they sleep. In generation with the default engine the network
+/// and the prior run on scengen's threads between short candle ops (the samplers' updates), and
+/// a spinning worker takes a core from them: with the main thread alone in candle's pool,
+/// `scengen bench` took 24–26 s per 10,000 paths against 29–35 s, alternating runs. Training
+/// took the same time either way (its matrix products run on rayon's threads, not this pool).
+/// The candle engine (`--engine candle`) runs the whole network on that pool, and was 16%
+/// slower with one thread, so it keeps the pool; so does an explicit CANDLE_NUM_THREADS.
+fn keep_candle_pool_to_the_main_thread() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // Called before any other thread exists, so nothing reads the environment meanwhile.
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }

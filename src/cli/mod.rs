@@ -20,6 +20,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether the command runs the network on candle's CPU ops (`--engine candle`), which
+    /// spread over candle's own thread pool; the default engine runs it on scengen's threads.
+    pub fn runs_candle_network(&self) -> bool {
+        let sampling = match &self.command {
+            Command::Generate(args) => &args.sampling,
+            Command::Bench(args) => &args.sampling,
+            _ => return false,
+        };
+        matches!(sampling.engine, model::EngineArg::Candle)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read a Parquet panel and write regime-labelled rolling windows of log returns.
