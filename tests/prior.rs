@@ -49,23 +49,16 @@ fn the_prior_fits_each_class_and_inverts_the_noising_exactly() {
     }
 
     // (ᾱ Σ + σ² I) ε / σ = x − √ᾱ μ, day by day, for the class of each sample; zero padding.
-    let tensors = prior.predictor(window);
     let mut rng = SeededRng::new(3, 0);
     let x = rng.normals_f32(3 * assets * padded);
     let (ab, classes) = ([0.5f64, 0.3, 0.6], [0u32, 1, 2]);
-    let col = |v: Vec<f32>| Tensor::from_vec(v, (3, 1, 1), &Device::Cpu).unwrap();
-    let eps = tensors
-        .eps(
-            &Tensor::from_vec(x.clone(), (3, assets, padded), &Device::Cpu).unwrap(),
-            &col(ab.iter().map(|a| a.sqrt() as f32).collect()),
-            &col(ab.iter().map(|a| (1.0 - a).sqrt() as f32).collect()),
-            &Tensor::new(&classes, &Device::Cpu).unwrap(),
-        )
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let eps = prior_eps(
+        &prior.predictor(window),
+        &x,
+        (3, assets, padded),
+        &ab,
+        &classes,
+    );
     for b in 0..3 {
         let c = classes[b] as usize;
         let sigma = (1.0 - ab[b]).sqrt();

@@ -1,10 +1,10 @@
 //! The volatility states of the Gaussian prior: the forward-backward recursion against brute
-//! force, the EM fit on a chain with known parameters, the noise prediction's reduction to the
-//! single Gaussian, and sampling with the prior alone on the embedded data.
+//! force, the EM fit on a chain with known parameters, the noise prediction against its
+//! definition summed over every state path and its reduction to the single Gaussian, and
+//! sampling with the prior alone on the embedded data.
 
 mod common;
 
-use candle_core::{Device, Tensor};
 use common::*;
 use scengen::data::{SplitChoice, WindowSet};
 use scengen::diffusion::{scale_grid, GaussianPrior, VolatilityChain};
@@ -12,7 +12,7 @@ use scengen::error::Error;
 use scengen::io::parse_date;
 use scengen::model::UNetConfig;
 use scengen::rng::SeededRng;
-use scengen::stats::{cholesky, path_vol_dispersion, pooled_acf};
+use scengen::stats::{cholesky, path_vol_dispersion, pooled_acf, solve_spd};
 use scengen::train::{
     fit_normalisation, train, Dataset, TrainConfig, DEFAULT_VOLATILITY_LEVELS,
     DEFAULT_VOLATILITY_SHOCKS,
@@ -190,23 +190,10 @@ fn eps_of(
     shape: (usize, usize, usize),
     window: usize,
 ) -> Vec<f32> {
-    let tensors = prior.predictor(window);
     let b = shape.0;
     let alpha_bars: Vec<f64> = (0..b).map(|i| 0.1 + 0.8 * i as f64 / b as f64).collect();
-    let col = |v: Vec<f32>| Tensor::from_vec(v, (b, 1, 1), &Device::Cpu).unwrap();
     let classes: Vec<u32> = (0..b as u32).map(|i| i % 2).collect();
-    tensors
-        .eps(
-            &Tensor::from_vec(x.to_vec(), shape, &Device::Cpu).unwrap(),
-            &col(alpha_bars.iter().map(|a| a.sqrt() as f32).collect()),
-            &col(alpha_bars.iter().map(|a| (1.0 - a).sqrt() as f32).collect()),
-            &Tensor::from_vec(classes, b, &Device::Cpu).unwrap(),
-        )
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
+    prior_eps(&prior.predictor(window), x, shape, &alpha_bars, &classes)
 }
 
 /// States that all have scale 1 are one Gaussian: the mixed noise prediction equals the single
@@ -241,20 +228,6 @@ fn states_of_equal_scale_reduce_to_the_single_gaussian() {
     assert!(moved > want.len() / 4, "{moved} of {} moved", want.len());
 }
 
-/// C⁻¹ v from the Cholesky factor `l` of C (n x n), by forward and back substitution.
-fn solve_cholesky(l: &[f64], v: &[f64]) -> Vec<f64> {
-    let n = v.len();
-    let mut y = vec![0.0; n];
-    for i in 0..n {
-        y[i] = (v[i] - (0..i).map(|k| l[i * n + k] * y[k]).sum::<f64>()) / l[i * n + i];
-    }
-    let mut z = vec![0.0; n];
-    for i in (0..n).rev() {
-        z[i] = (y[i] - (i + 1..n).map(|k| l[k * n + i] * z[k]).sum::<f64>()) / l[i * n + i];
-    }
-    z
-}
-
 /// ε_G written out from its definition, without the eigenbasis or the recursion: in state k a
 /// noisy day has covariance C_k = ᾱ s²_k Σ + σ² I, its noise prediction is σ C_k⁻¹ (x − √ᾱ μ),
 /// and the predictions are mixed by each day's posterior over the states, summed over every
@@ -284,20 +257,13 @@ fn the_noise_prediction_mixes_each_states_exact_prediction_by_its_posterior() {
         .iter()
         .map(|v| 2.0 * v)
         .collect();
-    let col = |v: Vec<f32>| Tensor::from_vec(v, (b, 1, 1), &Device::Cpu).unwrap();
-    let got: Vec<f32> = prior
-        .predictor(window)
-        .eps(
-            &Tensor::from_vec(x.clone(), (b, assets, padded), &Device::Cpu).unwrap(),
-            &col(alpha_bars.iter().map(|a| a.sqrt() as f32).collect()),
-            &col(alpha_bars.iter().map(|a| (1.0 - a).sqrt() as f32).collect()),
-            &Tensor::new(&classes, &Device::Cpu).unwrap(),
-        )
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let got = prior_eps(
+        &prior.predictor(window),
+        &x,
+        (b, assets, padded),
+        &alpha_bars,
+        &classes,
+    );
     let (k, initial, transitions) = (chain.states(), chain.initial(), chain.transitions());
     for w in 0..b {
         let c = classes[w] as usize;
@@ -324,7 +290,7 @@ fn the_noise_prediction_mixes_each_states_exact_prediction_by_its_posterior() {
             let l = cholesky(&cov, assets).unwrap();
             let log_det: f64 = (0..assets).map(|i| 2.0 * l[i * assets + i].ln()).sum();
             for d in 0..window {
-                let z = solve_cholesky(&l, &centred[d]);
+                let z = solve_spd(&cov, assets, &centred[d]).unwrap();
                 let quadratic: f64 = z.iter().zip(&centred[d]).map(|(z, v)| z * v).sum();
                 log_density[d][state] = -0.5 * (quadratic + log_det);
                 solved[d][state] = z;

@@ -254,3 +254,29 @@ pub fn sample_prior_alone(net: &PriorOnly, n: usize, class: u32, seed: u64) -> V
         .to_vec1()
         .unwrap()
 }
+
+/// ε_G of `predictor` for the windows `x` of `shape` (batch, assets, padded) at the noise levels
+/// ᾱ `alpha_bars` and the classes `classes`, one per window, on the CPU.
+pub fn prior_eps(
+    predictor: &scengen::diffusion::PriorPredictor,
+    x: &[f32],
+    shape: (usize, usize, usize),
+    alpha_bars: &[f64],
+    classes: &[u32],
+) -> Vec<f32> {
+    use candle_core::{Device, Tensor};
+    let b = shape.0;
+    let col = |v: Vec<f32>| Tensor::from_vec(v, (b, 1, 1), &Device::Cpu).unwrap();
+    predictor
+        .eps(
+            &Tensor::from_vec(x.to_vec(), shape, &Device::Cpu).unwrap(),
+            &col(alpha_bars.iter().map(|a| a.sqrt() as f32).collect()),
+            &col(alpha_bars.iter().map(|a| (1.0 - a).sqrt() as f32).collect()),
+            &Tensor::from_vec(classes.to_vec(), b, &Device::Cpu).unwrap(),
+        )
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
