@@ -315,7 +315,7 @@ impl PriorPredictor {
     }
 
     /// ε_G of windows `x` (n x assets x padded) that share `level` into `out` (the same shape,
-    /// zero on the padding). In the eigenbasis of the class's Σ, the coordinate y_j of a day
+    /// zeros, which the padding keeps). In the eigenbasis of the class's Σ, the coordinate y_j of a day
     /// has variance ᾱ s²_k λ_j + σ² in state k, and the prediction σ y_j / that variance is
     /// mixed over the states by their posterior given the whole window. The days of all the
     /// windows are stacked as rows, so that each product is one matrix product.
@@ -386,7 +386,6 @@ impl PriorPredictor {
         s.coords.iter_mut().zip(&s.work).for_each(|(y, g)| *y *= g);
         let u_t = &self.vectors_t[class * a * a..(class + 1) * a * a];
         matmul(&s.coords, u_t, (rows, a, a), &mut s.days);
-        out.fill(0.0);
         for (window, eps) in out
             .chunks_exact_mut(a * padded)
             .zip(s.days.chunks_exact(days * a))

@@ -172,7 +172,7 @@ impl VolatilityChain {
                 }
             }
             let total = f64::max(total, f64::MIN_POSITIVE);
-            // One division a day, not one a state: they would cost more than the rest.
+            // One division a day rather than one a state.
             let inverse = 1.0 / total;
             for (i, m) in marginal.iter_mut().enumerate() {
                 let today = &mut alpha[d * k + i * s..d * k + (i + 1) * s];
