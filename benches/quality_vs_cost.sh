@@ -2,9 +2,10 @@
 # Quality against cost of the samplers. For high-vix and low-vix: PATHS paths of the default
 # model with DDPM over all 1,000 steps under two seeds (the reference, and its seed-to-seed
 # noise), and at 5, 10, 20, 50 and 100 network evaluations per path DDIM (deterministic, uniform
-# spacing), DDIM with η = 1 (stochastic) and DPM-Solver++(2M) (log-SNR, and at 10 and 20 also
-# uniform and quadratic spacing), all guided at the default weight; then one evaluation per
-# regime against the held-out windows, whose headline table is the quality-vs-cost table.
+# spacing), DDIM with η = 1 (stochastic), DPM-Solver++(2M) (log-SNR, and at 10 and 20 also
+# uniform and quadratic spacing) and its SDE form (log-SNR), all guided at the default weight;
+# then one evaluation per regime against the held-out windows, whose headline table is the
+# quality-vs-cost table.
 # Files already present are kept, so an interrupted sweep resumes.
 #
 #   benches/quality_vs_cost.sh [OUT_DIR] [PATHS]      (defaults: reports/sampler-sweep, 2000)
@@ -34,6 +35,7 @@ for regime in high-vix low-vix; do
     run "ddim-$steps" --sampler ddim --steps "$steps" --spacing uniform
     run "ddim-eta1-$steps" --sampler ddim --steps "$steps" --eta 1 --spacing uniform
     run "dpm-$steps" --sampler dpm-solver++ --steps "$steps" --spacing logsnr
+    run "sde-dpm-$steps" --sampler sde-dpm-solver++ --steps "$steps" --spacing logsnr
   done
   for steps in 10 20; do
     run "dpm-uni-$steps" --sampler dpm-solver++ --steps "$steps" --spacing uniform

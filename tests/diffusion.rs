@@ -360,3 +360,53 @@ fn frozen_and_trainable_convolutions_agree() {
     let diff = max_abs_diff(&trainable, &frozen);
     assert!(diff < 1e-4, "max difference {diff}");
 }
+
+/// The variance of `n` samples of SDE-DPM-Solver++ at `steps` driven by the exact noise
+/// prediction of Gaussian data N(0, s²), relative to the exact variance at the last level.
+fn sde_variance_error(steps: usize, n: usize, seed: u64) -> f64 {
+    let schedule = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
+    let s2 = 0.25;
+    let v = |ab: f64| ab * s2 + 1.0 - ab;
+    let kind = SamplerKind::SdeDpmSolver {
+        steps,
+        spacing: Spacing::LogSnr,
+    };
+    let mut sampler = kind.build(&schedule, None);
+    let mut rng = scengen::rng::SeededRng::new(seed, 0);
+    let mut normals = |scale: f64| {
+        let z: Vec<f64> = (0..n).map(|_| scale * rng.normal()).collect();
+        Tensor::from_vec(z, n, &Device::Cpu).unwrap()
+    };
+    let start = schedule.alpha_bars[sampler.timesteps()[0]];
+    let mut x = normals(v(start).sqrt());
+    for i in 0..sampler.timesteps().len() {
+        let ab = schedule.alpha_bars[sampler.timesteps()[i]];
+        let eps = (&x * ((1.0 - ab).sqrt() / v(ab))).unwrap();
+        assert!(sampler.needs_noise(i));
+        let z = normals(1.0);
+        x = sampler.step(i, &x, &eps, Some(&z)).unwrap();
+    }
+    let got: f64 = x.sqr().unwrap().mean_all().unwrap().to_scalar().unwrap();
+    got / v(schedule.alpha_bars[0]) - 1.0
+}
+
+/// Driven by the exact noise prediction of Gaussian data, the SDE form of DPM-Solver++ gives
+/// the data's variance at the last level, and nearer with more steps: its drift and its fresh
+/// noise are scaled right (without the noise, the variance would collapse; with the ODE's drift
+/// and the noise, it would double). Measured, mean of three seeds of 40,000 samples (sampling
+/// error 0.4%): −17.5% at 10 steps, +8.1% at 20, +3.0% at 50, +0.7% at 100.
+#[test]
+fn sde_dpm_solver_samples_gaussian_data_with_its_variance() {
+    let error = |steps: usize| {
+        (0..3)
+            .map(|s| sde_variance_error(steps, 40_000, s))
+            .sum::<f64>()
+            / 3.0
+    };
+    let (few, many) = (error(20), error(100));
+    assert!(many.abs() < 0.015, "100 steps: {many}");
+    assert!(
+        few.abs() > 4.0 * many.abs(),
+        "20 steps {few} vs 100 steps {many}"
+    );
+}

@@ -39,6 +39,8 @@ pub enum SamplerArg {
     Ddim,
     #[value(name = "dpm-solver++")]
     DpmSolver,
+    #[value(name = "sde-dpm-solver++")]
+    SdeDpmSolver,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -153,7 +155,8 @@ pub struct SamplingArgs {
     /// Sampler (default: DPM-Solver++(2M), 50 steps, log-SNR spacing; see README).
     #[arg(long, value_enum, default_value = "dpm-solver++")]
     pub sampler: SamplerArg,
-    /// Network evaluations per path (DDIM, DPM-Solver++), doubled by guidance.
+    /// Network evaluations per path (DDIM, DPM-Solver++ and its SDE form), doubled by
+    /// guidance.
     #[arg(long, default_value_t = 50)]
     pub steps: usize,
     /// How the steps are spread over the noise levels.
@@ -188,6 +191,10 @@ impl SamplingArgs {
                 spacing,
             },
             SamplerArg::DpmSolver => SamplerKind::DpmSolver {
+                steps: self.steps,
+                spacing,
+            },
+            SamplerArg::SdeDpmSolver => SamplerKind::SdeDpmSolver {
                 steps: self.steps,
                 spacing,
             },

@@ -127,6 +127,14 @@ pub enum SamplerKind {
         #[serde(default)]
         spacing: Spacing,
     },
+    /// SDE-DPM-Solver++(2M) (Lu et al. 2022): the same multistep on the reverse SDE instead of
+    /// the probability-flow ODE, adding fresh noise at every step as DDPM does.
+    #[serde(rename = "sde-dpm-solver++")]
+    SdeDpmSolver {
+        steps: usize,
+        #[serde(default)]
+        spacing: Spacing,
+    },
 }
 
 impl SamplerKind {
@@ -147,6 +155,12 @@ impl SamplerKind {
             )),
             SamplerKind::DpmSolver { steps, spacing } => Box::new(DpmSolver::new(
                 StepGrid::new(schedule, steps, spacing),
+                false,
+                clip,
+            )),
+            SamplerKind::SdeDpmSolver { steps, spacing } => Box::new(DpmSolver::new(
+                StepGrid::new(schedule, steps, spacing),
+                true,
                 clip,
             )),
         }
@@ -156,7 +170,9 @@ impl SamplerKind {
     pub fn validate(&self) -> crate::error::Result<()> {
         use crate::error::Error;
         match *self {
-            SamplerKind::Ddim { steps: 0, .. } | SamplerKind::DpmSolver { steps: 0, .. } => {
+            SamplerKind::Ddim { steps: 0, .. }
+            | SamplerKind::DpmSolver { steps: 0, .. }
+            | SamplerKind::SdeDpmSolver { steps: 0, .. } => {
                 Err(Error::option("--steps", 0, "must be at least 1"))
             }
             SamplerKind::Ddim { eta, .. } if !(0.0..=1.0).contains(&eta) => {
@@ -170,7 +186,9 @@ impl SamplerKind {
     pub fn steps(&self, schedule_len: usize) -> usize {
         match *self {
             SamplerKind::Ddpm => schedule_len,
-            SamplerKind::Ddim { steps, .. } | SamplerKind::DpmSolver { steps, .. } => steps,
+            SamplerKind::Ddim { steps, .. }
+            | SamplerKind::DpmSolver { steps, .. }
+            | SamplerKind::SdeDpmSolver { steps, .. } => steps,
         }
     }
 }
@@ -234,16 +252,20 @@ impl Sampler for Ddim {
 /// DPM-Solver++(2M): with α = √ᾱ, σ = √(1 − ᾱ), λ = log(α / σ) and h = λ_next − λ,
 /// x_next = (σ_next / σ) x − α_next (e^(−h) − 1) D, where D is x̂_0 on the first and the last
 /// step and otherwise the second-order combination (1 + 1/(2r)) x̂_0 − 1/(2r) x̂_0,prev with r = h_prev / h.
+/// Its SDE form takes the same D and replaces noise it removes by fresh noise z:
+/// x_next = (σ_next / σ) e^(−h) x − α_next (e^(−2h) − 1) D + σ_next √(1 − e^(−2h)) z.
 pub struct DpmSolver {
     grid: StepGrid,
+    stochastic: bool,
     clip: Option<f64>,
     previous: Option<(Tensor, f64)>,
 }
 
 impl DpmSolver {
-    pub fn new(grid: StepGrid, clip: Option<f64>) -> Self {
+    pub fn new(grid: StepGrid, stochastic: bool, clip: Option<f64>) -> Self {
         Self {
             grid,
+            stochastic,
             clip,
             previous: None,
         }
@@ -255,8 +277,8 @@ impl Sampler for DpmSolver {
         &self.grid.timesteps
     }
 
-    fn needs_noise(&self, _i: usize) -> bool {
-        false
+    fn needs_noise(&self, i: usize) -> bool {
+        self.stochastic && self.grid.alpha_bars[i + 1] < 1.0
     }
 
     fn step(
@@ -264,7 +286,7 @@ impl Sampler for DpmSolver {
         i: usize,
         x: &Tensor,
         eps: &Tensor,
-        _noise: Option<&Tensor>,
+        noise: Option<&Tensor>,
     ) -> Result<Tensor> {
         let (ab, ab_next) = (self.grid.alpha_bars[i], self.grid.alpha_bars[i + 1]);
         let x0 = predict_x0(x, eps, ab, self.clip)?;
@@ -287,7 +309,16 @@ impl Sampler for DpmSolver {
             }
             _ => x0.clone(),
         };
-        let next = ((x * (sigma_next / sigma))? - (d * (alpha_next * (-h).exp_m1()))?)?;
+        let next = if self.stochastic {
+            let decay = (-2.0 * h).exp_m1();
+            let drift = ((x * (sigma_next / sigma * (-h).exp()))? - (d * (alpha_next * decay))?)?;
+            match noise {
+                Some(z) => (drift + (z * (sigma_next * (-decay).sqrt()))?)?,
+                None => drift,
+            }
+        } else {
+            ((x * (sigma_next / sigma))? - (d * (alpha_next * (-h).exp_m1()))?)?
+        };
         self.previous = Some((x0, h));
         Ok(next)
     }
