@@ -26,17 +26,15 @@ impl SeededRng {
 
     /// `n` standard normal draws as `f32`, for tensors.
     pub fn normals_f32(&mut self, n: usize) -> Vec<f32> {
-        let mut out = Vec::with_capacity(n);
-        self.extend_normals_f32(&mut out, n);
+        let mut out = vec![0.0; n];
+        self.fill_normals_f32(&mut out);
         out
     }
 
-    /// Appends `n` standard normal `f32` draws to `out`.
-    pub fn extend_normals_f32(&mut self, out: &mut Vec<f32>, n: usize) {
-        out.extend((0..n).map(|_| {
-            let z: f32 = StandardNormal.sample(&mut self.0);
-            z
-        }));
+    /// Fills `out` with standard normal `f32` draws.
+    pub fn fill_normals_f32(&mut self, out: &mut [f32]) {
+        out.iter_mut()
+            .for_each(|z| *z = StandardNormal.sample(&mut self.0));
     }
 
     /// Uniform on [0, 1).
