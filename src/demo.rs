@@ -98,12 +98,17 @@ pub fn run(seed: u64) -> Result<()> {
             rows.push((method.name().to_string(), summarize_file(&out)?));
             files.push((out, Some(method.name().to_string())));
         }
+        // A regime without held-out windows gets no real reference: its paths are still scored
+        // for risk, and there is nothing to evaluate them against.
+        let held_out = !set
+            .select(Some(regime), SplitChoice::Test, test_from)
+            .is_empty();
         let t = Instant::now();
         let risk_dir = PathBuf::from(format!("reports/risk/{label}"));
-        let risk = run_risk(&RiskConfig {
+        risks.push(run_risk(&RiskConfig {
             portfolio: PathBuf::from(EXAMPLE_PORTFOLIO),
             scenarios: files.clone(),
-            real: Some(windows.clone()),
+            real: held_out.then(|| windows.clone()),
             split: SplitChoice::Test,
             test_from,
             horizons: vec![1, 10, 30],
@@ -111,39 +116,33 @@ pub fn run(seed: u64) -> Result<()> {
             resamples: 1000,
             seed,
             out: risk_dir.clone(),
-        });
-        match risk {
-            Ok(r) => {
-                risks.push(r);
-                timings.push(format!(
-                    "[risk] {label}: {:.1} s -> {}/report.html",
-                    t.elapsed().as_secs_f64(),
-                    risk_dir.display()
-                ));
-            }
-            // A regime without held-out windows has no real losses to show beside the paths.
-            Err(e) => timings.push(format!("[risk] {label}: skipped ({e})")),
-        }
+        })?);
+        timings.push(format!(
+            "[risk] {label}: {:.1} s -> {}/report.html",
+            t.elapsed().as_secs_f64(),
+            risk_dir.display()
+        ));
         let t = Instant::now();
         let report_dir = PathBuf::from(format!("reports/{label}"));
-        match evaluate(&EvaluateConfig {
-            real: windows.clone(),
-            regime: label.clone(),
-            split: SplitChoice::Test,
-            test_from,
-            synthetic: files,
-            out: report_dir.clone(),
-        }) {
-            Ok(e) => {
-                reports.push(summary_text(&e));
-                timings.push(format!(
-                    "[evaluate] {label}: {:.1} s -> {}/report.html",
-                    t.elapsed().as_secs_f64(),
-                    report_dir.display()
-                ));
-            }
-            // A regime without held-out windows has nothing to be scored against.
-            Err(e) => timings.push(format!("[evaluate] {label}: skipped ({e})")),
+        if held_out {
+            let e = evaluate(&EvaluateConfig {
+                real: windows.clone(),
+                regime: label.clone(),
+                split: SplitChoice::Test,
+                test_from,
+                synthetic: files,
+                out: report_dir.clone(),
+            })?;
+            reports.push(summary_text(&e));
+            timings.push(format!(
+                "[evaluate] {label}: {:.1} s -> {}/report.html",
+                t.elapsed().as_secs_f64(),
+                report_dir.display()
+            ));
+        } else {
+            timings.push(format!(
+                "[evaluate] {label}: skipped (no held-out window from {TEST_FROM})"
+            ));
         }
         for (name, split) in [
             ("real test", SplitChoice::Test),
