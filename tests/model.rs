@@ -334,6 +334,77 @@ fn bad_model_directories_fail_clearly() {
 }
 
 #[test]
+fn bad_generation_counts_name_the_option_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = trained_tiny_model(dir.path());
+    let timesteps = load_model(&model, &candle_core::Device::Cpu)
+        .unwrap()
+        .card
+        .timesteps;
+    let out = dir.path().join("s.parquet");
+    let expect_option = |g: GenerateConfig, option: &str, needle: &str| {
+        let e = generate(&g).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidOption { option: ref o, ref reason, .. } if o == option && reason.contains(needle)),
+            "{e}"
+        );
+        assert!(!out.exists());
+    };
+    let g = || gen_config(&model, out.clone(), "calm", 10, 1);
+    expect_option(GenerateConfig { n: 0, ..g() }, "--n", "at least 1");
+    expect_option(
+        GenerateConfig {
+            batch_size: 0,
+            ..g()
+        },
+        "--batch-size",
+        "at least 1",
+    );
+    // A grid has at most T - 1 evaluations: more would run fewer than the output records.
+    for steps in [timesteps, 5 * timesteps] {
+        let sampler = SamplerKind::DpmSolver {
+            steps,
+            spacing: Spacing::LogSnr,
+        };
+        let most = format!("at most {}", timesteps - 1);
+        expect_option(GenerateConfig { sampler, ..g() }, "--steps", &most);
+    }
+    let sampler = SamplerKind::Ddim {
+        steps: timesteps - 1,
+        eta: 0.0,
+        spacing: Spacing::Uniform,
+    };
+    generate(&GenerateConfig { sampler, ..g() }).unwrap();
+    assert!(out.exists());
+}
+
+#[test]
+fn bad_training_options_name_the_option_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gauss.parquet");
+    write_gaussian_windows(&data, &CHOL, 3, 8, 100, 2.0, 5);
+    let m = dir.path().join("m");
+    let expect_option = |c: TrainConfig, option: &str, value: &str| {
+        let e = train(&c).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidOption { option: ref o, value: ref v, .. } if o == option && v == value),
+            "{e}"
+        );
+        assert!(!m.exists());
+    };
+    let mut c = train_config(&data, &m, 1, 1);
+    c.patience = 0;
+    expect_option(c, "--patience", "0");
+    // The default network's width: GroupNorm needs a multiple of its 8 groups.
+    for channels in [0, 12] {
+        let mut c = train_config(&data, &m, 1, 1);
+        c.architecture = None;
+        c.base_channels = Some(channels);
+        expect_option(c, "--channels", &channels.to_string());
+    }
+}
+
+#[test]
 fn training_refuses_a_split_without_training_windows() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("gauss.parquet");

@@ -166,14 +166,28 @@ impl SamplerKind {
         }
     }
 
-    /// Checks the settings, naming the option at fault.
-    pub fn validate(&self) -> crate::error::Result<()> {
+    /// Checks the settings against a schedule of `schedule_len` steps, naming the option at
+    /// fault. A grid has at most `schedule_len − 1` evaluations (see [`StepGrid::new`]); more
+    /// would silently run fewer than asked and record the wrong count in the output.
+    pub fn validate(&self, schedule_len: usize) -> crate::error::Result<()> {
         use crate::error::Error;
+        let most = schedule_len.saturating_sub(1).max(1);
         match *self {
             SamplerKind::Ddim { steps: 0, .. }
             | SamplerKind::DpmSolver { steps: 0, .. }
             | SamplerKind::SdeDpmSolver { steps: 0, .. } => {
                 Err(Error::option("--steps", 0, "must be at least 1"))
+            }
+            SamplerKind::Ddim { steps, .. }
+            | SamplerKind::DpmSolver { steps, .. }
+            | SamplerKind::SdeDpmSolver { steps, .. }
+                if steps > most =>
+            {
+                Err(Error::option(
+                    "--steps",
+                    steps,
+                    format!("must be at most {most}: the model has {schedule_len} diffusion steps"),
+                ))
             }
             SamplerKind::Ddim { eta, .. } if !(0.0..=1.0).contains(&eta) => {
                 Err(Error::option("--eta", eta, "must lie in [0, 1]"))

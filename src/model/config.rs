@@ -83,6 +83,9 @@ impl UNetConfig {
     /// Checks that the pieces fit together.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(Error::option("model config", what, "invalid architecture"));
+        if self.base_channels == 0 {
+            return bad("base_channels 0".into());
+        }
         if self.channel_mults.is_empty() || self.channel_mults.contains(&0) {
             return bad(format!("channel_mults {:?}", self.channel_mults));
         }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{batches, sample_paths};
 use crate::diffusion::SamplerKind;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{load_model, Denoiser, Engine, UNetConfig};
 
 /// What to measure.
@@ -60,12 +60,14 @@ pub struct BenchReport {
 
 /// Generates `n` paths `runs` times (nothing written) and reports the median.
 pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
-    if config.runs == 0 || config.n == 0 {
-        return Err(Error::option("--runs/--n", 0, "must be at least 1"));
-    }
+    super::check_counts(&[
+        ("--runs", config.runs),
+        ("--n", config.n),
+        ("--batch-size", config.batch_size),
+    ])?;
     super::check_guidance(config.guidance)?;
-    config.sampler.validate()?;
     let model = load_model(&config.model, &config.device)?;
+    config.sampler.validate(model.card.timesteps)?;
     let guidance = config
         .guidance
         .unwrap_or_else(|| super::default_guidance(&model.card));

@@ -7,7 +7,7 @@ mod scenarios;
 pub use bench::{bench, peak_rss_mib, BenchConfig, BenchReport};
 pub use scenarios::{
     default_label, for_each_diffusion_set, read_scenarios, scenario_files, scenario_schema,
-    ScenarioSet, ScenarioWriter,
+    set_labels, ScenarioSet, ScenarioWriter,
 };
 
 use std::collections::BTreeMap;
@@ -32,6 +32,15 @@ pub fn default_guidance(card: &crate::model::ModelCard) -> f64 {
         1.0
     } else {
         DEFAULT_GUIDANCE
+    }
+}
+
+/// Checks that each count given on the command line is at least 1. A batch size of 0 would
+/// otherwise run one path per batch, hundreds of times slower, without a word.
+fn check_counts(counts: &[(&str, usize)]) -> Result<()> {
+    match counts.iter().find(|(_, v)| *v == 0) {
+        Some((option, _)) => Err(Error::option(option, 0, "must be at least 1")),
+        None => Ok(()),
     }
 }
 
@@ -174,12 +183,10 @@ pub fn batches(n: usize, size: usize) -> impl Iterator<Item = std::ops::Range<us
 
 /// Generates `config.n` paths and writes them; nothing is left behind on failure.
 pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
-    if config.n == 0 {
-        return Err(Error::option("--n", 0, "must be at least 1"));
-    }
+    check_counts(&[("--n", config.n), ("--batch-size", config.batch_size)])?;
     check_guidance(config.guidance)?;
-    config.sampler.validate()?;
     let model = load_model(&config.model, &config.device)?;
+    config.sampler.validate(model.card.timesteps)?;
     let guidance = config
         .guidance
         .unwrap_or_else(|| default_guidance(&model.card));

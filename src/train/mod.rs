@@ -130,6 +130,10 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err(Error::option("--batch-size", 0, "must be at least 1"));
         }
+        // 0 would stop at the first epoch without a better validation loss, as 1 does.
+        if self.patience == 0 {
+            return Err(Error::option("--patience", 0, "must be at least 1"));
+        }
         if !(0.0..1.0).contains(&self.regime_dropout) {
             return Err(Error::option(
                 "--regime-dropout",
@@ -242,6 +246,18 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
         a.linear_path = config.linear_path;
         a
     });
+    if let Some(channels) = config.base_channels {
+        if channels == 0 || arch.validate().is_err() {
+            return Err(Error::option(
+                "--channels",
+                channels,
+                format!(
+                    "must be a positive number divisible by {} (GroupNorm groups) and {} (attention heads)",
+                    arch.groups, arch.heads
+                ),
+            ));
+        }
+    }
     arch.validate()?;
     let padded = arch.padded_len();
     let fit = Dataset::from_windows(&set, &fit_idx, &norm, padded);
