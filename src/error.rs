@@ -104,3 +104,14 @@ impl Error {
         }
     }
 }
+
+/// The positions `(first, second)` of the first item equal to an earlier one: the check behind
+/// every error that names a value given twice (an asset column, a regime or report label).
+pub(crate) fn first_repeat<T: PartialEq>(items: &[T]) -> Option<(usize, usize)> {
+    (0..items.len()).find_map(|i| {
+        items[..i]
+            .iter()
+            .position(|earlier| *earlier == items[i])
+            .map(|first| (first, i))
+    })
+}

@@ -205,7 +205,7 @@ fn covariance_command_writes_every_estimator_per_regime() {
     let out = dir.path().join("cov");
     let all = covariance_report(&CovarianceConfig {
         real: data,
-        scenarios: vec![scen],
+        scenarios: vec![scen.clone()],
         test_from,
         out: out.clone(),
     })
@@ -247,4 +247,24 @@ fn covariance_command_writes_every_estimator_per_regime() {
     assert!(std::fs::read_to_string(out.join("report.html"))
         .unwrap()
         .contains("<svg"));
+
+    // A second file of one regime would give that regime two sets of rows: refused by name.
+    let again = dir.path().join("calm-again.parquet");
+    std::fs::copy(scen.join("calm.parquet"), &again).unwrap();
+    let out = dir.path().join("cov2");
+    let e = covariance_report(&CovarianceConfig {
+        real: dir.path().join("w.parquet"),
+        scenarios: vec![scen, again],
+        test_from,
+        out: out.clone(),
+    })
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("--scenarios")
+            && text.contains("calm-again.parquet")
+            && text.contains("second"),
+        "{text}"
+    );
+    assert!(!out.exists());
 }

@@ -145,6 +145,13 @@ fn scenario_files_that_do_not_fit_are_refused() {
     );
 
     let good = write("g.parquet", &["A0", "A1"], "stressed", 10);
+    let mut c = config(&data, vec![good.clone(), good.clone()], &out);
+    c.synthetic[1].1 = Some("g".into());
+    let e = evaluate(&c).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, ref value, .. } if option == "--label" && value == "g"),
+        "{e}"
+    );
     let mut c = config(&data, vec![good.clone()], &out);
     c.regime = "crash".into();
     let e = evaluate(&c).unwrap_err();

@@ -234,6 +234,35 @@ fn unknown_asset_column() {
     );
 }
 
+#[test]
+fn asset_named_twice() {
+    let case = Case::new();
+    write_panel(
+        &case.input,
+        &days(40),
+        vec![Col::F64("A", prices(40, 1)), Col::F64("B", prices(40, 2))],
+    );
+    let mut c = case.config();
+    c.assets = Some(vec!["A".into(), "B".into(), "A".into()]);
+    let e = case.fail(&c);
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, ref reason, .. }
+            if option == "--assets" && reason.contains("`A` is named twice (at positions 1 and 3)")),
+        "{e}"
+    );
+    // Parquet allows two columns of one name: an asset twice makes every covariance singular.
+    write_panel(
+        &case.input,
+        &days(40),
+        vec![Col::F64("A", prices(40, 1)), Col::F64("A", prices(40, 2))],
+    );
+    let e = case.fail(&case.config());
+    assert!(
+        matches!(e, Error::BadFile { ref reason, .. } if reason.contains("column `A` is used twice")),
+        "{e}"
+    );
+}
+
 fn panel_with(value: f64, row: usize) -> Case {
     let case = Case::new();
     let mut p = prices(40, 2);

@@ -280,10 +280,25 @@ fn the_backtest_rejects_bad_inputs_by_name() {
     c.lookback = 7000;
     assert_fails_cleanly(&c, |e| e.to_string().contains("--lookback"));
 
+    // Too short a lookback is named itself, not through --variance-days, which it bounds.
+    let mut c = config(&out, "2016-12-31");
+    c.lookback = 0;
+    assert_fails_cleanly(
+        &c,
+        |e| matches!(e, Error::InvalidOption { ref option, .. } if option == "--lookback"),
+    );
+
     // Variances over more days than the lookback.
     let mut c = config(&out, "2016-12-31");
     c.variance_days = 300;
     assert_fails_cleanly(&c, |e| e.to_string().contains("--variance-days"));
+
+    // An end before the start.
+    let c = config(&out, "2015-12-31");
+    assert_fails_cleanly(
+        &c,
+        |e| matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "--to" && reason.contains("2016-01-01")),
+    );
 
     // A price file without the scenarios' assets.
     let mut c = config(&out, "2016-12-31");

@@ -264,10 +264,31 @@ fn the_risk_run_rejects_bad_inputs_by_name() {
     assert_fails_cleanly(&c, |e| e.contains("--levels") && e.contains("99"));
 
     let mut c = config(&out);
+    c.horizons = vec![10, 1, 10];
+    assert_fails_cleanly(&c, |e| {
+        e.contains("--horizons") && e.contains("10 is given twice")
+    });
+
+    let mut c = config(&out);
+    c.levels = vec![0.95, 0.99, 0.95];
+    assert_fails_cleanly(&c, |e| {
+        e.contains("--levels") && e.contains("0.95 is given twice")
+    });
+
+    let mut c = config(&out);
     c.scenarios
         .push((inputs().join("low-vix.parquet"), Some("gaussian".into())));
     assert_fails_cleanly(&c, |e| {
         e.contains("low-vix.parquet") && e.contains("give files of one regime")
+    });
+
+    // Two files of one name in different folders, labelled by that name.
+    let mut c = config(&out);
+    let copy = dir.path().join("high-vix.parquet");
+    std::fs::copy(&c.scenarios[0].0, &copy).unwrap();
+    c.scenarios = vec![(c.scenarios[0].0.clone(), None), (copy, None)];
+    assert_fails_cleanly(&c, |e| {
+        e.contains("--label") && e.contains("`high-vix`") && e.contains("names both")
     });
 
     let mut c = config(&out);

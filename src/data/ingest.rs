@@ -7,7 +7,7 @@ use super::panel::{OnMissing, Panel, ValueKind};
 use super::regime::{RegimeRule, SignalSource, EMBEDDED_PRICES, TRADING_DAYS};
 use super::returns::Returns;
 use super::windows::{WindowInfo, WindowSet};
-use crate::error::{Error, Result};
+use crate::error::{first_repeat, Error, Result};
 use crate::io::{format_date, sha256_file};
 use crate::stats::{mean, std_dev};
 
@@ -93,6 +93,19 @@ pub fn ingest(config: &IngestConfig) -> Result<IngestSummary> {
     }
     if config.stride == 0 {
         return Err(Error::option("--stride", 0, "must be at least 1"));
+    }
+    let assets = config.assets.as_deref().unwrap_or_default();
+    if let Some((first, second)) = first_repeat(assets) {
+        return Err(Error::option(
+            "--assets",
+            assets.join(","),
+            format!(
+                "`{}` is named twice (at positions {} and {})",
+                assets[first],
+                first + 1,
+                second + 1
+            ),
+        ));
     }
     let panel = Panel::read(&config.input, &config.date_column, config.assets.as_deref())?;
     let rows_read = panel.len();

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{first_repeat, Error, Result};
 use crate::io::{date_column, f64_column, format_date, read_parquet};
 
 /// What the asset columns hold.
@@ -53,6 +53,15 @@ impl Panel {
         };
         if assets.is_empty() {
             return Err(Error::bad_file(path, "no asset columns besides the date"));
+        }
+        // Parquet allows two columns of one name; an asset twice would make every covariance
+        // singular downstream.
+        if let Some((first, _)) = first_repeat(&assets) {
+            let name = &assets[first];
+            return Err(Error::bad_file(
+                path,
+                format!("column `{name}` is used twice"),
+            ));
         }
         let columns = assets
             .iter()

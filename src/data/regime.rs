@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::panel::{OnMissing, Panel, ValueKind};
 use super::returns::Returns;
-use crate::error::{Error, Result};
+use crate::error::{first_repeat, Error, Result};
 use crate::stats::std_dev;
 
 /// Trading days in the trailing realised-volatility signal.
@@ -64,8 +64,8 @@ impl RegimeRule {
                 ),
             ));
         }
-        let mut seen = std::collections::HashSet::new();
-        if let Some(dup) = labels.iter().find(|l| l.is_empty() || !seen.insert(*l)) {
+        let repeated = first_repeat(&labels).map(|(first, _)| &labels[first]);
+        if let Some(dup) = labels.iter().find(|l| l.is_empty()).or(repeated) {
             return Err(Error::option(
                 "--labels",
                 labels.join(","),

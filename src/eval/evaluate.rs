@@ -10,7 +10,7 @@ use super::metrics::{set_metrics, Paths, Reference, SetMetrics};
 use crate::data::{DailyPanel, SplitChoice, WindowSet};
 use crate::error::{Error, Result};
 use crate::io::{format_date, write_text, AtomicDir};
-use crate::sample::{default_label, read_scenarios};
+use crate::sample::{read_scenarios, set_labels};
 use crate::stats::{mean, std_dev};
 
 /// Settings of one evaluation.
@@ -79,6 +79,7 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
             "give at least one scenario file",
         ));
     }
+    let labels = set_labels(&config.synthetic)?;
     let set = WindowSet::read(&config.real)?;
     let regime = set.rule.index_of(&config.regime)?;
     let (n, window) = (set.assets.len(), set.window);
@@ -100,7 +101,8 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
     let scenarios = config
         .synthetic
         .iter()
-        .map(|(path, label)| {
+        .zip(labels)
+        .map(|((path, _), label)| {
             let s = read_scenarios(path)?;
             if s.assets != set.assets {
                 return Err(Error::bad_file(
@@ -123,7 +125,6 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
                     format!("holds regime `{}`, not `{}`", s.regime, config.regime),
                 ));
             }
-            let label = label.clone().unwrap_or_else(|| default_label(path));
             Ok((label, s))
         })
         .collect::<Result<Vec<_>>>()?;

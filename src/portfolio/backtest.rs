@@ -170,17 +170,6 @@ fn synthetic_by_regime(config: &BacktestConfig) -> Result<(Vec<String>, Syntheti
                 ));
             }
         }
-        if let Some((other, _)) = by_regime.get(&set.regime) {
-            return Err(Error::option(
-                "--scenarios",
-                file.display(),
-                format!(
-                    "a second diffusion scenario file for regime `{}` (first: {})",
-                    set.regime,
-                    other.display()
-                ),
-            ));
-        }
         let n = set.assets.len();
         let synthetic = SyntheticCorrelation::from_rows(&set.values, n);
         assets = Some(set.assets);
@@ -192,11 +181,11 @@ fn synthetic_by_regime(config: &BacktestConfig) -> Result<(Vec<String>, Syntheti
 
 /// Runs the backtest; writes nothing (see [`super::write_backtest`]).
 pub fn run_backtest(config: &BacktestConfig) -> Result<Backtest> {
-    if config.variance_days < 2 || config.variance_days > config.lookback {
+    if let Some(to) = config.to.filter(|to| *to < config.from) {
         return Err(Error::option(
-            "--variance-days",
-            config.variance_days,
-            format!("must lie in 2..={} (--lookback)", config.lookback),
+            "--to",
+            format_date(to),
+            format!("is before --from {}", format_date(config.from)),
         ));
     }
     let (assets, synthetic) = synthetic_by_regime(config)?;
@@ -206,6 +195,13 @@ pub fn run_backtest(config: &BacktestConfig) -> Result<Backtest> {
             "--lookback",
             config.lookback,
             format!("needs more days than the {n} assets for an invertible sample covariance"),
+        ));
+    }
+    if config.variance_days < 2 || config.variance_days > config.lookback {
+        return Err(Error::option(
+            "--variance-days",
+            config.variance_days,
+            format!("must lie in 2..={} (--lookback)", config.lookback),
         ));
     }
     let panel = Panel::read(&config.prices, &config.date_column, Some(&assets))?
@@ -224,8 +220,11 @@ pub fn run_backtest(config: &BacktestConfig) -> Result<Backtest> {
             "--from",
             format_date(config.from),
             format!(
-                "no return day of {} from then on (data end {})",
+                "no return day of {} from then on{} (data end {})",
                 config.prices.display(),
+                config
+                    .to
+                    .map_or(String::new(), |to| format!(" to --to {}", format_date(to))),
                 format_date(*days.last().unwrap_or(&0))
             ),
         ));

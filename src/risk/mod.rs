@@ -18,10 +18,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::data::{SplitChoice, WindowSet};
-use crate::error::{Error, Result};
+use crate::error::{first_repeat, Error, Result};
 use crate::io::format_date;
 use crate::rng::SeededRng;
-use crate::sample::{default_label, read_scenarios};
+use crate::sample::{read_scenarios, set_labels};
 
 /// Settings of one risk run.
 #[derive(Debug, Clone)]
@@ -82,11 +82,12 @@ const NOTE: &str = "Positions are held without trading from the first day of eac
 /// outputs; returns what was written.
 pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
     check_config(config)?;
+    let labels = set_labels(&config.scenarios)?;
     let portfolio = Portfolio::read(&config.portfolio)?;
     // One scenario file in memory at a time: only the P&L vectors are kept.
     let mut sets = Vec::new();
     let mut first: Option<(String, usize, PathBuf)> = None;
-    for (k, (path, label)) in config.scenarios.iter().enumerate() {
+    for (k, ((path, _), label)) in config.scenarios.iter().zip(labels).enumerate() {
         let s = read_scenarios(path)?;
         let (regime, _, first_path) =
             first.get_or_insert_with(|| (s.regime.clone(), s.window, path.clone()));
@@ -111,7 +112,7 @@ pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
             (config.resamples > 0).then_some(k as u64),
         );
         sets.push(SetRisk {
-            label: label.clone().unwrap_or_else(|| default_label(path)),
+            label,
             file: path.display().to_string(),
             method: s
                 .metadata
@@ -226,12 +227,27 @@ fn check_config(config: &RiskConfig) -> Result<()> {
             "give one or more holding periods of at least 1 day",
         ));
     }
+    // A repeat would score and report the same rows twice.
+    if let Some((first, _)) = first_repeat(&config.horizons) {
+        return Err(Error::option(
+            "--horizons",
+            list(&horizons),
+            format!("{} is given twice", horizons[first]),
+        ));
+    }
     let levels: Vec<String> = config.levels.iter().map(|l| l.to_string()).collect();
     if config.levels.is_empty() || config.levels.iter().any(|l| !(*l > 0.0 && *l < 1.0)) {
         return Err(Error::option(
             "--levels",
             list(&levels),
             "give one or more confidence levels strictly between 0 and 1, e.g. 0.95,0.99",
+        ));
+    }
+    if let Some((first, _)) = first_repeat(&config.levels) {
+        return Err(Error::option(
+            "--levels",
+            list(&levels),
+            format!("{} is given twice", levels[first]),
         ));
     }
     Ok(())

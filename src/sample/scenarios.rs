@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, AsArray, Float64Array, StringArray, UInt16Array, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt16Type, UInt32Type};
 
-use crate::error::{Error, Result};
+use crate::error::{first_repeat, Error, Result};
 use crate::io::{self, f64_column, read_parquet, AtomicFile, ParquetSink};
 
 /// Metadata key for the window length.
@@ -216,6 +216,28 @@ pub fn default_label(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// The report label of each scenario file: its `--label`, else [`default_label`]. Two files
+/// with one label (`run1/high-vix.parquet` and `run2/high-vix.parquet`) could not be told
+/// apart in a report, so that is an error naming both.
+pub fn set_labels(sets: &[(PathBuf, Option<String>)]) -> Result<Vec<String>> {
+    let labels: Vec<String> = sets
+        .iter()
+        .map(|(path, label)| label.clone().unwrap_or_else(|| default_label(path)))
+        .collect();
+    if let Some((first, second)) = first_repeat(&labels) {
+        return Err(Error::option(
+            "--label",
+            &labels[first],
+            format!(
+                "names both {} and {}; give each scenario file its own --label",
+                sets[first].0.display(),
+                sets[second].0.display()
+            ),
+        ));
+    }
+    Ok(labels)
+}
+
 /// The scenario files named by `inputs`: files as given, folders as their `*.parquet` files in
 /// name order; an error naming `--scenarios` when there are none.
 pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -245,12 +267,13 @@ pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 /// Calls `each` with every diffusion scenario set among `inputs` (files, or folders of them),
 /// one set in memory at a time. Baseline files, which share the scenarios folder, are skipped;
-/// an error names `--scenarios` when no diffusion set is found.
+/// an error names `--scenarios` when no diffusion set is found, or when two are of one regime
+/// (which of them would stand for it is not the tool's to guess).
 pub fn for_each_diffusion_set(
     inputs: &[PathBuf],
     mut each: impl FnMut(ScenarioSet) -> Result<()>,
 ) -> Result<()> {
-    let mut found = false;
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for file in scenario_files(inputs)? {
         let set = read_scenarios(&file)?;
         if set
@@ -260,10 +283,21 @@ pub fn for_each_diffusion_set(
         {
             continue;
         }
-        found = true;
+        if let Some(first) = seen.get(&set.regime) {
+            return Err(Error::option(
+                "--scenarios",
+                file.display(),
+                format!(
+                    "a second diffusion scenario file for regime `{}` (first: {})",
+                    set.regime,
+                    first.display()
+                ),
+            ));
+        }
+        seen.insert(set.regime.clone(), file);
         each(set)?;
     }
-    if found {
+    if !seen.is_empty() {
         Ok(())
     } else {
         Err(Error::option(
