@@ -175,6 +175,40 @@ fn good_small_panel_passes() {
 }
 
 #[test]
+fn a_killed_run_s_temporaries_are_removed_by_the_next_run() {
+    let case = Case::new();
+    write_panel(&case.input, &days(40), vec![Col::F64("A", prices(40, 1))]);
+    let out_dir = case.out.parent().unwrap();
+    std::fs::create_dir_all(out_dir).unwrap();
+    // Process ids no system hands out: their runs are gone. Process 1 always runs.
+    let stale_file = out_dir.join(".windows.parquet.4294967295.tmp");
+    let stale_dir = out_dir.join(".windows.parquet.4294967294.old");
+    let running = out_dir.join(".windows.parquet.1.tmp");
+    let other_target = out_dir.join(".other.parquet.4294967295.tmp");
+    // A killed process stays a zombie until its parent reaps it: this one until the end.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let zombie_stat = format!("/proc/{}/stat", child.id());
+    let ended = (0..500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::read_to_string(&zombie_stat).is_ok_and(|s| s.contains(") Z"))
+    });
+    assert!(ended, "the child did not end");
+    let zombie = out_dir.join(format!(".windows.parquet.{}.tmp", child.id()));
+    for f in [&stale_file, &running, &other_target, &zombie] {
+        std::fs::write(f, b"half a file").unwrap();
+    }
+    std::fs::create_dir_all(stale_dir.join("inner")).unwrap();
+    ingest(&case.config()).unwrap();
+    child.wait().unwrap();
+    assert!(!stale_file.exists() && !stale_dir.exists() && !zombie.exists());
+    assert!(running.exists(), "a running process's temporary is its own");
+    assert!(
+        other_target.exists(),
+        "only the target being written is cleaned"
+    );
+}
+
+#[test]
 fn missing_file() {
     let case = Case::new();
     let e = case.fail(&case.config());

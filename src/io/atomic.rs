@@ -1,5 +1,6 @@
 //! Output that appears whole or not at all: write to a temporary name in the destination folder,
-//! then rename. A failed run drops the temporary file, so a nightly job never finds half a file.
+//! then rename. A failed run drops the temporary file, so a nightly job never finds half a file;
+//! one killed by a signal leaves it hidden, and the next run to write that target removes it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,8 +18,38 @@ fn temporary_beside(target: &Path) -> Result<(PathBuf, PathBuf)> {
         .ok_or_else(|| Error::option("--out", target.display(), "not a file or folder path"))?
         .to_string_lossy()
         .to_string();
+    remove_stale_temporaries(&dir, &name);
     let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     Ok((temp, target))
+}
+
+/// Removes the temporaries of `name` left in `dir` by runs that were killed (a nightly job's
+/// timeout sends a signal, and no drop runs then): `.{name}.{pid}.tmp` or `.old`, file or
+/// folder, whose process no longer exists. A run still writing the same target keeps its own.
+/// Where `/proc` does not list processes, nothing is removed.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().to_string();
+        let Some(pid) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp").or(rest.strip_suffix(".old")))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_running(pid) {
+            let path = entry.path();
+            let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
+            tracing::info!("removed {}, left by a killed run", path.display());
+        }
+    }
 }
 
 /// Writes `text` to `path` (a file inside a folder being built, say), naming `path` on failure.
@@ -128,6 +159,19 @@ impl Drop for AtomicDir {
             let _ = fs::remove_dir_all(&self.temp);
         }
     }
+}
+
+/// Whether process `pid` exists and has not ended: a killed process stays listed as a zombie
+/// (state Z) until its parent reaps it, which in a container may be never.
+fn process_running(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "pid (command) state ...": the command may hold spaces or parentheses.
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X'))
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
