@@ -209,6 +209,61 @@ fn a_killed_run_s_temporaries_are_removed_by_the_next_run() {
 }
 
 #[test]
+fn timestamps_are_dated_in_their_own_time_zone() {
+    use arrow::array::{ArrayRef, RecordBatch, TimestampSecondArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stamps.parquet");
+    let dates = days(40);
+    let at = |hours: i64| -> Vec<i64> {
+        dates
+            .iter()
+            .map(|d| *d as i64 * 86_400 + hours * 3_600)
+            .collect()
+    };
+    // January and February 2000: Tokyo is UTC+9, New York UTC-5. Midnight in Tokyo is the
+    // previous day in UTC; 8 pm in New York is the next day in UTC.
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "tokyo",
+            Arc::new(TimestampSecondArray::from(at(-9)).with_timezone("Asia/Tokyo")),
+        ),
+        (
+            "new_york",
+            Arc::new(TimestampSecondArray::from(at(20 + 5)).with_timezone("America/New_York")),
+        ),
+        (
+            "offset",
+            Arc::new(TimestampSecondArray::from(at(-9)).with_timezone("+09:00")),
+        ),
+        ("naive", Arc::new(TimestampSecondArray::from(at(23)))),
+        (
+            "nowhere",
+            Arc::new(TimestampSecondArray::from(at(0)).with_timezone("Mars/Olympus")),
+        ),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let table = scengen::io::read_parquet(&path).unwrap();
+    for column in ["tokyo", "new_york", "offset", "naive"] {
+        let got = scengen::io::date_column(&table, column).unwrap();
+        assert_eq!(got, dates, "{column}");
+    }
+    let e = scengen::io::date_column(&table, "nowhere").unwrap_err();
+    assert!(
+        matches!(e, Error::ColumnType { ref column, ref dtype, .. } if column == "nowhere" && dtype.contains("Mars/Olympus")),
+        "{e}"
+    );
+}
+
+#[test]
 fn missing_file() {
     let case = Case::new();
     let e = case.fail(&case.config());

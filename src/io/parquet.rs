@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{cast, concat_batches};
-use arrow::datatypes::{DataType, Float64Type, Int32Type, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Float64Type, Int32Type, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -101,10 +101,16 @@ pub fn date_column(table: &ParquetTable, name: &str) -> Result<Vec<i32>> {
     };
     let days = match array.data_type() {
         DataType::Date32 => array.clone(),
+        // A timestamp with a time zone is dated where it was recorded: 1990-01-02 00:00 in
+        // Tokyo is 1990-01-01 in UTC, and dating it there would shift every price a day
+        // against a signal written as plain dates. Naive timestamps keep their wall-clock date.
         DataType::Date64 | DataType::Timestamp(_, _) => {
-            let as_ts = cast(array, &DataType::Timestamp(TimeUnit::Second, None))
-                .map_err(|_| wrong_type())?;
-            cast(&as_ts, &DataType::Date32).map_err(|_| wrong_type())?
+            cast(array, &DataType::Date32).map_err(|e| Error::ColumnType {
+                path: table.path.clone(),
+                column: name.to_string(),
+                dtype: format!("{} ({e})", array.data_type()),
+                expected: "a date (date32, date64 or timestamp)".into(),
+            })?
         }
         _ => return Err(wrong_type()),
     };
