@@ -1,12 +1,12 @@
 //! Building blocks of the 1D U-Net. Only ops with a working backward pass in candle 0.11 are
-//! used: `group_norm`, `ops::softmax` (not `softmax_last_dim`), nearest upsampling (as a
-//! broadcast) followed by a convolution (not `conv_transpose1d`), and the project's own
-//! [`Conv1d`]. Every op also runs on candle's CUDA backend.
+//! used: the project's own [`GroupNorm`] (candle_nn's, with cheaper gradients) and [`Conv1d`],
+//! `ops::softmax` (not `softmax_last_dim`), and nearest upsampling (as a broadcast) followed by
+//! a convolution (not `conv_transpose1d`). Every op also runs on candle's CUDA backend.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{group_norm, linear, GroupNorm, Linear, VarBuilder};
+use candle_nn::{linear, Linear, VarBuilder};
 
-use super::conv::Conv1d;
+use super::conv::{per_channel, Conv1d};
 
 fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, vb: VarBuilder) -> Result<Conv1d> {
     Conv1d::new(c_in, c_out, k, stride, vb)
@@ -22,6 +22,43 @@ pub fn timestep_embedding(t: &Tensor, dim: usize) -> Result<Tensor> {
     let freqs = Tensor::from_vec(freqs, (1, half), t.device())?;
     let args = t.unsqueeze(1)?.broadcast_mul(&freqs)?;
     Tensor::cat(&[args.sin()?, args.cos()?], 1)
+}
+
+/// Group normalisation of (batch, channels, len) with a learned scale and shift per channel
+/// (`weight`, `bias`: candle_nn's names, layout and initial values, so saved models load either
+/// way). candle_nn's `GroupNorm` computes the same values; this one broadcasts the scale and
+/// shift with [`per_channel`], which made their gradients cheap to sum.
+pub struct GroupNorm {
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+}
+
+impl GroupNorm {
+    const EPS: f64 = 1e-5;
+
+    pub fn new(groups: usize, channels: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(channels, "weight", candle_nn::Init::Const(1.0))?,
+            bias: vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.0))?,
+            groups,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, l) = x.dims3()?;
+        let per_group = c / self.groups * l;
+        let grouped = x.reshape((b, self.groups, per_group))?;
+        let mean = (grouped.sum_keepdim(2)? / per_group as f64)?;
+        let centred = grouped.broadcast_sub(&mean)?;
+        let variance = (centred.sqr()?.sum_keepdim(2)? / per_group as f64)?;
+        let normed = centred
+            .broadcast_div(&(variance + Self::EPS)?.sqrt()?)?
+            .reshape((b, c, l))?;
+        normed
+            .broadcast_mul(&per_channel(&self.weight, (b, c, l))?)?
+            .broadcast_add(&per_channel(&self.bias, (b, c, l))?)
+    }
 }
 
 /// GroupNorm, SiLU and a k = 3 convolution, twice, with the embedding projected and added
@@ -44,10 +81,10 @@ impl ResBlock {
         vb: VarBuilder,
     ) -> Result<Self> {
         Ok(Self {
-            norm1: group_norm(groups, c_in, 1e-5, vb.pp("norm1"))?,
+            norm1: GroupNorm::new(groups, c_in, vb.pp("norm1"))?,
             conv1: conv(c_in, c_out, 3, 1, vb.pp("conv1"))?,
             emb_proj: linear(emb, c_out, vb.pp("emb_proj"))?,
-            norm2: group_norm(groups, c_out, 1e-5, vb.pp("norm2"))?,
+            norm2: GroupNorm::new(groups, c_out, vb.pp("norm2"))?,
             conv2: conv(c_out, c_out, 3, 1, vb.pp("conv2"))?,
             skip: if c_in != c_out {
                 Some(conv(c_in, c_out, 1, 1, vb.pp("skip"))?)
@@ -80,7 +117,7 @@ pub struct SelfAttention {
 impl SelfAttention {
     pub fn new(channels: usize, heads: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm: group_norm(groups, channels, 1e-5, vb.pp("norm"))?,
+            norm: GroupNorm::new(groups, channels, vb.pp("norm"))?,
             qkv: conv(channels, 3 * channels, 1, 1, vb.pp("qkv"))?,
             out: conv(channels, channels, 1, 1, vb.pp("out"))?,
             heads,

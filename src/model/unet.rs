@@ -2,9 +2,9 @@
 //! channels.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{embedding, group_norm, linear, Embedding, GroupNorm, Linear, VarBuilder};
+use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 
-use super::blocks::{timestep_embedding, Downsample, ResBlock, SelfAttention, Upsample};
+use super::blocks::{timestep_embedding, Downsample, GroupNorm, ResBlock, SelfAttention, Upsample};
 use super::config::UNetConfig;
 use super::conv::Conv1d;
 
@@ -109,7 +109,7 @@ impl UNet1d {
             down,
             mid,
             up,
-            norm_out: group_norm(groups, ch, 1e-5, vb.pp("norm_out"))?,
+            norm_out: GroupNorm::new(groups, ch, vb.pp("norm_out"))?,
             conv_out: Conv1d::new(ch, c.assets, 3, 1, vb.pp("conv_out"))?,
             linear_path: if c.linear_path > 0 {
                 Some(LinearPath {
