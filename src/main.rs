@@ -11,6 +11,7 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    count_candle_threads_once();
     let cli = scengen::cli::Cli::parse();
     if !cli.runs_candle_network() {
         keep_candle_pool_to_the_main_thread();
@@ -31,6 +32,19 @@ fn tune_allocator() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+/// candle asks for its thread count on every matrix product, and unless RAYON_NUM_THREADS is
+/// set that means reading and parsing /proc/cpuinfo each time (`num_cpus::get_physical`),
+/// thousands of times per training epoch. Counted once here, by candle's own rule, and set for
+/// the run (rayon's pool, which candle's products run on, then has that many threads); an
+/// explicit RAYON_NUM_THREADS is left as given.
+fn count_candle_threads_once() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = candle_core::utils::get_num_threads();
+        // Called before any other thread exists, so nothing reads the environment meanwhile.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
 }
 
