@@ -111,6 +111,61 @@ fn writes_a_self_contained_report_and_stable_metrics() {
 }
 
 #[test]
+fn an_out_folder_is_replaced_only_when_the_report_rewrites_all_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = windows(dir.path());
+    let files = vec![scenarios(dir.path(), &data, "stressed", Method::Gaussian)];
+    // A folder of other things (`--out .`, a typo): refused, untouched, nothing left beside it.
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir_all(theirs.join("sub")).unwrap();
+    std::fs::write(theirs.join("sub").join("notes.txt"), "keep").unwrap();
+    std::fs::write(theirs.join("metrics.json"), "{}").unwrap();
+    let e = evaluate(&config(&data, files.clone(), &theirs)).unwrap_err();
+    assert!(
+        matches!(e, Error::BadFile { ref path, ref reason } if path == &theirs && reason.contains("(sub)")),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(theirs.join("sub").join("notes.txt")).unwrap(),
+        "keep"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("theirs"))
+            .unwrap()
+            .count(),
+        2
+    );
+    let hidden = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count();
+    assert_eq!(hidden, 0, "no temporary left");
+    // A file where the folder would go.
+    let file = dir.path().join("report.txt");
+    std::fs::write(&file, "keep").unwrap();
+    let e = evaluate(&config(&data, files.clone(), &file)).unwrap_err();
+    assert!(e.to_string().contains("is a file"), "{e}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+    // A previous report of the same files, or an empty folder: replaced.
+    let out = dir.path().join("report");
+    evaluate(&config(&data, files.clone(), &out)).unwrap();
+    std::fs::write(out.join("metrics.json"), "{}").unwrap();
+    evaluate(&config(&data, files, &out)).unwrap();
+    assert!(
+        std::fs::read_to_string(out.join("metrics.json"))
+            .unwrap()
+            .len()
+            > 2
+    );
+}
+
+#[test]
 fn scenario_files_that_do_not_fit_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = windows(dir.path());

@@ -74,7 +74,14 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Prepares `target`; its folder is created if missing.
     pub fn new(target: impl AsRef<Path>) -> Result<Self> {
-        let (temp, target) = temporary_beside(target.as_ref())?;
+        let target = target.as_ref();
+        if target.exists() && !target.is_dir() {
+            return Err(Error::bad_file(
+                target,
+                "is a file, and this output is a folder",
+            ));
+        }
+        let (temp, target) = temporary_beside(target)?;
         Ok(Self {
             temp,
             target,
@@ -114,7 +121,9 @@ impl Drop for AtomicFile {
 }
 
 /// A folder of outputs (a model, a report) built under a temporary name and renamed into place;
-/// an existing folder of the same name is replaced only once the new one is complete.
+/// an existing folder of the same name is replaced only once the new one is complete, and only
+/// when the new one rewrites everything in it: `--out` naming a folder of other files (a typo,
+/// `--out .`) is an error, never a deletion.
 pub struct AtomicDir {
     temp: PathBuf,
     target: PathBuf,
@@ -123,7 +132,14 @@ pub struct AtomicDir {
 
 impl AtomicDir {
     pub fn new(target: impl AsRef<Path>) -> Result<Self> {
-        let (temp, target) = temporary_beside(target.as_ref())?;
+        let target = target.as_ref();
+        if target.exists() && !target.is_dir() {
+            return Err(Error::bad_file(
+                target,
+                "is a file, and this output is a folder",
+            ));
+        }
+        let (temp, target) = temporary_beside(target)?;
         let _ = fs::remove_dir_all(&temp);
         fs::create_dir_all(&temp).map_err(|e| Error::io(&temp, e))?;
         Ok(Self {
@@ -141,6 +157,7 @@ impl AtomicDir {
     /// Replaces the target folder with the finished one.
     pub fn commit(mut self) -> Result<PathBuf> {
         if self.target.exists() {
+            self.check_replaceable()?;
             let old = self.temp.with_extension("old");
             fs::rename(&self.target, &old).map_err(|e| Error::io(&self.target, e))?;
             fs::rename(&self.temp, &self.target).map_err(|e| Error::io(&self.target, e))?;
@@ -150,6 +167,45 @@ impl AtomicDir {
         }
         self.committed = true;
         Ok(self.target.clone())
+    }
+}
+
+impl AtomicDir {
+    /// Refuses to replace a target that holds anything the new folder does not rewrite.
+    fn check_replaceable(&self) -> Result<()> {
+        let names = |dir: &Path| -> Result<Vec<String>> {
+            let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+            let mut names: Vec<String> = entries
+                .map(|e| {
+                    e.map(|e| e.file_name().to_string_lossy().to_string())
+                        .map_err(|e| Error::io(dir, e))
+                })
+                .collect::<Result<_>>()?;
+            names.sort();
+            Ok(names)
+        };
+        let written = names(&self.temp)?;
+        let foreign: Vec<String> = names(&self.target)?
+            .into_iter()
+            .filter(|name| !written.contains(name))
+            .collect();
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        Err(Error::bad_file(
+            &self.target,
+            format!(
+                "holds what this run would not rewrite ({}{}); an existing folder is replaced \
+                 only when every entry in it is rewritten: give a new or empty folder",
+                foreign
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if foreign.len() > 5 { ", ..." } else { "" }
+            ),
+        ))
     }
 }
 
