@@ -351,6 +351,13 @@ fn bad_generation_counts_name_the_option_and_write_nothing() {
         assert!(!out.exists());
     };
     let g = || gen_config(&model, out.clone(), "calm", 10, 1);
+    // A folder where the file would go is named before any path is drawn.
+    let e = generate(&GenerateConfig {
+        out: dir.path().to_path_buf(),
+        ..g()
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("is a folder"), "{e}");
     expect_option(GenerateConfig { n: 0, ..g() }, "--n", "at least 1");
     expect_option(
         GenerateConfig {
@@ -376,6 +383,8 @@ fn bad_generation_counts_name_the_option_and_write_nothing() {
     };
     generate(&GenerateConfig { sampler, ..g() }).unwrap();
     assert!(out.exists());
+    // An existing file is replaced.
+    generate(&g()).unwrap();
 }
 
 #[test]

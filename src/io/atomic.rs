@@ -72,13 +72,14 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Prepares `target`; its folder is created if missing.
+    /// Prepares `target`; its folder is created if missing. A folder at `target` is an error
+    /// now rather than at the final rename, after all the work.
     pub fn new(target: impl AsRef<Path>) -> Result<Self> {
         let target = target.as_ref();
-        if target.exists() && !target.is_dir() {
+        if target.is_dir() {
             return Err(Error::bad_file(
                 target,
-                "is a file, and this output is a folder",
+                "is a folder, and this output is a file",
             ));
         }
         let (temp, target) = temporary_beside(target)?;
