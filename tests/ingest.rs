@@ -174,6 +174,8 @@ fn good_small_panel_passes() {
     assert_eq!(s.windows_written, 35);
 }
 
+// Processes are looked up in /proc, which only Linux has.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_killed_run_s_temporaries_are_removed_by_the_next_run() {
     let case = Case::new();
