@@ -1,9 +1,10 @@
 //! A model directory: `model.safetensors` (EMA weights) and `config.json` (everything needed to
 //! rebuild the network and undo the standardisation), checked when loaded.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
@@ -70,11 +71,10 @@ pub struct ModelCard {
 
 impl ModelCard {
     /// Writes the card and the variables of `varmap` into `dir`.
-    pub fn save(&self, dir: &Path, varmap: &VarMap) -> Result<()> {
+    pub fn save(&self, dir: &Path, weights: &HashMap<String, Tensor>) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("card serialises");
         crate::io::write_text(&dir.join(CONFIG_FILE), &json)?;
-        varmap
-            .save(dir.join(WEIGHTS_FILE))
+        candle_core::safetensors::save(weights, dir.join(WEIGHTS_FILE))
             .map_err(|e| Error::bad_file(dir.join(WEIGHTS_FILE), e))
     }
 

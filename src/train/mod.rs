@@ -8,6 +8,7 @@ mod optim;
 pub use dataset::{fit_normalisation, split_train_validation, Dataset};
 pub use optim::{learning_rate, AdamW, Ema};
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -17,7 +18,7 @@ use candle_nn::VarMap;
 use crate::data::WindowSet;
 use crate::diffusion::{add_noise, predict_eps, GaussianPrior, NoiseSchedule, ScheduleKind};
 use crate::error::{Error, Result};
-use crate::io::{format_date, sha256_file, write_text, write_text_atomic, AtomicDir};
+use crate::io::{format_date, sha256_file, write_text, AtomicDir};
 use crate::model::{parameter_count, ModelCard, SeededInit, TrainingRecord, UNet1d, UNetConfig};
 use crate::rng::SeededRng;
 
@@ -362,6 +363,7 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     };
     let data_sha = sha256_file(&config.data)?;
     let mut card = None;
+    let mut best_weights = None;
     for epoch in 1..=config.epochs {
         rng.shuffle(&mut order);
         let mut epoch_loss = 0.0;
@@ -394,12 +396,9 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
             if !loss_value.is_finite() {
                 bar.finish_and_clear();
                 return Err(Error::Training(format!(
-                    "the loss became {loss_value} at epoch {epoch}, step {step}; {}",
-                    match best {
-                        Some((e, _)) =>
-                            format!("{} keeps the checkpoint of epoch {e}", config.out.display()),
-                        None => "no checkpoint was written".into(),
-                    }
+                    "the loss became {loss_value} at epoch {epoch}, step {step}; nothing was \
+                     written, {} is as it was",
+                    config.out.display()
                 )));
             }
             let mut grads = loss.backward()?;
@@ -451,9 +450,10 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
                 parameters,
                 prior_validation_log_likelihood: prior_validation_log_likelihood.clone(),
             };
-            let c = base_card(record);
-            write_model_dir(config, &c, &ema_map, &log)?;
-            card = Some(c);
+            // Kept in memory: the model folder is written once, when training ends, so a run
+            // stopped early (an error, a job's timeout) leaves the previous model in place.
+            best_weights = Some(snapshot(&ema_map)?);
+            card = Some(base_card(record));
         } else if best.is_some_and(|(e, _)| epoch - e >= config.patience) {
             break;
         }
@@ -466,7 +466,8 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     card.training.final_train_loss = last.train_loss;
     card.training.final_validation_loss = last.validation_loss;
     card.training.wall_seconds = started.elapsed().as_secs_f64();
-    rewrite_card_and_log(config, &card, &log)?;
+    let weights = best_weights.expect("saved with the card");
+    write_model_dir(config, &card, &weights, &log)?;
     Ok(TrainReport {
         out: config.out.clone(),
         card,
@@ -564,26 +565,23 @@ impl ValidationDraws {
 fn write_model_dir(
     config: &TrainConfig,
     card: &ModelCard,
-    ema_map: &VarMap,
+    weights: &HashMap<String, Tensor>,
     log: &str,
 ) -> Result<()> {
     let dir = AtomicDir::new(&config.out)?;
-    card.save(dir.path(), ema_map)?;
+    card.save(dir.path(), weights)?;
     write_text(&dir.path().join("loss.csv"), log)?;
     dir.commit()?;
     Ok(())
 }
 
-/// Updates `config.json` and `loss.csv` of the written model without touching its weights.
-fn rewrite_card_and_log(config: &TrainConfig, card: &ModelCard, log: &str) -> Result<()> {
-    let json = serde_json::to_string_pretty(card).expect("card serialises");
-    for (name, text) in [
-        (crate::model::CONFIG_FILE, json.as_str()),
-        ("loss.csv", log),
-    ] {
-        write_text_atomic(&config.out.join(name), text)?;
-    }
-    Ok(())
+/// A copy of every variable's current value (the EMA weights of the best epoch so far).
+fn snapshot(varmap: &VarMap) -> Result<HashMap<String, Tensor>> {
+    let data = varmap.data().lock().expect("varmap");
+    Ok(data
+        .iter()
+        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+        .collect::<candle_core::Result<_>>()?)
 }
 
 fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {
