@@ -169,9 +169,7 @@ impl AtomicDir {
         self.committed = true;
         Ok(self.target.clone())
     }
-}
 
-impl AtomicDir {
     /// Refuses to replace a target that holds anything the new folder does not rewrite.
     fn check_replaceable(&self) -> Result<()> {
         let names = |dir: &Path| -> Result<Vec<String>> {

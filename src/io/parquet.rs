@@ -93,10 +93,10 @@ pub fn read_parquet(path: impl AsRef<Path>) -> Result<ParquetTable> {
 /// Dates of a `date32`, `date64` or timestamp column as days since 1970-01-01.
 pub fn date_column(table: &ParquetTable, name: &str) -> Result<Vec<i32>> {
     let array = table.column(name)?;
-    let wrong_type = || Error::ColumnType {
+    let wrong_type = |detail: String| Error::ColumnType {
         path: table.path.clone(),
         column: name.to_string(),
-        dtype: array.data_type().to_string(),
+        dtype: format!("{}{detail}", array.data_type()),
         expected: "a date (date32, date64 or timestamp)".into(),
     };
     let days = match array.data_type() {
@@ -105,16 +105,11 @@ pub fn date_column(table: &ParquetTable, name: &str) -> Result<Vec<i32>> {
         // Tokyo is 1990-01-01 in UTC, and dating it there would shift every price a day
         // against a signal written as plain dates. Naive timestamps keep their wall-clock date.
         DataType::Date64 | DataType::Timestamp(_, _) => {
-            cast(array, &DataType::Date32).map_err(|e| Error::ColumnType {
-                path: table.path.clone(),
-                column: name.to_string(),
-                dtype: format!("{} ({e})", array.data_type()),
-                expected: "a date (date32, date64 or timestamp)".into(),
-            })?
+            cast(array, &DataType::Date32).map_err(|e| wrong_type(format!(" ({e})")))?
         }
-        _ => return Err(wrong_type()),
+        _ => return Err(wrong_type(String::new())),
     };
-    let days = cast(&days, &DataType::Int32).map_err(|_| wrong_type())?;
+    let days = cast(&days, &DataType::Int32).map_err(|_| wrong_type(String::new()))?;
     let days = days.as_primitive::<Int32Type>();
     if days.null_count() > 0 {
         let row = (0..days.len()).find(|&i| days.is_null(i)).unwrap_or(0);

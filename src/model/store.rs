@@ -70,7 +70,8 @@ pub struct ModelCard {
 }
 
 impl ModelCard {
-    /// Writes the card and the variables of `varmap` into `dir`.
+    /// Writes the card and `weights` (name to tensor, as the network's `VarBuilder` names them)
+    /// into `dir`.
     pub fn save(&self, dir: &Path, weights: &HashMap<String, Tensor>) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("card serialises");
         crate::io::write_text(&dir.join(CONFIG_FILE), &json)?;
