@@ -404,6 +404,19 @@ fn bad_training_options_name_the_option_and_write_nothing() {
     let mut c = train_config(&data, &m, 1, 1);
     c.patience = 0;
     expect_option(c, "--patience", "0");
+    // An --out folder of other files fails before training (epochs: 10^6), untouched.
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(theirs.join("notes.txt"), "keep").unwrap();
+    let e = train(&train_config(&data, &theirs, 1, 1_000_000)).unwrap_err();
+    assert!(
+        matches!(e, Error::BadFile { ref path, ref reason } if path == &theirs && reason.contains("(notes.txt)")),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(theirs.join("notes.txt")).unwrap(),
+        "keep"
+    );
     // The default network's width: GroupNorm needs a multiple of its 8 groups.
     for channels in [0, 12] {
         let mut c = train_config(&data, &m, 1, 1);

@@ -134,11 +134,8 @@ pub struct AtomicDir {
 impl AtomicDir {
     pub fn new(target: impl AsRef<Path>) -> Result<Self> {
         let target = target.as_ref();
-        if target.exists() && !target.is_dir() {
-            return Err(Error::bad_file(
-                target,
-                "is a file, and this output is a folder",
-            ));
+        if target.is_file() {
+            return Err(Error::bad_file(target, FILE_WHERE_A_FOLDER_GOES));
         }
         let (temp, target) = temporary_beside(target)?;
         let _ = fs::remove_dir_all(&temp);
@@ -172,40 +169,56 @@ impl AtomicDir {
 
     /// Refuses to replace a target that holds anything the new folder does not rewrite.
     fn check_replaceable(&self) -> Result<()> {
-        let names = |dir: &Path| -> Result<Vec<String>> {
-            let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-            let mut names: Vec<String> = entries
-                .map(|e| {
-                    e.map(|e| e.file_name().to_string_lossy().to_string())
-                        .map_err(|e| Error::io(dir, e))
-                })
-                .collect::<Result<_>>()?;
-            names.sort();
-            Ok(names)
-        };
-        let written = names(&self.temp)?;
-        let foreign: Vec<String> = names(&self.target)?
-            .into_iter()
-            .filter(|name| !written.contains(name))
-            .collect();
-        if foreign.is_empty() {
-            return Ok(());
-        }
-        Err(Error::bad_file(
-            &self.target,
-            format!(
-                "holds what this run would not rewrite ({}{}); an existing folder is replaced \
-                 only when every entry in it is rewritten: give a new or empty folder",
-                foreign
-                    .iter()
-                    .take(5)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if foreign.len() > 5 { ", ..." } else { "" }
-            ),
-        ))
+        check_folder_target(&self.target, &entry_names(&self.temp)?)
     }
+}
+
+/// Checks that `target` can take a folder of outputs holding `written`: it is absent, or a
+/// folder with no entry outside `written`. [`AtomicDir`] checks this when it commits; a long
+/// job (training) calls it first too, so a bad `--out` fails before the work, not after.
+pub fn check_folder_target(target: &Path, written: &[String]) -> Result<()> {
+    if !target.exists() {
+        return Ok(());
+    }
+    if !target.is_dir() {
+        return Err(Error::bad_file(target, FILE_WHERE_A_FOLDER_GOES));
+    }
+    let foreign: Vec<String> = entry_names(target)?
+        .into_iter()
+        .filter(|name| !written.contains(name))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(Error::bad_file(
+        target,
+        format!(
+            "holds what this run would not rewrite ({}{}); an existing folder is replaced \
+             only when every entry in it is rewritten: give a new or empty folder",
+            foreign
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            if foreign.len() > 5 { ", ..." } else { "" }
+        ),
+    ))
+}
+
+const FILE_WHERE_A_FOLDER_GOES: &str = "is a file, and this output is a folder";
+
+/// The names in folder `dir`, sorted.
+fn entry_names(dir: &Path) -> Result<Vec<String>> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut names: Vec<String> = entries
+        .map(|e| {
+            e.map(|e| e.file_name().to_string_lossy().to_string())
+                .map_err(|e| Error::io(dir, e))
+        })
+        .collect::<Result<_>>()?;
+    names.sort();
+    Ok(names)
 }
 
 impl Drop for AtomicDir {

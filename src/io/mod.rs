@@ -5,7 +5,7 @@ mod atomic;
 mod dates;
 mod parquet;
 
-pub use atomic::{write_text, write_text_atomic, AtomicDir, AtomicFile};
+pub use atomic::{check_folder_target, write_text, write_text_atomic, AtomicDir, AtomicFile};
 pub use dates::{decimal_year, format_date, parse_date, year_month};
 pub(crate) use parquet::batch;
 pub use parquet::{

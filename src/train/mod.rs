@@ -18,8 +18,11 @@ use candle_nn::VarMap;
 use crate::data::WindowSet;
 use crate::diffusion::{add_noise, predict_eps, GaussianPrior, NoiseSchedule, ScheduleKind};
 use crate::error::{Error, Result};
-use crate::io::{format_date, sha256_file, write_text, AtomicDir};
-use crate::model::{parameter_count, ModelCard, SeededInit, TrainingRecord, UNet1d, UNetConfig};
+use crate::io::{check_folder_target, format_date, sha256_file, write_text, AtomicDir};
+use crate::model::{
+    parameter_count, ModelCard, SeededInit, TrainingRecord, UNet1d, UNetConfig, CONFIG_FILE,
+    WEIGHTS_FILE,
+};
 use crate::rng::SeededRng;
 
 /// Rank of the default network's cross-asset linear path (see [`UNetConfig::linear_path`]).
@@ -223,6 +226,9 @@ impl std::fmt::Display for TrainReport {
 /// with the lowest validation loss.
 pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     config.validate()?;
+    // The folder is written at the end; a bad --out should fail now, not after the training.
+    let written = [CONFIG_FILE, WEIGHTS_FILE, LOSS_LOG].map(String::from);
+    check_folder_target(&config.out, &written)?;
     let started = Instant::now();
     let set = WindowSet::read(&config.data)?;
     let (fit_idx, val_idx) =
@@ -562,6 +568,9 @@ impl ValidationDraws {
     }
 }
 
+/// The per-epoch loss log in a model folder.
+const LOSS_LOG: &str = "loss.csv";
+
 fn write_model_dir(
     config: &TrainConfig,
     card: &ModelCard,
@@ -570,7 +579,7 @@ fn write_model_dir(
 ) -> Result<()> {
     let dir = AtomicDir::new(&config.out)?;
     card.save(dir.path(), weights)?;
-    write_text(&dir.path().join("loss.csv"), log)?;
+    write_text(&dir.path().join(LOSS_LOG), log)?;
     dir.commit()?;
     Ok(())
 }
