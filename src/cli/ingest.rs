@@ -6,7 +6,7 @@ use clap::ValueEnum;
 
 use super::{parse_numbers, split_list};
 use crate::data::{IngestConfig, OnMissing, RegimeRule, SignalSource, ValueKind};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum KindArg {
@@ -58,7 +58,7 @@ impl RegimeArgs {
         };
         let rule = RegimeRule::new(
             parse_numbers("--thresholds", &self.thresholds)?,
-            split_list(&self.labels),
+            split_list("--labels", &self.labels)?,
         )?;
         Ok((signal, rule))
     }
@@ -103,10 +103,11 @@ pub struct IngestArgs {
 impl IngestArgs {
     pub fn into_config(self) -> Result<IngestConfig> {
         let (signal, rule) = self.regime.into_parts()?;
-        let assets = self.assets.as_deref().map(split_list);
-        if assets.as_ref().is_some_and(|a| a.is_empty()) {
-            return Err(Error::option("--assets", "", "name at least one column"));
-        }
+        let assets = self
+            .assets
+            .as_deref()
+            .map(|text| split_list("--assets", text))
+            .transpose()?;
         Ok(IngestConfig {
             input: self.input,
             date_column: self.date_column,

@@ -160,17 +160,30 @@ fn labelled(
     Ok(files.into_iter().zip(labels).collect())
 }
 
-/// Splits a comma-separated option value.
-fn split_list(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+/// Splits a comma-separated value of `option`. An empty entry is refused rather than
+/// dropped: `0.95,,0.99` or a trailing comma is more likely a lost value than an intended one.
+fn split_list(option: &str, text: &str) -> Result<Vec<String>> {
+    let entries: Vec<String> = text.split(',').map(|s| s.trim().to_string()).collect();
+    if text.trim().is_empty() {
+        return Err(crate::Error::option(option, text, "the list is empty"));
+    }
+    if let Some(position) = entries.iter().position(String::is_empty) {
+        return Err(crate::Error::option(
+            option,
+            text,
+            format!(
+                "entry {} of {} is empty (two commas in a row, or one at an end)",
+                position + 1,
+                entries.len()
+            ),
+        ));
+    }
+    Ok(entries)
 }
 
 /// Parses a comma-separated list of numbers for `option`.
 fn parse_numbers(option: &str, text: &str) -> Result<Vec<f64>> {
-    split_list(text)
+    split_list(option, text)?
         .iter()
         .map(|t| {
             t.parse::<f64>()
