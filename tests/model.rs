@@ -9,7 +9,7 @@ use common::*;
 use scengen::diffusion::{SamplerKind, Spacing};
 use scengen::io::parse_date;
 use scengen::model::{load_model, Engine, UNetConfig, CONFIG_FILE, WEIGHTS_FILE};
-use scengen::sample::{generate, read_scenarios, GenerateConfig};
+use scengen::sample::{generate, read_scenarios, GenerateConfig, DEFAULT_SAMPLER};
 use scengen::train::{train, TrainConfig};
 use scengen::Error;
 
@@ -238,6 +238,21 @@ fn training_and_generation_are_reproducible_for_a_seed() {
         "same seed, byte-identical file"
     );
     assert_ne!(a, std::fs::read(out("c.parquet")).unwrap());
+
+    // The default sampler draws fresh noise at every step, on all cores: still one stream per
+    // path, so neither the batch size nor the thread split changes the file.
+    g.sampler = DEFAULT_SAMPLER;
+    g.seed = 4;
+    g.out = out("sde-a.parquet");
+    generate(&g).unwrap();
+    g.out = out("sde-b.parquet");
+    g.batch_size = 70;
+    generate(&g).unwrap();
+    assert_eq!(
+        std::fs::read(out("sde-a.parquet")).unwrap(),
+        std::fs::read(out("sde-b.parquet")).unwrap(),
+        "default sampler: same seed, byte-identical file"
+    );
     let meta = read_scenarios(&out("a.parquet")).unwrap().metadata;
     assert_eq!(meta["scengen.seed"], "4");
     assert_eq!(meta["scengen.guidance"], "2");

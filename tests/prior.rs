@@ -112,7 +112,7 @@ fn sampling_with_the_prior_alone_gives_each_regimes_gaussian() {
     };
     let (n, assets, padded) = (600, config.assets, config.padded_len());
     let high_vix = 2;
-    // The default sampler: DDIM with 50 uniform steps is first order and loses 7% of this
+    // DPM-Solver++ 50 steps, log-SNR; DDIM with 50 uniform steps is first order and loses 7% of this
     // variance (9% Frobenius error), quadratic spacing 12%.
     let x = sample_prior_alone(&net, n, high_vix, 11);
     let labels = vec![0u32; n];

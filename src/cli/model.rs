@@ -152,12 +152,12 @@ impl TrainArgs {
 /// Sampler settings shared by `generate` and `bench`.
 #[derive(Debug, clap::Args)]
 pub struct SamplingArgs {
-    /// Sampler (default: DPM-Solver++(2M), 50 steps, log-SNR spacing; see README).
-    #[arg(long, value_enum, default_value = "dpm-solver++")]
+    /// Sampler (default: SDE-DPM-Solver++(2M), 100 steps, log-SNR spacing; see README).
+    #[arg(long, value_enum, default_value = "sde-dpm-solver++")]
     pub sampler: SamplerArg,
     /// Network evaluations per path (DDIM, DPM-Solver++ and its SDE form), doubled by
     /// guidance.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 100)]
     pub steps: usize,
     /// How the steps are spread over the noise levels.
     #[arg(long, value_enum, default_value = "logsnr")]

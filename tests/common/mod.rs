@@ -217,9 +217,9 @@ impl scengen::model::Denoiser for PriorOnly {
     }
 }
 
-/// `n` windows of regime `class` sampled from `net`'s prior alone with the default sampler
-/// (DPM-Solver++ 50 steps, log-SNR spacing), unguided, as standardised `assets x padded`
-/// windows with zero padding.
+/// `n` windows of regime `class` sampled from `net`'s prior alone with DPM-Solver++ 50 steps,
+/// log-SNR spacing (deterministic, so the only sampling error is the starting noise's),
+/// unguided, as standardised `assets x padded` windows with zero padding.
 pub fn sample_prior_alone(net: &PriorOnly, n: usize, class: u32, seed: u64) -> Vec<f32> {
     use candle_core::{DType, Device, Tensor};
     use scengen::diffusion::{guided_eps, NoiseSchedule, SamplerKind, ScheduleKind, Spacing};
