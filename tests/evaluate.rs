@@ -207,6 +207,14 @@ fn scenario_files_that_do_not_fit_are_refused() {
         matches!(e, Error::InvalidOption { ref option, ref value, .. } if option == "--label" && value == "g"),
         "{e}"
     );
+    // A blank label would be a nameless row of the report.
+    let mut c = config(&data, vec![good.clone()], &out);
+    c.synthetic[0].1 = Some(" ".into());
+    let e = evaluate(&c).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "--label" && reason.contains("g.parquet")),
+        "{e}"
+    );
     let mut c = config(&data, vec![good.clone()], &out);
     c.regime = "crash".into();
     let e = evaluate(&c).unwrap_err();

@@ -292,6 +292,12 @@ fn the_risk_run_rejects_bad_inputs_by_name() {
     });
 
     let mut c = config(&out);
+    c.scenarios[0].1 = Some(String::new());
+    assert_fails_cleanly(&c, |e| {
+        e.contains("--label") && e.contains("is blank") && e.contains("high-vix.parquet")
+    });
+
+    let mut c = config(&out);
     c.split = SplitChoice::Test;
     c.test_from = parse_date("t", "2030-01-01").unwrap();
     assert_fails_cleanly(&c, |e| {

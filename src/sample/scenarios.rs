@@ -216,14 +216,25 @@ pub fn default_label(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// The report label of each scenario file: its `--label`, else [`default_label`]. Two files
-/// with one label (`run1/high-vix.parquet` and `run2/high-vix.parquet`) could not be told
-/// apart in a report, so that is an error naming both.
+/// The report label of each scenario file: its `--label`, else [`default_label`]. A blank
+/// label would be a nameless row, and two files with one label (`run1/high-vix.parquet` and
+/// `run2/high-vix.parquet`) could not be told apart in a report: both are errors naming the
+/// files.
 pub fn set_labels(sets: &[(PathBuf, Option<String>)]) -> Result<Vec<String>> {
     let labels: Vec<String> = sets
         .iter()
         .map(|(path, label)| label.clone().unwrap_or_else(|| default_label(path)))
         .collect();
+    if let Some(blank) = labels.iter().position(|l| l.trim().is_empty()) {
+        return Err(Error::option(
+            "--label",
+            &labels[blank],
+            format!(
+                "is blank; give {} a label that names it",
+                sets[blank].0.display()
+            ),
+        ));
+    }
     if let Some((first, second)) = first_repeat(&labels) {
         return Err(Error::option(
             "--label",
