@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU figures: wall time and GPU memory of `scengen train` (default model, embedded data) and of
-# generating 10,000 paths per regime with DDIM 50 and guidance on CUDA; determinism of training
+# generating 10,000 paths per regime with DDIM 50 and guidance on CUDA, and with the default
+# sampler (SDE-DPM-Solver++ 100, guidance 1; what `scengen generate` runs); determinism of training
 # and generation on the device; agreement between the CPU and CUDA for the same model and seed,
 # both ways.
 # Run on the lent GPU machine (the `device` tool) with a binary built here by .ci/build-cuda and
@@ -110,6 +111,10 @@ for regime in low-vix normal high-vix; do
   timed "generate($device,$regime,ddim50)" "$bin" generate --model "$work/model-$device" \
     --regime "$regime" "${ddim[@]}" --device "$device" --out "$work/$device-$regime.parquet"
 done
+for regime in low-vix normal high-vix; do
+  timed "generate($device,$regime,default-sampler)" "$bin" generate --model "$work/model-$device" \
+    --regime "$regime" --seed 7 --n "$n" --device "$device" --out "$work/$device-$regime-default.parquet"
+done
 # Determinism on the device: the same seed again, byte for byte; and with another batch size,
 # which changes the shapes the kernels see but not any path's noise.
 "$bin" generate --model "$work/model-$device" --regime high-vix "${ddim[@]}" --device "$device" \
@@ -153,6 +158,7 @@ cross "$work/model-$device" "$device:auto" "cpu:auto" "model-trained-by-this-scr
 # The headline statistics of the device's sets against the held-out real windows.
 "$bin" evaluate --real "$work/windows.parquet" --regime high-vix \
   --synthetic "$work/$device-high-vix.parquet" --label "$device-ddim50" \
+  --synthetic "$work/$device-high-vix-default.parquet" --label "$device-default-sampler" \
   --out "$out/evaluate-high-vix" >>"$log" 2>&1 || say "evaluate failed (see the log)"
 cp "$work/model-$device/loss.csv" "$out/loss-$device.csv"
 cp "$work/model-$device/config.json" "$out/config-$device.json"
