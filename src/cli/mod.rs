@@ -163,10 +163,10 @@ fn labelled(
 /// Splits a comma-separated value of `option`. An empty entry is refused rather than
 /// dropped: `0.95,,0.99` or a trailing comma is more likely a lost value than an intended one.
 fn split_list(option: &str, text: &str) -> Result<Vec<String>> {
-    let entries: Vec<String> = text.split(',').map(|s| s.trim().to_string()).collect();
     if text.trim().is_empty() {
         return Err(crate::Error::option(option, text, "the list is empty"));
     }
+    let entries: Vec<String> = text.split(',').map(|s| s.trim().to_string()).collect();
     if let Some(position) = entries.iter().position(String::is_empty) {
         return Err(crate::Error::option(
             option,
