@@ -292,6 +292,12 @@ fn the_risk_run_rejects_bad_inputs_by_name() {
     });
 
     let mut c = config(&out);
+    c.scenarios[0].1 = Some("real (test)".into());
+    assert_fails_cleanly(&c, |e| {
+        e.contains("--label") && e.contains("names the real windows' row")
+    });
+
+    let mut c = config(&out);
     c.scenarios[0].1 = Some(String::new());
     assert_fails_cleanly(&c, |e| {
         e.contains("--label") && e.contains("is blank") && e.contains("high-vix.parquet")

@@ -83,6 +83,20 @@ const NOTE: &str = "Positions are held without trading from the first day of eac
 pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
     check_config(config)?;
     let labels = set_labels(&config.scenarios)?;
+    let split = format!("{:?}", config.split).to_lowercase();
+    let real_label = format!("real ({split})");
+    if config.real.is_some() {
+        if let Some(k) = labels.iter().position(|l| *l == real_label) {
+            return Err(Error::option(
+                "--label",
+                &real_label,
+                format!(
+                    "names the real windows' row; give {} another label",
+                    config.scenarios[k].0.display()
+                ),
+            ));
+        }
+    }
     let portfolio = Portfolio::read(&config.portfolio)?;
     // One scenario file in memory at a time: only the P&L vectors are kept.
     let mut sets = Vec::new();
@@ -131,7 +145,6 @@ pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
         check_horizons(config, set.window, real)?;
         let regime_index = set.rule.index_of(&regime)?;
         let indices = set.select(Some(regime_index), config.split, config.test_from);
-        let split = format!("{:?}", config.split).to_lowercase();
         if indices.is_empty() {
             return Err(Error::option(
                 "--split",
@@ -154,7 +167,7 @@ pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
             None,
         );
         sets.push(SetRisk {
-            label: format!("real ({split})"),
+            label: real_label,
             file: real.display().to_string(),
             method: "real".into(),
             paths: ids.len(),
