@@ -64,7 +64,13 @@ fn writes_a_self_contained_report_and_stable_metrics() {
     let e = evaluate(&config(&data, files, &out)).unwrap();
     assert_eq!(e.sets.len(), 2);
     assert_eq!(e.sets[0].label, "stressed-gaussian");
+    // Each set says how it was generated, from its file's metadata.
+    let generator = &e.sets[1].generator;
+    assert_eq!(generator["method"], "bootstrap");
+    assert_eq!(generator["seed"], "1");
+    assert!(generator["parameters"].contains("mean_block_length"));
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Scenario sets") && html.contains("method: bootstrap; parameters: "));
     assert!(html.contains("<svg") && html.contains("Summary") && html.contains("noise floor"));
     assert!(
         !html.contains("http://") || !html.contains("<script"),

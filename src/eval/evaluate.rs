@@ -1,6 +1,7 @@
 //! `scengen evaluate`: score scenario files against the real windows of their regime, next to a
 //! real-vs-real noise floor, and write `metrics.json` and `report.html`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -31,6 +32,10 @@ pub struct ScoredSet {
     pub label: String,
     pub file: Option<String>,
     pub method: Option<String>,
+    /// How the file was generated: its `scengen.*` metadata without the prefix (sampler,
+    /// guidance, seed, model and its SHA-256 for the diffusion model; the settings of a
+    /// baseline), so that a report says which settings its figures belong to.
+    pub generator: BTreeMap<String, String>,
     pub metrics: SetMetrics,
     pub memorization: Memorization,
 }
@@ -169,6 +174,11 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
             label: label.clone(),
             file: Some(s.path.display().to_string()),
             method: s.metadata.get("scengen.method").cloned(),
+            generator: s
+                .metadata
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("scengen.")?.to_string(), v.clone())))
+                .collect(),
             metrics: set_metrics(&paths, &reference, &set.assets),
             memorization: memo(&s.values)?,
         });
@@ -262,6 +272,7 @@ fn noise_floor(
         label: "noise floor (real vs real)".into(),
         file: None,
         method: None,
+        generator: BTreeMap::new(),
         metrics: set_metrics(
             &Paths {
                 values: &a,
