@@ -83,6 +83,15 @@ fn pnl_and_tail_measures_follow_from_the_files() {
     let n = scenarios.assets.len();
     let set = &report.sets[0];
     assert_eq!((set.label.as_str(), set.paths), ("bootstrap", 2000));
+    // It says how it was generated, from the file's metadata; the real windows have no generator.
+    assert_eq!(
+        set.generator["method"],
+        scenarios.metadata["scengen.method"]
+    );
+    assert_eq!(set.generator["seed"], scenarios.metadata["scengen.seed"]);
+    assert!(report.sets[1].generator.is_empty());
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Scenario sets") && html.contains("<code>"));
     for (h, &days) in report.horizons.iter().enumerate() {
         for p in [0, 777, 1999] {
             let path = scenarios.path_values(p);

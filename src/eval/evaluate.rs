@@ -11,7 +11,7 @@ use super::metrics::{set_metrics, Paths, Reference, SetMetrics};
 use crate::data::{DailyPanel, SplitChoice, WindowSet};
 use crate::error::{Error, Result};
 use crate::io::{format_date, write_text, AtomicDir};
-use crate::sample::{read_scenarios, set_labels};
+use crate::sample::{generator_settings, read_scenarios, set_labels};
 use crate::stats::{mean, std_dev};
 
 /// Settings of one evaluation.
@@ -32,9 +32,7 @@ pub struct ScoredSet {
     pub label: String,
     pub file: Option<String>,
     pub method: Option<String>,
-    /// How the file was generated: its `scengen.*` metadata without the prefix (sampler,
-    /// guidance, seed, model and its SHA-256 for the diffusion model; the settings of a
-    /// baseline), so that a report says which settings its figures belong to.
+    /// How the file was generated ([`generator_settings`]); empty for the noise floor.
     pub generator: BTreeMap<String, String>,
     pub metrics: SetMetrics,
     pub memorization: Memorization,
@@ -174,11 +172,7 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
             label: label.clone(),
             file: Some(s.path.display().to_string()),
             method: s.metadata.get("scengen.method").cloned(),
-            generator: s
-                .metadata
-                .iter()
-                .filter_map(|(k, v)| Some((k.strip_prefix("scengen.")?.to_string(), v.clone())))
-                .collect(),
+            generator: generator_settings(&s.metadata),
             metrics: set_metrics(&paths, &reference, &set.assets),
             memorization: memo(&s.values)?,
         });

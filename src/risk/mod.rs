@@ -13,6 +13,7 @@ pub use measures::{horizon_pnl, horizon_risk, HorizonPnl, HorizonRisk, TailRisk}
 pub use positions::{Portfolio, Position};
 pub use report::{summary_text, write_risk};
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -21,7 +22,7 @@ use crate::data::{SplitChoice, WindowSet};
 use crate::error::{first_repeat, Error, Result};
 use crate::io::format_date;
 use crate::rng::SeededRng;
-use crate::sample::{read_scenarios, set_labels};
+use crate::sample::{generator_settings, read_scenarios, set_labels};
 
 /// Settings of one risk run.
 #[derive(Debug, Clone)]
@@ -50,6 +51,8 @@ pub struct SetRisk {
     pub file: String,
     /// `scengen.method` of a scenario file; `real` for real windows.
     pub method: String,
+    /// How the scenario file was generated ([`generator_settings`]); empty for real windows.
+    pub generator: BTreeMap<String, String>,
     pub paths: usize,
     pub horizons: Vec<HorizonRisk>,
     /// Per horizon, every path's P&L (for `pnl.parquet`), and the path ids.
@@ -133,6 +136,7 @@ pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
                 .get("scengen.method")
                 .cloned()
                 .unwrap_or_else(|| "diffusion".into()),
+            generator: generator_settings(&s.metadata),
             paths: ids.len(),
             horizons,
             pnl,
@@ -170,6 +174,7 @@ pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
             label: real_label,
             file: real.display().to_string(),
             method: "real".into(),
+            generator: BTreeMap::new(),
             paths: ids.len(),
             horizons,
             pnl,

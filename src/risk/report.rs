@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use super::{RiskReport, SetRisk};
 use crate::error::Result;
 use crate::io::{self, AtomicDir, AtomicFile};
-use crate::report::{escape, fmt, line_chart, Series, STYLE};
+use crate::report::{escape, fmt, line_chart, sets_table, Series, STYLE};
 use crate::stats::var_cvar;
 
 /// Confidence levels of the VaR curve in the HTML report.
@@ -167,8 +167,14 @@ fn html(r: &RiskReport) -> String {
         escape(&heading(r)),
         escape(&r.note),
     );
+    h.push_str(&sets_table(
+        r.sets
+            .iter()
+            .filter(|s| s.method != "real")
+            .map(|s| (s.label.as_str(), s.file.as_str(), &s.generator)),
+    ));
     h.push_str(
-        "<table><tr><th>set</th><th>paths</th><th>days</th><th>mean P&amp;L</th>\
+        "<h2>VaR and CVaR</h2><table><tr><th>set</th><th>paths</th><th>days</th><th>mean P&amp;L</th>\
          <th>std dev</th><th>worst loss (path)</th><th>level</th><th>VaR</th><th>interval</th>\
          <th>CVaR</th><th>interval</th></tr>",
     );

@@ -216,6 +216,16 @@ pub fn default_label(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// How a scenario file was generated: its `scengen.*` metadata without the prefix (sampler,
+/// guidance, seed, model and its SHA-256 for the diffusion model; a baseline's settings), so that
+/// a report says which settings its figures belong to.
+pub fn generator_settings(metadata: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    metadata
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("scengen.")?.to_string(), v.clone())))
+        .collect()
+}
+
 /// The report label of each scenario file: its `--label`, else [`default_label`]. A blank
 /// label would be a nameless row, and two files with one label (`run1/high-vix.parquet` and
 /// `run2/high-vix.parquet`) could not be told apart in a report: both are errors naming the
