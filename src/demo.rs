@@ -2,7 +2,8 @@
 //! default model, generate 10,000 paths per regime with the model and with each classical
 //! baseline, compare their headline figures with the real windows of the regime, write an
 //! evaluation report per regime and the risk of an example portfolio under every generator, then
-//! the covariance report and the minimum-variance backtest.
+//! the covariance report, the minimum-variance backtest and the example portfolio's VaR
+//! backtest.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -17,7 +18,10 @@ use crate::model::Engine;
 use crate::portfolio::{
     run_backtest, summary_text as backtest_summary, write_backtest, BacktestConfig,
 };
-use crate::risk::{run_risk, RiskConfig, RiskReport};
+use crate::risk::{
+    run_risk, run_var_backtest, var_backtest_text, write_var_backtest, RiskConfig, RiskReport,
+    VarBacktestConfig,
+};
 use crate::sample::{generate, read_scenarios, GenerateConfig, DEFAULT_SAMPLER};
 use crate::train::{train, TrainConfig};
 
@@ -53,6 +57,7 @@ pub fn run(seed: u64) -> Result<()> {
     let mut reports = Vec::new();
     let mut diffusion_files = Vec::new();
     let mut risks = Vec::new();
+    let mut every_file = Vec::new();
     for (regime, label) in set.rule.labels.iter().enumerate() {
         let t = Instant::now();
         let out = PathBuf::from(format!("scenarios/{label}.parquet"));
@@ -122,6 +127,7 @@ pub fn run(seed: u64) -> Result<()> {
             t.elapsed().as_secs_f64(),
             risk_dir.display()
         ));
+        every_file.extend(files.iter().map(|(path, _)| path.clone()));
         let t = Instant::now();
         let report_dir = PathBuf::from(format!("reports/{label}"));
         if held_out {
@@ -182,6 +188,15 @@ pub fn run(seed: u64) -> Result<()> {
         t.elapsed().as_secs_f64(),
         backtest_config.out.display()
     ));
+    let t = Instant::now();
+    let var_config = VarBacktestConfig::embedded(every_file, "reports/var-backtest");
+    let var_backtest = run_var_backtest(&var_config)?;
+    write_var_backtest(&var_config, &var_backtest)?;
+    timings.push(format!(
+        "[var-backtest] {:.1} s -> {}/report.html",
+        t.elapsed().as_secs_f64(),
+        var_config.out.display()
+    ));
     println!(
         "\n{:<10} {:<11} {:>8} {:>10} {:>10}",
         "regime", "source", "EW vol", "ACF|r| 1", "mean corr"
@@ -210,6 +225,10 @@ pub fn run(seed: u64) -> Result<()> {
     println!(
         "\nminimum-variance backtest\n{}",
         backtest_summary(&backtest)
+    );
+    println!(
+        "\nVaR backtest of the example portfolio\n{}",
+        var_backtest_text(&var_backtest)
     );
     println!();
     for line in timings {

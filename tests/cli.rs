@@ -34,6 +34,10 @@ fn list_options_refuse_empty_entries_by_name() {
         ];
         option_error(&args)
     };
+    let var_backtest = |option: &str, value: &str| {
+        let args = ["var-backtest", "--out", out, option, value];
+        option_error(&args)
+    };
     let ingest = |option: &str, value: &str| {
         let args = ["ingest", "--out", out, option, value];
         option_error(&args)
@@ -56,6 +60,21 @@ fn list_options_refuse_empty_entries_by_name() {
             "entry 1 of 2 is empty",
         ),
         (risk("--horizons", " "), "--horizons", "the list is empty"),
+        (
+            var_backtest("--horizons", "1,,10"),
+            "--horizons",
+            "entry 2 of 3 is empty",
+        ),
+        (
+            var_backtest("--horizons", "1,2.5"),
+            "--horizons",
+            "`2.5` is not a whole number of days",
+        ),
+        (
+            var_backtest("--levels", "0.99,"),
+            "--levels",
+            "entry 2 of 2 is empty",
+        ),
         (
             ingest("--assets", "AAPL,,MSFT"),
             "--assets",

@@ -49,6 +49,8 @@ pub enum Command {
     Backtest(backtest::BacktestArgs),
     /// VaR, CVaR and stress P&L of a portfolio over scenario paths: JSON, Parquet, HTML.
     Risk(risk::RiskArgs),
+    /// Test a portfolio's VaR from each generator's scenarios against real P&L, day by day.
+    VarBacktest(risk::VarBacktestArgs),
     /// Measure generation speed (median of several runs) and print JSON.
     Bench(model::BenchArgs),
     /// Run the whole pipeline on the embedded data.
@@ -129,6 +131,17 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::VarBacktest(args) => {
+            let config = args.into_config()?;
+            let b = crate::risk::run_var_backtest(&config)?;
+            crate::risk::write_var_backtest(&config, &b)?;
+            print!("{}", crate::risk::var_backtest_text(&b));
+            println!(
+                "wrote {}/var_backtest.json, forecasts.parquet and report.html",
+                config.out.display()
+            );
+            Ok(())
+        }
         Command::Bench(args) => {
             let (config, out) = args.into_config()?;
             let report = crate::sample::bench(&config)?;
@@ -188,6 +201,24 @@ fn parse_numbers(option: &str, text: &str) -> Result<Vec<f64>> {
         .map(|t| {
             t.parse::<f64>()
                 .map_err(|_| crate::Error::option(option, text, format!("`{t}` is not a number")))
+        })
+        .collect()
+}
+
+/// Parses a comma-separated list of whole numbers of days for `option`.
+fn parse_days(option: &str, text: &str) -> Result<Vec<usize>> {
+    parse_numbers(option, text)?
+        .into_iter()
+        .map(|h| {
+            if h.fract() == 0.0 && (1.0..=u16::MAX as f64).contains(&h) {
+                Ok(h as usize)
+            } else {
+                Err(crate::Error::option(
+                    option,
+                    text,
+                    format!("`{h}` is not a whole number of days"),
+                ))
+            }
         })
         .collect()
 }

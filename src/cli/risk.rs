@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use super::evaluate::SplitArg;
-use super::parse_numbers;
-use crate::error::{Error, Result};
+use super::ingest::RegimeArgs;
+use super::{parse_days, parse_numbers};
+use crate::error::Result;
 use crate::io::parse_date;
-use crate::risk::RiskConfig;
+use crate::risk::{RiskConfig, VarBacktestConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct RiskArgs {
@@ -46,20 +47,7 @@ pub struct RiskArgs {
 
 impl RiskArgs {
     pub fn into_config(self) -> Result<RiskConfig> {
-        let horizons = parse_numbers("--horizons", &self.horizons)?
-            .into_iter()
-            .map(|h| {
-                if h.fract() == 0.0 && (1.0..=u16::MAX as f64).contains(&h) {
-                    Ok(h as usize)
-                } else {
-                    Err(Error::option(
-                        "--horizons",
-                        &self.horizons,
-                        format!("`{h}` is not a whole number of days"),
-                    ))
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let horizons = parse_days("--horizons", &self.horizons)?;
         let stem = |p: &PathBuf| crate::sample::default_label(p);
         let out = self.out.unwrap_or_else(|| {
             PathBuf::from(format!(
@@ -80,6 +68,61 @@ impl RiskArgs {
             resamples: self.resamples,
             seed: self.seed,
             out,
+        })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VarBacktestArgs {
+    /// Portfolio file (TOML): a [positions] table of asset = market value.
+    #[arg(long, default_value = "data/example_portfolio.toml")]
+    pub portfolio: PathBuf,
+    /// Parquet panel of prices: a date column and one column per asset of the scenarios.
+    #[arg(long, default_value = "data/sp500_20_prices.parquet")]
+    pub prices: PathBuf,
+    /// Name of the date column.
+    #[arg(long, default_value = "date")]
+    pub date_column: String,
+    /// First day a VaR is forecast for.
+    #[arg(long, default_value = "2016-01-01")]
+    pub from: String,
+    /// Last day whose return counts (default: the end of the data).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Holding periods in days, comma-separated.
+    #[arg(long, default_value = "1,10")]
+    pub horizons: String,
+    /// VaR confidence levels, comma-separated.
+    #[arg(long, default_value = "0.95,0.99")]
+    pub levels: String,
+    /// Trailing return days behind the historical-simulation reference.
+    #[arg(long, default_value_t = 500)]
+    pub lookback: usize,
+    /// Scenario files, or folders of them: one file per generator and regime.
+    #[arg(long, default_value = "scenarios")]
+    pub scenarios: Vec<PathBuf>,
+    #[command(flatten)]
+    pub regime: RegimeArgs,
+    #[arg(long, default_value = "reports/var-backtest")]
+    pub out: PathBuf,
+}
+
+impl VarBacktestArgs {
+    pub fn into_config(self) -> Result<VarBacktestConfig> {
+        let (signal, rule) = self.regime.into_parts()?;
+        Ok(VarBacktestConfig {
+            portfolio: self.portfolio,
+            prices: self.prices,
+            date_column: self.date_column,
+            from: parse_date("--from", &self.from)?,
+            to: self.to.map(|t| parse_date("--to", &t)).transpose()?,
+            horizons: parse_days("--horizons", &self.horizons)?,
+            levels: parse_numbers("--levels", &self.levels)?,
+            lookback: self.lookback,
+            scenarios: self.scenarios,
+            signal,
+            rule,
+            out: self.out,
         })
     }
 }

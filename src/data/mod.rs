@@ -12,8 +12,8 @@ pub use days::DailyPanel;
 pub use ingest::{ingest, IngestConfig, IngestSummary};
 pub use panel::{OnMissing, Panel, ValueKind};
 pub use regime::{
-    label_index, realized_vol, RegimeRule, SignalSource, EMBEDDED_PRICES, REALIZED_VOL_DAYS,
-    TRADING_DAYS,
+    label_index, realized_vol, RegimeCalendar, RegimeRule, SignalSource, EMBEDDED_PRICES,
+    REALIZED_VOL_DAYS, TRADING_DAYS,
 };
 pub use returns::Returns;
 pub use windows::{Split, SplitChoice, WindowInfo, WindowSet, META_LABELS, META_WINDOW};

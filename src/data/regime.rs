@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::panel::{OnMissing, Panel, ValueKind};
 use super::returns::Returns;
 use crate::error::{first_repeat, Error, Result};
+use crate::io::format_date;
 use crate::stats::std_dev;
 
 /// Trading days in the trailing realised-volatility signal.
@@ -170,6 +171,46 @@ impl SignalSource {
                     .collect())
             }
         }
+    }
+}
+
+/// The regime in force on each trading day: the rule applied to the signal at the previous
+/// close, as ingest labels a window that starts on that day.
+pub struct RegimeCalendar {
+    source: SignalSource,
+    rule: RegimeRule,
+    values: HashMap<i32, f64>,
+}
+
+impl RegimeCalendar {
+    /// Reads the signal (dated by `date_col`); a gap in its prices is an error.
+    pub fn load(source: &SignalSource, rule: &RegimeRule, date_col: &str) -> Result<Self> {
+        Ok(Self {
+            values: source.values_by_date(date_col, OnMissing::Error)?,
+            source: source.clone(),
+            rule: rule.clone(),
+        })
+    }
+
+    /// The label in force on `date`, from the signal at the close of `before`, the trading day
+    /// before it; `purpose` says what needs it, for the error when the signal has no value then.
+    pub fn label(&self, before: i32, date: i32, purpose: &str) -> Result<&str> {
+        let option = match self.source {
+            SignalSource::RealizedVol { .. } => "--index",
+            SignalSource::Level { .. } => "--signal",
+        };
+        let value = self.values.get(&before).ok_or_else(|| {
+            Error::option(
+                option,
+                self.source.describe(),
+                format!(
+                    "no signal value on {}, needed for {purpose} on {}",
+                    format_date(before),
+                    format_date(date)
+                ),
+            )
+        })?;
+        Ok(&self.rule.labels[self.rule.classify(*value)])
     }
 }
 

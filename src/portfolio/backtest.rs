@@ -11,11 +11,12 @@ use serde::Serialize;
 use super::min_variance::{global_min_variance, kkt_conditions, long_only_min_variance};
 use crate::covariance::{condition_number, estimate_matrices, SyntheticCorrelation, METHODS};
 use crate::data::{
-    OnMissing, Panel, RegimeRule, Returns, SignalSource, ValueKind, EMBEDDED_PRICES, TRADING_DAYS,
+    OnMissing, Panel, RegimeCalendar, RegimeRule, Returns, SignalSource, ValueKind,
+    EMBEDDED_PRICES, TRADING_DAYS,
 };
 use crate::error::{Error, Result};
 use crate::io::{format_date, parse_date, year_month};
-use crate::sample::for_each_diffusion_set;
+use crate::sample::{check_no_look_ahead, for_each_diffusion_set};
 use crate::stats::{column_variances, std_dev};
 
 /// How often the portfolios are rebuilt: on the first trading day of each period.
@@ -142,26 +143,7 @@ fn synthetic_by_regime(config: &BacktestConfig) -> Result<(Vec<String>, Syntheti
     let mut by_regime = SyntheticByRegime::new();
     for_each_diffusion_set(&config.scenarios, |set| {
         let file = set.path.clone();
-        match set.metadata.get("scengen.test_from") {
-            Some(text) => {
-                let trained_before = parse_date("scengen.test_from", text)?;
-                if trained_before > config.from {
-                    return Err(Error::bad_file(
-                        &file,
-                        format!(
-                            "its model was trained on data up to {text}, after the backtest start {}: \
-                             that would look ahead",
-                            format_date(config.from)
-                        ),
-                    ));
-                }
-            }
-            None => tracing::warn!(
-                "{} does not record its model's training cut-off; make sure it precedes {}",
-                file.display(),
-                format_date(config.from)
-            ),
-        }
+        check_no_look_ahead(&file, &set.metadata, config.from)?;
         if let Some(known) = &assets {
             if *known != set.assets {
                 return Err(Error::bad_file(
@@ -207,9 +189,7 @@ pub fn run_backtest(config: &BacktestConfig) -> Result<Backtest> {
     let panel = Panel::read(&config.prices, &config.date_column, Some(&assets))?
         .clean(ValueKind::Prices, OnMissing::Error)?;
     let returns = Returns::from_panel(&panel, ValueKind::Prices);
-    let signal = config
-        .signal
-        .values_by_date(&config.date_column, OnMissing::Error)?;
+    let calendar = RegimeCalendar::load(&config.signal, &config.rule, &config.date_column)?;
     let days = &returns.dates;
     let first = days.partition_point(|d| *d < config.from);
     let end = config
@@ -271,7 +251,9 @@ pub fn run_backtest(config: &BacktestConfig) -> Result<Backtest> {
         let is_rebalance =
             t == first || config.rebalance.period(days[t]) != config.rebalance.period(days[t - 1]);
         if is_rebalance {
-            let regime = regime_in_force(config, &signal, days[t - 1], days[t])?;
+            let regime = calendar
+                .label(days[t - 1], days[t], "the rebalance")?
+                .to_string();
             let synthetic_corr = &synthetic
                 .get(&regime)
                 .ok_or_else(|| {
@@ -356,32 +338,6 @@ pub fn run_backtest(config: &BacktestConfig) -> Result<Backtest> {
             .map(|(regime, (file, _))| (regime, file))
             .collect(),
     })
-}
-
-/// The regime label of the signal at the close of `before`, the trading day before `date`:
-/// the rule ingest applies to a window starting on `date`.
-fn regime_in_force(
-    config: &BacktestConfig,
-    signal: &std::collections::HashMap<i32, f64>,
-    before: i32,
-    date: i32,
-) -> Result<String> {
-    let option = match config.signal {
-        SignalSource::RealizedVol { .. } => "--index",
-        SignalSource::Level { .. } => "--signal",
-    };
-    let value = signal.get(&before).ok_or_else(|| {
-        Error::option(
-            option,
-            config.signal.describe(),
-            format!(
-                "no signal value on {}, needed for the rebalance on {}",
-                format_date(before),
-                format_date(date)
-            ),
-        )
-    })?;
-    Ok(config.rule.labels[config.rule.classify(*value)].clone())
 }
 
 /// Wealth from daily simple returns, starting at 1 (the value before the first day excluded).

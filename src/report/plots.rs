@@ -37,6 +37,10 @@ fn range(series: &[Series], pick: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
     }
 }
 
+/// Series of at most this many points get a marker at each: a lag or a level stands out; a
+/// daily series would be a smear of circles (and most of the SVG's size).
+const MARKED_POINTS: usize = 60;
+
 /// A line chart of several series; the first is the reference (black), `diagonal` adds y = x.
 pub fn line_chart(
     title: &str,
@@ -100,7 +104,10 @@ pub fn line_chart(
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
             }
-            let _ = chart.draw_series(s.points.iter().map(|p| Circle::new(*p, 2, color.filled())));
+            if s.points.len() <= MARKED_POINTS {
+                let _ =
+                    chart.draw_series(s.points.iter().map(|p| Circle::new(*p, 2, color.filled())));
+            }
         }
         let _ = chart
             .configure_series_labels()

@@ -8,10 +8,17 @@
 mod measures;
 mod positions;
 mod report;
+mod var_backtest;
+mod var_backtest_report;
 
 pub use measures::{horizon_pnl, horizon_risk, HorizonPnl, HorizonRisk, TailRisk};
 pub use positions::{Portfolio, Position};
 pub use report::{summary_text, write_risk};
+pub use var_backtest::{
+    run_var_backtest, BaselZones, Coverage, HorizonForecasts, RegimeCoverage, VarBacktest,
+    VarBacktestConfig, VarModel, HISTORICAL,
+};
+pub use var_backtest_report::{var_backtest_text, write_var_backtest};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -236,9 +243,18 @@ fn check_config(config: &RiskConfig) -> Result<()> {
             "give at least one scenario file",
         ));
     }
+    check_horizons_and_levels(&config.horizons, &config.levels)
+}
+
+/// Refuses an empty list, a zero or repeated horizon, and a repeated level or one outside
+/// (0, 1): the checks `--horizons` and `--levels` get in every command that takes them.
+pub(crate) fn check_horizons_and_levels(
+    horizons_days: &[usize],
+    levels_given: &[f64],
+) -> Result<()> {
     let list = |v: &[String]| v.join(",");
-    let horizons: Vec<String> = config.horizons.iter().map(|h| h.to_string()).collect();
-    if config.horizons.is_empty() || config.horizons.contains(&0) {
+    let horizons: Vec<String> = horizons_days.iter().map(|h| h.to_string()).collect();
+    if horizons_days.is_empty() || horizons_days.contains(&0) {
         return Err(Error::option(
             "--horizons",
             list(&horizons),
@@ -246,22 +262,22 @@ fn check_config(config: &RiskConfig) -> Result<()> {
         ));
     }
     // A repeat would score and report the same rows twice.
-    if let Some((first, _)) = first_repeat(&config.horizons) {
+    if let Some((first, _)) = first_repeat(horizons_days) {
         return Err(Error::option(
             "--horizons",
             list(&horizons),
             format!("{} is given twice", horizons[first]),
         ));
     }
-    let levels: Vec<String> = config.levels.iter().map(|l| l.to_string()).collect();
-    if config.levels.is_empty() || config.levels.iter().any(|l| !(*l > 0.0 && *l < 1.0)) {
+    let levels: Vec<String> = levels_given.iter().map(|l| l.to_string()).collect();
+    if levels_given.is_empty() || levels_given.iter().any(|l| !(*l > 0.0 && *l < 1.0)) {
         return Err(Error::option(
             "--levels",
             list(&levels),
             "give one or more confidence levels strictly between 0 and 1, e.g. 0.95,0.99",
         ));
     }
-    if let Some((first, _)) = first_repeat(&config.levels) {
+    if let Some((first, _)) = first_repeat(levels_given) {
         return Err(Error::option(
             "--levels",
             list(&levels),

@@ -6,8 +6,8 @@ mod scenarios;
 
 pub use bench::{bench, peak_rss_mib, BenchConfig, BenchReport};
 pub use scenarios::{
-    default_label, for_each_diffusion_set, generator_settings, read_scenarios, scenario_files,
-    scenario_schema, set_labels, ScenarioSet, ScenarioWriter,
+    check_no_look_ahead, default_label, for_each_diffusion_set, generator_settings, read_scenarios,
+    scenario_files, scenario_schema, set_labels, ScenarioSet, ScenarioWriter,
 };
 
 use std::collections::BTreeMap;

@@ -11,7 +11,7 @@ use arrow::array::{ArrayRef, AsArray, Float64Array, StringArray, UInt16Array, UI
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt16Type, UInt32Type};
 
 use crate::error::{first_repeat, Error, Result};
-use crate::io::{self, f64_column, read_parquet, AtomicFile, ParquetSink};
+use crate::io::{self, f64_column, format_date, parse_date, read_parquet, AtomicFile, ParquetSink};
 
 /// Metadata key for the window length.
 const META_WINDOW: &str = "scengen.window";
@@ -224,6 +224,38 @@ pub fn generator_settings(metadata: &BTreeMap<String, String>) -> BTreeMap<Strin
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix("scengen.")?.to_string(), v.clone())))
         .collect()
+}
+
+/// Refuses the scenario file `path` when its `metadata` records a training cut-off
+/// (`scengen.test_from`: the model or baseline saw only days before it) after `from`, the first
+/// day a backtest holds out: the scenarios would have seen the days they are tested on. A file
+/// without the key is let through with a warning.
+pub fn check_no_look_ahead(
+    path: &Path,
+    metadata: &BTreeMap<String, String>,
+    from: i32,
+) -> Result<()> {
+    match metadata.get("scengen.test_from") {
+        Some(text) => {
+            let trained_before = parse_date("scengen.test_from", text)?;
+            if trained_before > from {
+                return Err(Error::bad_file(
+                    path,
+                    format!(
+                        "it was fitted on data up to {text} (scengen.test_from), after the backtest \
+                         start {}: that would look ahead",
+                        format_date(from)
+                    ),
+                ));
+            }
+        }
+        None => tracing::warn!(
+            "{} does not record its model's training cut-off; make sure it precedes {}",
+            path.display(),
+            format_date(from)
+        ),
+    }
+    Ok(())
 }
 
 /// The report label of each scenario file: its `--label`, else [`default_label`]. A blank

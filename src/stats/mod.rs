@@ -1,8 +1,9 @@
 //! Statistics shared by every stage: descriptive moments and quantiles here; the two-sample
-//! tests, autocorrelation, tail measures and the spread of volatility over paths in their own
-//! files as the evaluation needs them.
+//! tests, autocorrelation, tail measures, the spread of volatility over paths and the coverage
+//! tests of VaR exceedances in their own files.
 
 mod acf;
+mod coverage;
 mod descriptive;
 mod kolmogorov;
 mod matrix;
@@ -12,6 +13,10 @@ mod tails;
 mod two_sample;
 
 pub use acf::{acf, pooled_acf};
+pub use coverage::{
+    basel_zone, christoffersen_independence, conditional_coverage, kupiec_pof, LikelihoodRatio,
+    BASEL_DAYS,
+};
 pub use descriptive::{
     column_variances, excess_kurtosis, mean, quantile, skewness, std_dev, variance,
 };

@@ -1,0 +1,302 @@
+//! The VaR backtest's files: `var_backtest.json`, `forecasts.parquet` (one row per model,
+//! horizon, level and forecast: the VaR, the real P&L and whether it was exceeded) and
+//! `report.html` (the tables and the 1-day losses against each model's VaR), all or nothing.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Date32Array, Float64Array, StringArray, UInt16Array};
+use arrow::datatypes::{DataType, Field, Schema};
+
+use super::var_backtest::{Coverage, VarBacktest, VarBacktestConfig};
+use crate::error::Result;
+use crate::io::{self, decimal_year, format_date, AtomicDir, AtomicFile};
+use crate::report::{escape, fmt, line_chart, sets_table, Series, STYLE};
+
+const NOTE: &str = "Each forecast is made on the morning of a test day from the scenario file of the regime in force (the regime rule applied to the signal at the previous close) or, for historical, from the trailing return days; the positions are held without trading over the horizon, and an exceedance is a real loss larger than the VaR. Longer horizons use non-overlapping holding periods. Kupiec tests the exceedance rate (chi-squared, 1 degree of freedom), Christoffersen's independence test whether an exceedance follows another more often than the rate says (1 degree), conditional coverage is their sum (2 degrees); with few expected exceedances their p-values are indicative. The Basel zones count 1-day 99% exceedances in every stretch of 250 forecasts: green up to 4, yellow 5 to 9, red 10 or more.";
+
+/// Writes `var_backtest.json`, `forecasts.parquet` and `report.html` into `config.out`.
+pub fn write_var_backtest(config: &VarBacktestConfig, b: &VarBacktest) -> Result<()> {
+    let dir = AtomicDir::new(&config.out)?;
+    let periods: Vec<_> = b
+        .forecasts
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "horizon": f.horizon,
+                "forecasts": f.dates.len(),
+                "first": format_date(f.dates[0]),
+                "last": format_date(*f.dates.last().expect("a forecast")),
+                "per_regime": regime_counts(&f.regimes),
+            })
+        })
+        .collect();
+    let json = serde_json::json!({
+        "portfolio": b.portfolio,
+        "gross": b.portfolio.gross(),
+        "net": b.portfolio.net(),
+        "prices": config.prices.display().to_string(),
+        "signal": config.signal.describe(),
+        "lookback": config.lookback,
+        "horizons": config.horizons,
+        "levels": config.levels,
+        "periods": periods,
+        "models": b.models,
+        "coverage": b.coverage,
+        "note": NOTE,
+    });
+    io::write_text(
+        &dir.path().join("var_backtest.json"),
+        &serde_json::to_string_pretty(&json).expect("json"),
+    )?;
+    write_forecasts(&dir.path().join("forecasts.parquet"), config, b)?;
+    io::write_text(&dir.path().join("report.html"), &html(config, b))?;
+    dir.commit()?;
+    Ok(())
+}
+
+fn regime_counts(regimes: &[String]) -> BTreeMap<&str, usize> {
+    let mut counts = BTreeMap::new();
+    for r in regimes {
+        *counts.entry(r.as_str()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The forecasts at the horizon of `c`.
+fn forecasts_of<'a>(b: &'a VarBacktest, c: &Coverage) -> &'a super::HorizonForecasts {
+    b.forecasts
+        .iter()
+        .find(|f| f.horizon == c.horizon)
+        .expect("every coverage has its horizon's forecasts")
+}
+
+fn write_forecasts(path: &Path, config: &VarBacktestConfig, b: &VarBacktest) -> Result<()> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("horizon", DataType::UInt16, false),
+        Field::new("level", DataType::Float64, false),
+        Field::new("date", DataType::Date32, false),
+        Field::new("regime", DataType::Utf8, false),
+        Field::new("var", DataType::Float64, false),
+        Field::new("pnl", DataType::Float64, false),
+        Field::new("exceeded", DataType::Boolean, false),
+    ]));
+    let rows = || {
+        b.coverage.iter().flat_map(|c| {
+            let f = forecasts_of(b, c);
+            (0..c.var.len()).map(move |k| (c, f, k))
+        })
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            rows().map(|(c, _, _)| c.model.as_str()),
+        )),
+        Arc::new(UInt16Array::from_iter_values(
+            rows().map(|(c, _, _)| c.horizon as u16),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows().map(|(c, _, _)| c.level),
+        )),
+        Arc::new(Date32Array::from_iter_values(
+            rows().map(|(_, f, k)| f.dates[k]),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows().map(|(_, f, k)| f.regimes[k].as_str()),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows().map(|(c, _, k)| c.var[k]),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows().map(|(_, f, k)| f.pnl[k]),
+        )),
+        Arc::new(BooleanArray::from(
+            rows()
+                .map(|(c, f, k)| -f.pnl[k] > c.var[k])
+                .collect::<Vec<bool>>(),
+        )),
+    ];
+    let mut metadata = BTreeMap::new();
+    metadata.insert(
+        "scengen.portfolio".into(),
+        config.portfolio.display().to_string(),
+    );
+    metadata.insert("scengen.prices".into(), config.prices.display().to_string());
+    let batch = arrow::record_batch::RecordBatch::try_new(schema.clone(), columns)
+        .expect("columns match the schema");
+    io::write_batches(
+        AtomicFile::new(path)?,
+        schema,
+        &metadata,
+        std::iter::once(Ok(batch)),
+    )?;
+    Ok(())
+}
+
+/// The coverage table for the terminal.
+pub fn var_backtest_text(b: &VarBacktest) -> String {
+    let mut t = String::new();
+    for f in &b.forecasts {
+        let _ = writeln!(
+            t,
+            "{}-day VaR: {} forecasts from {} to {} ({})",
+            f.horizon,
+            f.dates.len(),
+            format_date(f.dates[0]),
+            format_date(*f.dates.last().expect("a forecast")),
+            regime_counts(&f.regimes)
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let _ = writeln!(
+        t,
+        "{:<12} {:>4} {:>6} {:>7} {:>8} {:>13} {:>8} {:>8} {:>8}  basel (worst / last)",
+        "model", "days", "level", "hits", "expected", "mean VaR", "Kupiec p", "indep. p", "cc p"
+    );
+    for c in &b.coverage {
+        let basel = c.basel.as_ref().map_or(String::new(), |z| {
+            format!(
+                "{} ({}) / {} ({})",
+                z.worst_zone, z.most_exceedances, z.last_zone, z.last_exceedances
+            )
+        });
+        let _ = writeln!(
+            t,
+            "{:<12} {:>4} {:>6} {:>7} {:>8.1} {:>13.0} {:>8.3} {:>8.3} {:>8.3}  {}",
+            c.model,
+            c.horizon,
+            c.level,
+            c.exceedances,
+            c.expected,
+            c.mean_var,
+            c.kupiec.p_value,
+            c.independence.p_value,
+            c.conditional_coverage.p_value,
+            basel
+        );
+    }
+    t
+}
+
+fn html(config: &VarBacktestConfig, b: &VarBacktest) -> String {
+    let currency = b.portfolio.currency.as_deref().unwrap_or("");
+    let mut h = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>scengen VaR backtest</title>\
+         <style>{STYLE}</style></head><body><h1>VaR backtest: {}</h1><p>Prices <code>{}</code>, \
+         regimes from {}, historical simulation over {} days. Gross {} {currency}, net {} \
+         {currency}.</p>",
+        escape(&config.portfolio.display().to_string()),
+        escape(&config.prices.display().to_string()),
+        escape(&config.signal.describe()),
+        config.lookback,
+        fmt(b.portfolio.gross()),
+        fmt(b.portfolio.net()),
+    );
+    h.push_str(&sets_table(b.models.iter().flat_map(|m| {
+        m.files
+            .iter()
+            .map(move |(_, (file, generator))| (m.name.as_str(), file.as_str(), generator))
+    })));
+    h.push_str(
+        "<h2>Coverage</h2><table><tr><th>model</th><th>days</th><th>level</th><th>forecasts</th>\
+         <th>exceedances</th><th>expected</th><th>mean VaR</th><th>mean loss beyond VaR</th>\
+         <th>Kupiec p</th><th>independence p</th><th>conditional coverage p</th>\
+         <th>Basel worst / last 250</th></tr>",
+    );
+    for c in &b.coverage {
+        let basel = c.basel.as_ref().map_or(String::new(), |z| {
+            format!(
+                "{} ({}) / {} ({})",
+                z.worst_zone, z.most_exceedances, z.last_zone, z.last_exceedances
+            )
+        });
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td>\
+             <td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td></tr>",
+            escape(&c.model),
+            c.horizon,
+            c.level,
+            c.forecasts,
+            c.exceedances,
+            c.expected,
+            fmt(c.mean_var),
+            fmt(c.mean_excess_loss),
+            c.kupiec.p_value,
+            c.independence.p_value,
+            c.conditional_coverage.p_value,
+            basel
+        );
+    }
+    h.push_str(
+        "</table><h2>Exceedances by regime</h2><table><tr><th>model</th><th>days</th>\
+         <th>level</th><th>regime</th><th>forecasts</th><th>exceedances</th><th>expected</th>\
+         <th>Kupiec p</th></tr>",
+    );
+    for c in &b.coverage {
+        for r in &c.by_regime {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{:.1}</td><td>{:.3}</td></tr>",
+                escape(&c.model),
+                c.horizon,
+                c.level,
+                escape(&r.regime),
+                r.forecasts,
+                r.exceedances,
+                (1.0 - c.level) * r.forecasts as f64,
+                r.kupiec.p_value
+            );
+        }
+    }
+    h.push_str("</table><h2>Losses against the VaR</h2><div class=\"plots\">");
+    for &horizon in &config.horizons {
+        let level = config.levels.iter().copied().fold(f64::NAN, f64::max);
+        let f = b
+            .forecasts
+            .iter()
+            .find(|f| f.horizon == horizon)
+            .expect("every horizon has forecasts");
+        let at = |values: &[f64]| -> Vec<(f64, f64)> {
+            f.dates
+                .iter()
+                .zip(values)
+                .map(|(d, v)| (decimal_year(*d), *v))
+                .collect()
+        };
+        let losses: Vec<f64> = f.pnl.iter().map(|p| -p).collect();
+        let mut series = vec![Series {
+            name: "real loss".into(),
+            points: at(&losses),
+        }];
+        series.extend(
+            b.coverage
+                .iter()
+                .filter(|c| c.horizon == horizon && c.level == level)
+                .map(|c| Series {
+                    name: format!("{} VaR", c.model),
+                    points: at(&c.var),
+                }),
+        );
+        h.push_str(&line_chart(
+            &format!("{horizon}-day loss and {}% VaR", level * 100.0),
+            "year",
+            currency,
+            &series,
+            false,
+            false,
+        ));
+    }
+    let _ = write!(
+        h,
+        "</div><p class=\"note\">{}</p></body></html>",
+        escape(NOTE)
+    );
+    h
+}

@@ -1,0 +1,375 @@
+//! The coverage tests of VaR exceedances against closed forms, and the VaR backtest on the
+//! embedded prices with baseline scenario files fitted before 2016, recounted independently from
+//! the price and index files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::{embedded_index, embedded_prices, embedded_windows, root};
+use scengen::baselines::{generate_baseline, BaselineConfig, Method};
+use scengen::data::{realized_vol, Panel, RegimeRule, Returns, SignalSource, ValueKind};
+use scengen::io::{format_date, parse_date, read_parquet};
+use scengen::risk::{
+    run_var_backtest, write_var_backtest, Portfolio, VarBacktestConfig, HISTORICAL,
+};
+use scengen::sample::read_scenarios;
+use scengen::stats::{basel_zone, christoffersen_independence, conditional_coverage, kupiec_pof};
+use scengen::Error;
+
+fn close(got: f64, want: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= 1e-10 * want.abs().max(1e-300),
+        "{what}: {got} against {want}"
+    );
+}
+
+/// Reference values from an independent implementation (Python's `math`: the log-likelihoods
+/// written out, the χ²(1) tail as erfc(√(x/2)) and the χ²(2) tail as exp(−x/2)).
+#[test]
+fn coverage_tests_match_their_closed_forms() {
+    for (n, x, p, lr, pv) in [
+        (250, 4, 0.01, 0.7691383643858458, 0.380483738238954),
+        (250, 10, 0.01, 12.955491062356018, 0.0003189845082133835),
+        (1760, 46, 0.05, 25.36632084383382, 4.7412391386892893e-07),
+        (100, 0, 0.01, 2.01006717070029, 0.15625839953485104),
+    ] {
+        let k = kupiec_pof(n, x, p);
+        close(k.statistic, lr, &format!("Kupiec LR, {x} of {n} at {p}"));
+        close(k.p_value, pv, &format!("Kupiec p, {x} of {n} at {p}"));
+    }
+    // Exactly the expected rate: no evidence against it.
+    let k = kupiec_pof(500, 25, 0.05);
+    assert_eq!((k.statistic, k.p_value), (0.0, 1.0));
+
+    // Three clustered pairs and a single hit in 200 days: n00 190, n01 3, n10 3, n11 3.
+    let mut clustered = vec![false; 200];
+    for i in [50, 51, 52, 120, 121, 180] {
+        clustered[i] = true;
+    }
+    let ind = christoffersen_independence(&clustered);
+    close(
+        ind.statistic,
+        14.580435761313709,
+        "independence LR, clustered",
+    );
+    close(
+        ind.p_value,
+        0.0001343016784246756,
+        "independence p, clustered",
+    );
+    let cc = conditional_coverage(&kupiec_pof(200, 6, 0.01), &ind);
+    close(cc.statistic, 19.84514103242266, "conditional coverage LR");
+    close(cc.p_value, 4.905489816867517e-05, "conditional coverage p");
+    assert_eq!(cc.degrees_of_freedom, 2);
+    // Hits 40 days apart: never one after another.
+    let spread: Vec<bool> = (0..200).map(|i| i >= 10 && (i - 10) % 40 == 0).collect();
+    let ind = christoffersen_independence(&spread);
+    close(
+        ind.statistic,
+        0.25776049975015525,
+        "independence LR, spread",
+    );
+    close(ind.p_value, 0.611662912783232, "independence p, spread");
+    // No hit at all: nothing to tell apart.
+    assert_eq!(christoffersen_independence(&[false; 50]).statistic, 0.0);
+
+    for (hits, zone) in [
+        (0, "green"),
+        (4, "green"),
+        (5, "yellow"),
+        (9, "yellow"),
+        (10, "red"),
+    ] {
+        assert_eq!(basel_zone(hits), zone, "{hits} exceedances");
+    }
+}
+
+/// The embedded windows and, per regime, Gaussian and bootstrap baselines fitted on the days
+/// before 2016 (500 paths each), built once.
+fn inputs() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let windows = embedded_windows(&dir);
+        let scenarios = dir.join("scenarios");
+        std::fs::create_dir_all(&scenarios).unwrap();
+        for (method, name) in [
+            (Method::Gaussian, "gaussian"),
+            (Method::Bootstrap, "bootstrap"),
+        ] {
+            for regime in ["low-vix", "normal", "high-vix"] {
+                generate_baseline(&BaselineConfig {
+                    method,
+                    data: windows.clone(),
+                    regime: regime.into(),
+                    n: 500,
+                    seed: 3,
+                    test_from: parse_date("t", "2016-01-01").unwrap(),
+                    block_length: None,
+                    out: scenarios.join(format!("{regime}-{name}.parquet")),
+                })
+                .unwrap();
+            }
+        }
+        dir
+    })
+}
+
+fn config(out: &Path, to: &str) -> VarBacktestConfig {
+    VarBacktestConfig {
+        portfolio: root().join("data/example_portfolio.toml"),
+        prices: embedded_prices(),
+        date_column: "date".into(),
+        from: parse_date("--from", "2016-01-01").unwrap(),
+        to: Some(parse_date("--to", to).unwrap()),
+        horizons: vec![1, 5],
+        levels: vec![0.95, 0.99],
+        lookback: 250,
+        scenarios: vec![inputs().join("scenarios")],
+        signal: SignalSource::RealizedVol {
+            path: embedded_index(),
+            column: "SPX".into(),
+        },
+        rule: RegimeRule::default(),
+        out: out.to_path_buf(),
+    }
+}
+
+/// The k-th largest of `losses`, k = ⌈(1 − level) n⌉: the VaR definition of
+/// `tests/testvectors/var_cvar.json`, by sorting.
+fn var_by_sorting(mut losses: Vec<f64>, level: f64) -> f64 {
+    losses.sort_by(|a, b| b.total_cmp(a));
+    let k = ((1.0 - level) * losses.len() as f64 - 1e-9).ceil().max(1.0) as usize;
+    losses[k - 1]
+}
+
+#[test]
+fn the_var_backtest_on_real_prices_counts_what_the_prices_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("vb");
+    let c = config(&out, "2016-12-31");
+    let b = run_var_backtest(&c).unwrap();
+    write_var_backtest(&c, &b).unwrap();
+    for f in ["var_backtest.json", "forecasts.parquet", "report.html"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let names: Vec<&str> = b.models.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["bootstrap", "gaussian", HISTORICAL]);
+
+    // Independently: prices, the regime signal and the positions straight from their files.
+    let portfolio = Portfolio::read(&c.portfolio).unwrap();
+    let assets: Vec<String> = portfolio
+        .positions
+        .iter()
+        .map(|p| p.asset.clone())
+        .collect();
+    let panel = Panel::read(&embedded_prices(), "date", Some(&assets)).unwrap();
+    let index = Panel::read(&embedded_index(), "date", Some(&["SPX".to_string()])).unwrap();
+    let index_returns = Returns::from_panel(&index, ValueKind::Prices);
+    let vol = realized_vol(&index_returns.dates, &index_returns.columns[0]);
+    let rule = RegimeRule::default();
+    let value = |t: usize, h: usize| -> f64 {
+        // Holding from the close of day t − 1 to the close of day t + h − 1.
+        portfolio
+            .positions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.value * (panel.columns[i][t + h - 1] / panel.columns[i][t - 1] - 1.0))
+            .sum()
+    };
+    let first = panel
+        .dates
+        .iter()
+        .position(|d| *d >= c.from)
+        .expect("2016 is in the data");
+
+    // Per regime and model, the scenario VaR from the file's paths by sorting.
+    let scenario_var = |model: &str, regime: &str, h: usize, level: f64| -> f64 {
+        let set = read_scenarios(
+            &inputs()
+                .join("scenarios")
+                .join(format!("{regime}-{model}.parquet")),
+        )
+        .unwrap();
+        let n = set.assets.len();
+        let columns: Vec<usize> = assets
+            .iter()
+            .map(|a| set.assets.iter().position(|s| s == a).unwrap())
+            .collect();
+        let losses = (0..set.paths())
+            .map(|p| {
+                let path = set.path_values(p);
+                -portfolio
+                    .positions
+                    .iter()
+                    .zip(&columns)
+                    .map(|(pos, &col)| {
+                        pos.value * ((0..h).map(|d| path[d * n + col]).sum::<f64>()).exp_m1()
+                    })
+                    .sum::<f64>()
+            })
+            .collect();
+        var_by_sorting(losses, level)
+    };
+
+    for f in &b.forecasts {
+        let h = f.horizon;
+        // Non-overlapping holding periods from the first test day, every one inside 2016.
+        assert_eq!(format_date(f.dates[0]), "2016-01-04");
+        let starts: Vec<usize> = (0..f.dates.len()).map(|k| first + k * h).collect();
+        assert_eq!(f.dates.len(), (252 - h) / h + 1, "{h}-day periods in 2016");
+        for (k, &t) in starts.iter().enumerate() {
+            assert_eq!(f.dates[k], panel.dates[t]);
+            let want_regime = &rule.labels[rule.classify(vol[&panel.dates[t - 1]])];
+            assert_eq!(&f.regimes[k], want_regime, "{}", format_date(f.dates[k]));
+            let want = value(t, h);
+            assert!(
+                (f.pnl[k] - want).abs() < 1e-6 * want.abs().max(1.0),
+                "{h}-day P&L on {}: {} against {want}",
+                format_date(f.dates[k]),
+                f.pnl[k]
+            );
+        }
+        for cov in b.coverage.iter().filter(|cov| cov.horizon == h) {
+            let var: Vec<f64> = starts
+                .iter()
+                .zip(&f.regimes)
+                .map(|(&t, regime)| {
+                    if cov.model == HISTORICAL {
+                        let losses = (t - c.lookback..=t - h).map(|s| -value(s, h)).collect();
+                        var_by_sorting(losses, cov.level)
+                    } else {
+                        scenario_var(&cov.model, regime, h, cov.level)
+                    }
+                })
+                .collect();
+            for (k, (got, want)) in cov.var.iter().zip(&var).enumerate() {
+                assert!(
+                    (got - want).abs() < 1e-6 * want.abs(),
+                    "{} {h}-day {} VaR on {}: {got} against {want}",
+                    cov.model,
+                    cov.level,
+                    format_date(f.dates[k])
+                );
+            }
+            let hits = f.pnl.iter().zip(&var).filter(|(p, v)| -**p > **v).count();
+            assert_eq!(cov.exceedances, hits, "{} {h} {}", cov.model, cov.level);
+            assert_eq!(cov.forecasts, f.dates.len());
+            let per_regime: usize = cov.by_regime.iter().map(|r| r.exceedances).sum();
+            assert_eq!(per_regime, hits);
+            // The Basel zones only for 1-day 99%, over 250-forecast stretches.
+            assert_eq!(
+                cov.basel.as_ref().map(|z| z.stretches),
+                (h == 1 && cov.level == 0.99).then(|| f.dates.len() - 249)
+            );
+        }
+    }
+    // The Parquet file holds every forecast of every model, horizon and level.
+    let rows: usize = b.coverage.iter().map(|cov| cov.var.len()).sum();
+    assert_eq!(
+        read_parquet(out.join("forecasts.parquet"))
+            .unwrap()
+            .batch
+            .num_rows(),
+        rows
+    );
+
+    // No look-ahead: a shorter period gives the same forecasts on its days.
+    let short = run_var_backtest(&config(&dir.path().join("short"), "2016-06-30")).unwrap();
+    for (whole, part) in b.coverage.iter().zip(&short.coverage) {
+        assert_eq!(
+            (whole.model.as_str(), whole.horizon),
+            (part.model.as_str(), part.horizon)
+        );
+        assert_eq!(whole.var[..part.var.len()], part.var[..]);
+    }
+}
+
+fn assert_fails_cleanly(c: &VarBacktestConfig, check: impl Fn(&Error) -> bool) {
+    let err = run_var_backtest(c)
+        .and_then(|b| write_var_backtest(c, &b))
+        .expect_err("bad input must fail");
+    assert!(check(&err), "unexpected error: {err}");
+    assert!(!c.out.exists(), "output left behind for: {err}");
+}
+
+fn option_error(e: &Error, name: &str, text: &str) -> bool {
+    matches!(e, Error::InvalidOption { option, reason, .. } if option == name && reason.contains(text))
+}
+
+#[test]
+fn the_var_backtest_rejects_bad_inputs_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("vb");
+    let scenarios = inputs().join("scenarios");
+
+    // A generator without a file for a regime that occurs: named with the first day it is needed.
+    let partial = dir.path().join("partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    for regime in ["low-vix", "high-vix"] {
+        let name = format!("{regime}-gaussian.parquet");
+        std::fs::copy(scenarios.join(&name), partial.join(&name)).unwrap();
+    }
+    let mut c = config(&out, "2016-12-31");
+    c.scenarios = vec![partial.clone()];
+    assert_fails_cleanly(&c, |e| {
+        option_error(
+            e,
+            "--scenarios",
+            "no `gaussian` scenario file for regime `normal`, in force on 2016-",
+        )
+    });
+
+    // Two files of one generator and regime: which one stands for it is not the tool's to guess.
+    let mut c = config(&out, "2016-12-31");
+    c.scenarios = vec![scenarios.clone(), scenarios.join("normal-gaussian.parquet")];
+    assert_fails_cleanly(&c, |e| {
+        option_error(e, "--scenarios", "a second `gaussian`")
+    });
+
+    // Scenarios fitted on days the backtest tests.
+    let mut c = config(&out, "2016-12-31");
+    c.from = parse_date("--from", "2015-06-01").unwrap();
+    assert_fails_cleanly(&c, |e| e.to_string().contains("would look ahead"));
+
+    // A horizon longer than the paths, a level outside (0, 1), a zero horizon.
+    let mut c = config(&out, "2016-12-31");
+    c.horizons = vec![1, 31];
+    assert_fails_cleanly(&c, |e| {
+        option_error(e, "--horizons", "longer than the 30-day paths")
+    });
+    let mut c = config(&out, "2016-12-31");
+    c.levels = vec![0.99, 1.0];
+    assert_fails_cleanly(&c, |e| {
+        option_error(e, "--levels", "strictly between 0 and 1")
+    });
+    let mut c = config(&out, "2016-12-31");
+    c.horizons = vec![0];
+    assert_fails_cleanly(&c, |e| option_error(e, "--horizons", "at least 1 day"));
+
+    // Too few trailing days for historical simulation, and more than the data holds.
+    let mut c = config(&out, "2016-12-31");
+    c.lookback = 20;
+    assert_fails_cleanly(&c, |e| {
+        option_error(e, "--lookback", "fewer than 20 5-day outcomes")
+    });
+    let mut c = config(&out, "2016-12-31");
+    c.lookback = 9000;
+    assert_fails_cleanly(&c, |e| option_error(e, "--lookback", "precede 2016-01-01"));
+
+    // A period with no room for the longest horizon.
+    let mut c = config(&out, "2016-01-05");
+    c.horizons = vec![1, 5];
+    assert_fails_cleanly(&c, |e| {
+        option_error(e, "--from", "fewer than 5 return days")
+    });
+
+    // A position the scenario files do not hold.
+    let portfolio = dir.path().join("book.toml");
+    std::fs::write(&portfolio, "[positions]\nAAPL = 100\nTSLA = 50\n").unwrap();
+    let mut c = config(&out, "2016-12-31");
+    c.portfolio = portfolio;
+    assert_fails_cleanly(&c, |e| e.to_string().contains("position `TSLA`"));
+}
