@@ -41,6 +41,7 @@ fn tiny_config() -> UNetConfig {
         embed_dim: 16,
         amplitude_input: false,
         linear_path: 0,
+        factors: 0,
     }
 }
 
@@ -106,6 +107,28 @@ fn every_parameter_receives_a_gradient() {
         "{} variables",
         vm.all_vars().len()
     );
+    assert_every_variable_learns(&vm, &grads);
+}
+
+#[test]
+fn a_factor_model_learns_its_encoder_and_decoder() {
+    let config = UNetConfig {
+        factors: 2,
+        ..tiny_config()
+    };
+    let vm = VarMap::new();
+    let net = UNet1d::new(&config, SeededInit::var_builder(&vm, 1, &Device::Cpu)).unwrap();
+    let x = random_input(4, 2);
+    let t = Tensor::new(&[3f32, 500., 999., 0.], &Device::Cpu).unwrap();
+    let r = Tensor::new(&[0u32, 1, 2, 1], &Device::Cpu).unwrap();
+    let out = net.forward(&x, &t, &r).unwrap();
+    assert_eq!(out.dims(), x.dims());
+    let loss = (out - &x).unwrap().sqr().unwrap().mean_all().unwrap();
+    let grads = loss.backward().unwrap();
+    let names: Vec<String> = vm.data().lock().unwrap().keys().cloned().collect();
+    for name in ["factors.encoder", "factors.decoder"] {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
     assert_every_variable_learns(&vm, &grads);
 }
 

@@ -36,6 +36,15 @@ fn architectures() -> Vec<UNetConfig> {
         UNetConfig {
             amplitude_input: true,
             linear_path: 4,
+            factors: 0,
+            ..UNetConfig::small(20, 30, 3)
+        },
+        // The same as a diffusion factor model: the candle network runs its encoder and decoder,
+        // the fast one has them folded into its first and last convolutions.
+        UNetConfig {
+            amplitude_input: true,
+            linear_path: 4,
+            factors: 4,
             ..UNetConfig::small(20, 30, 3)
         },
         // Attention on every level, two blocks per level, an odd window padded to 16, the
@@ -53,6 +62,7 @@ fn architectures() -> Vec<UNetConfig> {
             embed_dim: 32,
             amplitude_input: true,
             linear_path: 2,
+            factors: 0,
         },
         // A single level: no resampling at all.
         UNetConfig {
@@ -68,6 +78,7 @@ fn architectures() -> Vec<UNetConfig> {
             embed_dim: 8,
             amplitude_input: false,
             linear_path: 0,
+            factors: 0,
         },
     ]
 }

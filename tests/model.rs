@@ -5,6 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use candle_core::{Device, Tensor};
 use common::*;
 use scengen::diffusion::{SamplerKind, Spacing};
 use scengen::io::parse_date;
@@ -35,6 +36,7 @@ fn tiny_arch() -> UNetConfig {
         embed_dim: 32,
         amplitude_input: false,
         linear_path: 0,
+        factors: 0,
     }
 }
 
@@ -121,6 +123,7 @@ fn a_model_with_the_gaussian_prior_reproduces_the_covariance_at_once() {
     c.architecture = Some(UNetConfig {
         amplitude_input: true,
         linear_path: 2,
+        factors: 0,
         ..tiny_arch()
     });
     train(&c).unwrap();
@@ -264,6 +267,84 @@ fn training_and_generation_are_reproducible_for_a_seed() {
     g.sampler = SamplerKind::Ddpm;
     generate(&g).unwrap();
     assert_eq!(read_scenarios(&out("ddpm.parquet")).unwrap().paths(), 20);
+}
+
+/// A diffusion factor model trained on the real windows: its network's output lies in the
+/// span of its decoder, also once the loaded model has folded the decoder into its last
+/// convolution, and it generates scenarios of every asset.
+#[test]
+fn a_factor_model_on_real_windows_corrects_only_its_factor_subspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = embedded_windows(dir.path());
+    let model = dir.path().join("model");
+    let mut c = train_config(&data, &model, 3, 1);
+    c.test_from = parse_date("t", "2016-01-01").unwrap();
+    c.architecture = Some(UNetConfig {
+        assets: 20,
+        window: 30,
+        regimes: 3,
+        base_channels: 8,
+        channel_mults: vec![1, 2],
+        blocks_per_level: 1,
+        attention_levels: vec![],
+        heads: 2,
+        groups: 4,
+        embed_dim: 16,
+        amplitude_input: false,
+        linear_path: 0,
+        factors: 2,
+    });
+    train(&c).unwrap();
+
+    let stored = candle_core::safetensors::load(model.join(WEIGHTS_FILE), &Device::Cpu).unwrap();
+    assert_eq!(stored["factors.encoder"].dims(), [2, 20]);
+    assert_eq!(stored["factors.decoder"].dims(), [20, 2]);
+    let loaded = load_model(&model, &Device::Cpu).unwrap();
+    assert_eq!(loaded.card.architecture.factors, 2);
+    assert_eq!(loaded.network.config().factors, 0, "runs folded");
+
+    // The output of 16 random windows, as 20 assets x (16 x 32 days): rank 2.
+    let (b, len) = (16, 32);
+    let x = scengen::rng::SeededRng::new(1, 0).normals_f32(b * 20 * len);
+    let x = Tensor::from_vec(x, (b, 20, len), &Device::Cpu).unwrap();
+    let t = Tensor::from_vec((0..b).map(|i| 60.0 * i as f32).collect(), b, &Device::Cpu).unwrap();
+    let r = Tensor::from_vec((0..b as u32).map(|i| i % 4).collect(), b, &Device::Cpu).unwrap();
+    let out = loaded.network.forward(&x, &t, &r).unwrap();
+    let m: Vec<f64> = out
+        .permute((1, 0, 2))
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let columns = b * len;
+    let gram: Vec<f64> = (0..400)
+        .map(|ij| {
+            let (i, j) = (ij / 20, ij % 20);
+            (0..columns)
+                .map(|k| m[i * columns + k] * m[j * columns + k])
+                .sum()
+        })
+        .collect();
+    let (mut eigenvalues, _) = scengen::stats::symmetric_eigen(&gram, 20);
+    eigenvalues.sort_by(|a, b| b.total_cmp(a));
+    assert!(eigenvalues[1] > 1e-6 * eigenvalues[0], "{eigenvalues:?}");
+    assert!(eigenvalues[2] < 1e-9 * eigenvalues[0], "{eigenvalues:?}");
+
+    let out = dir.path().join("normal.parquet");
+    let mut g = gen_config(&model, out.clone(), "normal", 50, 2);
+    g.sampler = SamplerKind::Ddim {
+        steps: 5,
+        eta: 0.0,
+        spacing: Spacing::Uniform,
+    };
+    generate(&g).unwrap();
+    let set = read_scenarios(&out).unwrap();
+    assert_eq!((set.paths(), set.assets.len()), (50, 20));
+    assert!(set.values.iter().all(|v| v.is_finite()));
 }
 
 fn trained_tiny_model(dir: &Path) -> PathBuf {
@@ -432,6 +513,11 @@ fn bad_training_options_name_the_option_and_write_nothing() {
         std::fs::read_to_string(theirs.join("notes.txt")).unwrap(),
         "keep"
     );
+    // A factor model needs fewer factors than the 3 assets.
+    let mut c = train_config(&data, &m, 1, 1);
+    c.architecture = None;
+    c.factors = 4;
+    expect_option(c, "--factors", "4");
     // The default network's width: GroupNorm needs a multiple of its 8 groups.
     for channels in [0, 12] {
         let mut c = train_config(&data, &m, 1, 1);

@@ -145,6 +145,7 @@ fn scenario_dir() -> &'static Path {
             embed_dim: 16,
             amplitude_input: false,
             linear_path: 0,
+            factors: 0,
         });
         config.epochs = 1;
         train(&config).unwrap();

@@ -146,6 +146,7 @@ fn the_amplitude_input_and_linear_path_learn() {
     let config = UNetConfig {
         amplitude_input: true,
         linear_path: 2,
+        factors: 0,
         ..UNetConfig::small(3, 6, 2)
     };
     let vm = VarMap::new();

@@ -97,6 +97,10 @@ pub struct TrainArgs {
     /// Rank of the cross-asset linear path (0: none).
     #[arg(long, default_value_t = DEFAULT_LINEAR_PATH)]
     pub linear_path: usize,
+    /// Latent factors of a diffusion factor model: the U-Net's correction acts through a learned
+    /// assets-to-factors encoder and decoder (0: on the assets directly).
+    #[arg(long, default_value_t = 0)]
+    pub factors: usize,
     /// Predict the noise as each regime's Gaussian part plus the network's correction
     /// (`false`: the network alone).
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true,
@@ -135,6 +139,7 @@ impl TrainArgs {
         c.base_channels = self.channels;
         c.amplitude_input = self.amplitude_input;
         c.linear_path = self.linear_path;
+        c.factors = self.factors;
         c.gaussian_prior = self.gaussian_prior;
         // Without the prior there are no states, so the defaults follow it.
         let states = |given: Option<usize>, default: usize| {

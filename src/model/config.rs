@@ -38,6 +38,13 @@ pub struct UNetConfig {
     /// Absent in older models: 0 (no path).
     #[serde(default)]
     pub linear_path: usize,
+    /// Latent factors of a diffusion factor model (0: none): the U-Net then sees the window
+    /// through a learned `factors` x `assets` encoder and its output returns through a learned
+    /// `assets` x `factors` decoder, so that its correction to the noise prediction lies in a
+    /// `factors`-dimensional subspace of the assets; the Gaussian prior and the linear path
+    /// still act on every direction. Absent in older models: 0.
+    #[serde(default)]
+    pub factors: usize,
 }
 
 impl UNetConfig {
@@ -57,6 +64,7 @@ impl UNetConfig {
             embed_dim: 128,
             amplitude_input: false,
             linear_path: 0,
+            factors: 0,
         }
     }
 
@@ -72,6 +80,15 @@ impl UNetConfig {
             self.assets + 1
         } else {
             0
+        }
+    }
+
+    /// Channels the U-Net's first and last convolutions see: the factors, or the assets.
+    pub fn network_channels(&self) -> usize {
+        if self.factors > 0 {
+            self.factors
+        } else {
+            self.assets
         }
     }
 
@@ -111,6 +128,12 @@ impl UNetConfig {
                 self.assets, self.window, self.regimes, self.embed_dim
             ));
         }
+        if self.factors > self.assets {
+            return bad(format!(
+                "factors {} for {} assets",
+                self.factors, self.assets
+            ));
+        }
         if let Some(l) = self
             .attention_levels
             .iter()
@@ -145,7 +168,8 @@ impl UNetConfig {
         let time_inputs = base + self.amplitude_inputs();
         let mut flops =
             (2 * time_inputs * self.embed_dim + 2 * self.embed_dim * self.embed_dim) as u64;
-        flops += conv(self.assets, base, 3, len);
+        let inner = self.network_channels();
+        flops += conv(inner, base, 3, len);
         let mut ch = base;
         let mut skips = vec![ch];
         let last = self.channel_mults.len() - 1;
@@ -185,6 +209,12 @@ impl UNetConfig {
         let rank = self.linear_path;
         let linear_path = conv(self.assets, rank * self.assets, 1, len)
             + (2 * self.embed_dim * rank + 2 * rank * self.assets * len) as u64;
-        flops + conv(ch, self.assets, 3, len) + if rank > 0 { linear_path } else { 0 }
+        // The factor encoder and decoder: two assets x factors maps per day.
+        let factor_maps = if self.factors > 0 {
+            (4 * self.assets * self.factors * len) as u64
+        } else {
+            0
+        };
+        flops + conv(ch, inner, 3, len) + factor_maps + if rank > 0 { linear_path } else { 0 }
     }
 }

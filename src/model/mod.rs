@@ -1,9 +1,11 @@
 //! The network: a regime-conditioned 1D U-Net that predicts the noise in a window of returns,
-//! its architecture, its seeded initialisation, and the model directory it is saved in.
+//! its architecture, the factor encoder and decoder of a diffusion factor model, its seeded
+//! initialisation, the fast CPU inference twin, and the model directory it is saved in.
 
 mod blocks;
 mod config;
 mod conv;
+mod factors;
 mod fast;
 mod init;
 mod store;
@@ -11,6 +13,7 @@ mod unet;
 
 pub use config::UNetConfig;
 pub use conv::Conv1d;
+pub use factors::fold_factor_maps;
 pub use fast::FastUNet;
 pub use init::SeededInit;
 pub use store::{

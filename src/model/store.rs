@@ -9,6 +9,7 @@ use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use super::config::UNetConfig;
+use super::factors::fold_factor_maps;
 use super::unet::UNet1d;
 use super::{Denoiser, Engine, FastUNet};
 use crate::diffusion::ScheduleKind;
@@ -155,9 +156,26 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
     }
     let tensors = candle_core::safetensors::load(&weights_path, device)
         .map_err(|e| bad(format!("{WEIGHTS_FILE} is unreadable: {e}")))?;
-    let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, device);
-    let mut network = UNet1d::new(a, vb)
-        .map_err(|e| bad(format!("{WEIGHTS_FILE} does not fit {CONFIG_FILE}: {e}")))?;
+    let misfit =
+        |e: candle_core::Error| bad(format!("{WEIGHTS_FILE} does not fit {CONFIG_FILE}: {e}"));
+    if a.factors > 0 {
+        // Checked as stored; it runs with the encoder and decoder folded into its first and last
+        // convolutions (the same function, and one network for every engine).
+        UNet1d::new(
+            a,
+            VarBuilder::from_tensors(tensors.clone(), DType::F32, device),
+        )
+        .map_err(misfit)?;
+    }
+    let expected = parameter_names(a)?;
+    if let Some(extra) = tensors.keys().find(|k| !expected.contains(*k)) {
+        return Err(bad(format!(
+            "{WEIGHTS_FILE} holds `{extra}`, which the architecture lacks"
+        )));
+    }
+    let (runs_as, run_tensors) = fold_factor_maps(a, &tensors).map_err(misfit)?;
+    let vb = VarBuilder::from_tensors(run_tensors.clone(), DType::F32, device);
+    let mut network = UNet1d::new(&runs_as, vb).map_err(misfit)?;
     let prior = match &card.prior {
         None => None,
         Some(p) => {
@@ -169,15 +187,8 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
     if let Some(p) = &prior {
         network.set_prior(p.clone());
     }
-    let expected = parameter_names(a)?;
-    if let Some(extra) = tensors.keys().find(|k| !expected.contains(*k)) {
-        return Err(bad(format!(
-            "{WEIGHTS_FILE} holds `{extra}`, which the architecture lacks"
-        )));
-    }
     let fast = if device.is_cpu() {
-        let mut fast = FastUNet::new(a, &tensors)
-            .map_err(|e| bad(format!("{WEIGHTS_FILE} does not fit {CONFIG_FILE}: {e}")))?;
+        let mut fast = FastUNet::new(&runs_as, &run_tensors).map_err(misfit)?;
         if let Some(p) = prior {
             fast.set_prior(p);
         }

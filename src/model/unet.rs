@@ -7,6 +7,7 @@ use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 use super::blocks::{timestep_embedding, Downsample, GroupNorm, ResBlock, SelfAttention, Upsample};
 use super::config::UNetConfig;
 use super::conv::Conv1d;
+use super::factors::FactorMaps;
 
 struct Level {
     blocks: Vec<(ResBlock, Option<SelfAttention>)>,
@@ -32,6 +33,7 @@ pub struct UNet1d {
     norm_out: GroupNorm,
     conv_out: Conv1d,
     linear_path: Option<LinearPath>,
+    factor_maps: Option<FactorMaps>,
     prior: Option<crate::diffusion::PriorPredictor>,
 }
 
@@ -54,7 +56,7 @@ impl UNet1d {
                 Ok(None)
             }
         };
-        let conv_in = Conv1d::new(c.assets, base, 3, 1, vb.pp("conv_in"))?;
+        let conv_in = Conv1d::new(c.network_channels(), base, 3, 1, vb.pp("conv_in"))?;
         let mut ch = base;
         let mut skips = vec![ch];
         let mut down = Vec::new();
@@ -110,13 +112,18 @@ impl UNet1d {
             mid,
             up,
             norm_out: GroupNorm::new(groups, ch, vb.pp("norm_out"))?,
-            conv_out: Conv1d::new(ch, c.assets, 3, 1, vb.pp("conv_out"))?,
+            conv_out: Conv1d::new(ch, c.network_channels(), 3, 1, vb.pp("conv_out"))?,
             linear_path: if c.linear_path > 0 {
                 Some(LinearPath {
                     maps: Conv1d::new(c.assets, c.linear_path * c.assets, 1, 1, vb.pp("lin.maps"))?,
                     gains: zero_linear(emb, c.linear_path, vb.pp("lin.gains"))?,
                     rank: c.linear_path,
                 })
+            } else {
+                None
+            },
+            factor_maps: if c.factors > 0 {
+                Some(FactorMaps::new(c, vb.pp("factors"))?)
             } else {
                 None
             },
@@ -148,7 +155,10 @@ impl UNet1d {
             .forward(&self.time_in.forward(&temb)?.silu()?)?;
         let emb = (temb + self.regime_embedding.forward(regimes)?)?.silu()?;
 
-        let mut h = self.conv_in.forward(x)?;
+        let mut h = match &self.factor_maps {
+            Some(f) => self.conv_in.forward(&f.encode(x)?)?,
+            None => self.conv_in.forward(x)?,
+        };
         let mut skips = vec![h.clone()];
         for level in &self.down {
             for (res, attn) in &level.blocks {
@@ -178,7 +188,10 @@ impl UNet1d {
                 h = u.forward(&h)?;
             }
         }
-        let out = self.conv_out.forward(&self.norm_out.forward(&h)?.silu()?)?;
+        let mut out = self.conv_out.forward(&self.norm_out.forward(&h)?.silu()?)?;
+        if let Some(f) = &self.factor_maps {
+            out = f.decode(&out)?;
+        }
         match &self.linear_path {
             Some(p) => {
                 let (b, assets, len) = x.dims3()?;

@@ -99,7 +99,8 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
     let forward_median = median_of(&forward_times);
     let guided = guidance != 0.0 && guidance != 1.0;
     let evaluations = config.sampler.steps(model.card.timesteps) * if guided { 2 } else { 1 };
-    let flops = model.card.architecture.forward_flops();
+    // The network as it runs (a factor model's maps are folded into its convolutions).
+    let flops = model.network.config().forward_flops();
     Ok(BenchReport {
         model: config.model.display().to_string(),
         parameters: model.card.training.parameters,

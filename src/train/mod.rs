@@ -68,6 +68,8 @@ pub struct TrainConfig {
     pub amplitude_input: bool,
     /// With `architecture` `None`: see [`UNetConfig::linear_path`].
     pub linear_path: usize,
+    /// With `architecture` `None`: see [`UNetConfig::factors`].
+    pub factors: usize,
     /// Predict the noise as the regimes' Gaussian part plus the network's correction.
     pub gaussian_prior: bool,
     /// Persistent volatility levels and day shocks of the Gaussian prior (1 and 1: one Gaussian
@@ -108,6 +110,7 @@ impl TrainConfig {
             base_channels: None,
             amplitude_input: true,
             linear_path: DEFAULT_LINEAR_PATH,
+            factors: 0,
             gaussian_prior: true,
             volatility_levels: DEFAULT_VOLATILITY_LEVELS,
             volatility_shocks: DEFAULT_VOLATILITY_SHOCKS,
@@ -251,6 +254,7 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
         a.base_channels = config.base_channels.unwrap_or(a.base_channels);
         a.amplitude_input = config.amplitude_input;
         a.linear_path = config.linear_path;
+        a.factors = config.factors;
         a
     });
     if let Some(channels) = config.base_channels {
@@ -264,6 +268,17 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
                 ),
             ));
         }
+    }
+    if arch.factors > arch.assets {
+        return Err(Error::option(
+            "--factors",
+            arch.factors,
+            format!(
+                "exceeds the {} assets of {}: a factor model needs fewer factors than assets",
+                arch.assets,
+                config.data.display()
+            ),
+        ));
     }
     arch.validate()?;
     let padded = arch.padded_len();

@@ -147,8 +147,10 @@ fn attention(w: &Weights, p: &str) -> candle_core::Result<Attention> {
 }
 
 impl FastUNet {
-    /// Packs the weights named as [`UNet1d::new`](super::UNet1d::new) names them.
+    /// Packs the weights named as [`UNet1d::new`](super::UNet1d::new) names them; a factor
+    /// model's encoder and decoder are folded into its first and last convolutions.
     pub fn new(config: &UNetConfig, w: &Weights) -> candle_core::Result<Self> {
+        let (config, w) = &super::fold_factor_maps(config, w)?;
         let c = config;
         let level = |side: &str, i: usize, blocks: usize| -> candle_core::Result<Level> {
             let mut list = Vec::new();
