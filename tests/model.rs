@@ -280,19 +280,8 @@ fn a_factor_model_on_real_windows_corrects_only_its_factor_subspace() {
     let mut c = train_config(&data, &model, 3, 1);
     c.test_from = parse_date("t", "2016-01-01").unwrap();
     c.architecture = Some(UNetConfig {
-        assets: 20,
-        window: 30,
-        regimes: 3,
-        base_channels: 8,
-        channel_mults: vec![1, 2],
-        blocks_per_level: 1,
-        attention_levels: vec![],
-        heads: 2,
-        groups: 4,
-        embed_dim: 16,
-        amplitude_input: false,
-        linear_path: 0,
         factors: 2,
+        ..small_embedded_arch()
     });
     train(&c).unwrap();
 

@@ -11,7 +11,7 @@ use scengen::data::{ingest, realized_vol, IngestConfig, Panel, RegimeRule, Retur
 use scengen::diffusion::{SamplerKind, Spacing};
 use scengen::error::Error;
 use scengen::io::{format_date, parse_date, year_month};
-use scengen::model::{Engine, UNetConfig};
+use scengen::model::Engine;
 use scengen::portfolio::{
     global_min_variance, kkt_conditions, long_only_min_variance, run_backtest, write_backtest,
     BacktestConfig, EQUAL_WEIGHT,
@@ -132,21 +132,7 @@ fn scenario_dir() -> &'static Path {
         let model = dir.join("model");
         let mut config =
             TrainConfig::new(&windows, &model, 3, parse_date("t", "2016-01-01").unwrap());
-        config.architecture = Some(UNetConfig {
-            assets: 20,
-            window: 30,
-            regimes: 3,
-            base_channels: 8,
-            channel_mults: vec![1, 2],
-            blocks_per_level: 1,
-            attention_levels: vec![],
-            heads: 2,
-            groups: 4,
-            embed_dim: 16,
-            amplitude_input: false,
-            linear_path: 0,
-            factors: 0,
-        });
+        config.architecture = Some(small_embedded_arch());
         config.epochs = 1;
         train(&config).unwrap();
         let scenarios = dir.join("scenarios");

@@ -363,7 +363,11 @@ fn the_var_backtest_rejects_bad_inputs_by_name() {
     let mut c = config(&out, "2016-01-05");
     c.horizons = vec![1, 5];
     assert_fails_cleanly(&c, |e| {
-        option_error(e, "--from", "fewer than 5 return days")
+        option_error(
+            e,
+            "--from",
+            "holds 2 return days from then to --to 2016-01-05",
+        )
     });
 
     // A position the scenario files do not hold.

@@ -16,20 +16,40 @@ pub enum RebalanceArg {
     Quarterly,
 }
 
+/// The real prices and the held-out period of a backtest (`backtest`, `var-backtest`).
 #[derive(Debug, clap::Args)]
-pub struct BacktestArgs {
+pub struct HeldOutArgs {
     /// Parquet panel of prices: a date column and one column per asset of the scenarios.
     #[arg(long, default_value = "data/sp500_20_prices.parquet")]
     pub prices: PathBuf,
     /// Name of the date column.
     #[arg(long, default_value = "date")]
     pub date_column: String,
-    /// First out-of-sample day.
+    /// First held-out day: the first rebalance, or the first day a VaR is forecast for.
     #[arg(long, default_value = "2016-01-01")]
     pub from: String,
-    /// Last day (default: the end of the data).
+    /// Last held-out day (default: the end of the data).
     #[arg(long)]
     pub to: Option<String>,
+}
+
+impl HeldOutArgs {
+    /// `--from` and `--to` as day numbers.
+    pub fn period(&self) -> Result<(i32, Option<i32>)> {
+        Ok((
+            parse_date("--from", &self.from)?,
+            self.to
+                .as_deref()
+                .map(|t| parse_date("--to", t))
+                .transpose()?,
+        ))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    pub held_out: HeldOutArgs,
     /// Trailing return days behind the classical estimators.
     #[arg(long, default_value_t = 252)]
     pub lookback: usize,
@@ -51,11 +71,12 @@ pub struct BacktestArgs {
 impl BacktestArgs {
     pub fn into_config(self) -> Result<BacktestConfig> {
         let (signal, rule) = self.regime.into_parts()?;
+        let (from, to) = self.held_out.period()?;
         Ok(BacktestConfig {
-            prices: self.prices,
-            date_column: self.date_column,
-            from: parse_date("--from", &self.from)?,
-            to: self.to.map(|t| parse_date("--to", &t)).transpose()?,
+            prices: self.held_out.prices,
+            date_column: self.held_out.date_column,
+            from,
+            to,
             lookback: self.lookback,
             variance_days: self.variance_days,
             rebalance: match self.rebalance {

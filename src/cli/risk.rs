@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::backtest::HeldOutArgs;
 use super::evaluate::SplitArg;
 use super::ingest::RegimeArgs;
 use super::{parse_days, parse_numbers};
@@ -77,18 +78,8 @@ pub struct VarBacktestArgs {
     /// Portfolio file (TOML): a [positions] table of asset = market value.
     #[arg(long, default_value = "data/example_portfolio.toml")]
     pub portfolio: PathBuf,
-    /// Parquet panel of prices: a date column and one column per asset of the scenarios.
-    #[arg(long, default_value = "data/sp500_20_prices.parquet")]
-    pub prices: PathBuf,
-    /// Name of the date column.
-    #[arg(long, default_value = "date")]
-    pub date_column: String,
-    /// First day a VaR is forecast for.
-    #[arg(long, default_value = "2016-01-01")]
-    pub from: String,
-    /// Last day whose return counts (default: the end of the data).
-    #[arg(long)]
-    pub to: Option<String>,
+    #[command(flatten)]
+    pub held_out: HeldOutArgs,
     /// Holding periods in days, comma-separated.
     #[arg(long, default_value = "1,10")]
     pub horizons: String,
@@ -110,12 +101,13 @@ pub struct VarBacktestArgs {
 impl VarBacktestArgs {
     pub fn into_config(self) -> Result<VarBacktestConfig> {
         let (signal, rule) = self.regime.into_parts()?;
+        let (from, to) = self.held_out.period()?;
         Ok(VarBacktestConfig {
             portfolio: self.portfolio,
-            prices: self.prices,
-            date_column: self.date_column,
-            from: parse_date("--from", &self.from)?,
-            to: self.to.map(|t| parse_date("--to", &t)).transpose()?,
+            prices: self.held_out.prices,
+            date_column: self.held_out.date_column,
+            from,
+            to,
             horizons: parse_days("--horizons", &self.horizons)?,
             levels: parse_numbers("--levels", &self.levels)?,
             lookback: self.lookback,

@@ -15,5 +15,5 @@ pub use regime::{
     label_index, realized_vol, RegimeCalendar, RegimeRule, SignalSource, EMBEDDED_PRICES,
     REALIZED_VOL_DAYS, TRADING_DAYS,
 };
-pub use returns::Returns;
+pub use returns::{held_out_days, Returns};
 pub use windows::{Split, SplitChoice, WindowInfo, WindowSet, META_LABELS, META_WINDOW};

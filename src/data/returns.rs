@@ -1,7 +1,11 @@
 //! Daily log returns from a cleaned panel, and the optional winsorisation of extreme days.
 
+use std::ops::Range;
+use std::path::Path;
+
 use super::panel::{Panel, ValueKind};
 use crate::error::{Error, Result};
+use crate::io::format_date;
 use crate::stats::quantile;
 
 /// Daily log returns, one column per asset. `base_dates[i]` is the panel date whose close the
@@ -89,4 +93,45 @@ impl Returns {
             })
             .collect())
     }
+}
+
+/// The held-out days of a backtest on the return days `days` of `prices`: the indices from the
+/// first day on or after `from` to the last on or before `to` (the end of the data when
+/// `None`). There must be at least `min_days` of them and `lookback` return days before them;
+/// the errors name `--from` and `--lookback`.
+pub fn held_out_days(
+    days: &[i32],
+    prices: &Path,
+    (from, to): (i32, Option<i32>),
+    min_days: usize,
+    lookback: usize,
+) -> Result<Range<usize>> {
+    let first = days.partition_point(|d| *d < from);
+    let end = to.map_or(days.len(), |to| days.partition_point(|d| *d <= to));
+    let held_out = end.saturating_sub(first);
+    if held_out < min_days.max(1) {
+        return Err(Error::option(
+            "--from",
+            format_date(from),
+            format!(
+                "{} holds {held_out} return days from then{} (data end {}); {} needed",
+                prices.display(),
+                to.map_or(String::new(), |to| format!(" to --to {}", format_date(to))),
+                format_date(*days.last().unwrap_or(&0)),
+                min_days.max(1)
+            ),
+        ));
+    }
+    if first < lookback {
+        return Err(Error::option(
+            "--lookback",
+            lookback,
+            format!(
+                "only {first} return days of {} precede {}",
+                prices.display(),
+                format_date(from)
+            ),
+        ));
+    }
+    Ok(first..end)
 }

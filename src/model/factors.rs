@@ -27,23 +27,14 @@ impl FactorMaps {
     pub fn new(config: &UNetConfig, vb: VarBuilder) -> Result<Self> {
         let (k, n) = (config.factors, config.assets);
         // Unit-variance factors from unit-variance assets, and back.
-        let encoder = vb.get_with_hints(
-            (k, n),
-            "encoder",
-            Init::Randn {
-                mean: 0.0,
-                stdev: 1.0 / (n as f64).sqrt(),
-            },
-        )?;
-        let decoder = vb.get_with_hints(
-            (n, k),
-            "decoder",
-            Init::Randn {
-                mean: 0.0,
-                stdev: 1.0 / (k as f64).sqrt(),
-            },
-        )?;
-        Ok(Self { encoder, decoder })
+        let map = |outputs: usize, inputs: usize, name: &str| {
+            let stdev = 1.0 / (inputs as f64).sqrt();
+            vb.get_with_hints((outputs, inputs), name, Init::Randn { mean: 0.0, stdev })
+        };
+        Ok(Self {
+            encoder: map(k, n, "encoder")?,
+            decoder: map(n, k, "decoder")?,
+        })
     }
 
     /// (batch, assets, len) -> (batch, factors, len).

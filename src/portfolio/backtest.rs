@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::min_variance::{global_min_variance, kkt_conditions, long_only_min_variance};
 use crate::covariance::{condition_number, estimate_matrices, SyntheticCorrelation, METHODS};
 use crate::data::{
-    OnMissing, Panel, RegimeCalendar, RegimeRule, Returns, SignalSource, ValueKind,
+    held_out_days, OnMissing, Panel, RegimeCalendar, RegimeRule, Returns, SignalSource, ValueKind,
     EMBEDDED_PRICES, TRADING_DAYS,
 };
 use crate::error::{Error, Result};
@@ -191,35 +191,14 @@ pub fn run_backtest(config: &BacktestConfig) -> Result<Backtest> {
     let returns = Returns::from_panel(&panel, ValueKind::Prices);
     let calendar = RegimeCalendar::load(&config.signal, &config.rule, &config.date_column)?;
     let days = &returns.dates;
-    let first = days.partition_point(|d| *d < config.from);
-    let end = config
-        .to
-        .map_or(days.len(), |to| days.partition_point(|d| *d <= to));
-    if first >= end {
-        return Err(Error::option(
-            "--from",
-            format_date(config.from),
-            format!(
-                "no return day of {} from then on{} (data end {})",
-                config.prices.display(),
-                config
-                    .to
-                    .map_or(String::new(), |to| format!(" to --to {}", format_date(to))),
-                format_date(*days.last().unwrap_or(&0))
-            ),
-        ));
-    }
-    if first < config.lookback {
-        return Err(Error::option(
-            "--lookback",
-            config.lookback,
-            format!(
-                "only {first} return days of {} precede {}",
-                config.prices.display(),
-                format_date(config.from)
-            ),
-        ));
-    }
+    let period = held_out_days(
+        days,
+        &config.prices,
+        (config.from, config.to),
+        1,
+        config.lookback,
+    )?;
+    let (first, end) = (period.start, period.end);
     // Row-major daily log returns, for the estimators.
     let rows: Vec<f64> = (0..days.len())
         .flat_map(|t| returns.columns.iter().map(move |c| c[t]))

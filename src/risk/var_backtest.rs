@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use super::{check_horizons_and_levels, horizon_pnl, Portfolio};
 use crate::data::{
-    OnMissing, Panel, RegimeCalendar, RegimeRule, Returns, SignalSource, ValueKind, EMBEDDED_PRICES,
+    held_out_days, OnMissing, Panel, RegimeCalendar, RegimeRule, Returns, SignalSource, ValueKind,
+    EMBEDDED_PRICES,
 };
 use crate::error::{Error, Result};
 use crate::io::{format_date, parse_date};
@@ -256,35 +257,14 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
     let returns = Returns::from_panel(&panel, ValueKind::Prices);
     let exposures = portfolio.exposures(&assets, &config.prices)?;
     let days = &returns.dates;
-    let first = days.partition_point(|d| *d < config.from);
-    let end = config
-        .to
-        .map_or(days.len(), |to| days.partition_point(|d| *d <= to));
-    if first + longest > end {
-        return Err(Error::option(
-            "--from",
-            format_date(config.from),
-            format!(
-                "{} holds fewer than {longest} return days from then{} (data end {})",
-                config.prices.display(),
-                config
-                    .to
-                    .map_or(String::new(), |to| format!(" to --to {}", format_date(to))),
-                format_date(*days.last().unwrap_or(&0))
-            ),
-        ));
-    }
-    if first < config.lookback {
-        return Err(Error::option(
-            "--lookback",
-            config.lookback,
-            format!(
-                "only {first} return days of {} precede {}",
-                config.prices.display(),
-                format_date(config.from)
-            ),
-        ));
-    }
+    let period = held_out_days(
+        days,
+        &config.prices,
+        (config.from, config.to),
+        longest,
+        config.lookback,
+    )?;
+    let (first, end) = (period.start, period.end);
     let calendar = RegimeCalendar::load(&config.signal, &config.rule, &config.date_column)?;
     // Running sums of each asset's log returns: a holding period's return in O(1).
     let cumulative: Vec<Vec<f64>> = returns

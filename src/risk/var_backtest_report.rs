@@ -135,6 +135,17 @@ fn write_forecasts(path: &Path, config: &VarBacktestConfig, b: &VarBacktest) -> 
     Ok(())
 }
 
+/// The Basel zones of a 1-day 99% record, as `worst (exceedances) / last (exceedances)`; empty
+/// for the others.
+fn basel_text(c: &Coverage) -> String {
+    c.basel.as_ref().map_or(String::new(), |z| {
+        format!(
+            "{} ({}) / {} ({})",
+            z.worst_zone, z.most_exceedances, z.last_zone, z.last_exceedances
+        )
+    })
+}
+
 /// The coverage table for the terminal.
 pub fn var_backtest_text(b: &VarBacktest) -> String {
     let mut t = String::new();
@@ -159,12 +170,7 @@ pub fn var_backtest_text(b: &VarBacktest) -> String {
         "model", "days", "level", "hits", "expected", "mean VaR", "Kupiec p", "indep. p", "cc p"
     );
     for c in &b.coverage {
-        let basel = c.basel.as_ref().map_or(String::new(), |z| {
-            format!(
-                "{} ({}) / {} ({})",
-                z.worst_zone, z.most_exceedances, z.last_zone, z.last_exceedances
-            )
-        });
+        let basel = basel_text(c);
         let _ = writeln!(
             t,
             "{:<12} {:>4} {:>6} {:>7} {:>8.1} {:>13.0} {:>8.3} {:>8.3} {:>8.3}  {}",
@@ -209,12 +215,7 @@ fn html(config: &VarBacktestConfig, b: &VarBacktest) -> String {
          <th>Basel worst / last 250</th></tr>",
     );
     for c in &b.coverage {
-        let basel = c.basel.as_ref().map_or(String::new(), |z| {
-            format!(
-                "{} ({}) / {} ({})",
-                z.worst_zone, z.most_exceedances, z.last_zone, z.last_exceedances
-            )
-        });
+        let basel = basel_text(c);
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td>\

@@ -44,6 +44,26 @@ pub fn embedded_windows(dir: &Path) -> PathBuf {
     out
 }
 
+/// A network small enough to train for an epoch in seconds on the embedded windows (20 assets,
+/// 30 days, 3 regimes), for the tests that need a model of the real data.
+pub fn small_embedded_arch() -> scengen::model::UNetConfig {
+    scengen::model::UNetConfig {
+        assets: 20,
+        window: 30,
+        regimes: 3,
+        base_channels: 8,
+        channel_mults: vec![1, 2],
+        blocks_per_level: 1,
+        attention_levels: vec![],
+        heads: 2,
+        groups: 4,
+        embed_dim: 16,
+        amplitude_input: false,
+        linear_path: 0,
+        factors: 0,
+    }
+}
+
 /// Asserts that every variable of `varmap` received a finite, non-zero gradient: the check
 /// that catches candle ops whose backward pass silently stops.
 pub fn assert_every_variable_learns(
