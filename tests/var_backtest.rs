@@ -157,6 +157,16 @@ fn the_var_backtest_on_real_prices_counts_what_the_prices_say() {
     }
     let names: Vec<&str> = b.models.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["bootstrap", "gaussian", HISTORICAL]);
+    // Each generator's file per regime, and how it was generated, in the JSON.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("var_backtest.json")).unwrap())
+            .unwrap();
+    let normal = &json["models"][0]["files"]["normal"];
+    assert!(normal["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("normal-bootstrap.parquet"));
+    assert_eq!(normal["generator"]["method"], "bootstrap");
 
     // Independently: prices, the regime signal and the positions straight from their files.
     let portfolio = Portfolio::read(&c.portfolio).unwrap();

@@ -15,8 +15,8 @@ pub use measures::{horizon_pnl, horizon_risk, HorizonPnl, HorizonRisk, TailRisk}
 pub use positions::{Portfolio, Position};
 pub use report::{summary_text, write_risk};
 pub use var_backtest::{
-    run_var_backtest, BaselZones, Coverage, HorizonForecasts, RegimeCoverage, VarBacktest,
-    VarBacktestConfig, VarModel, HISTORICAL,
+    run_var_backtest, BaselZones, Coverage, HorizonForecasts, RegimeCoverage, ScenarioFile,
+    VarBacktest, VarBacktestConfig, VarModel, HISTORICAL,
 };
 pub use var_backtest_report::{var_backtest_text, write_var_backtest};
 

@@ -77,8 +77,15 @@ impl VarBacktestConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct VarModel {
     pub name: String,
-    /// Per regime, the scenario file and how it was generated; empty for historical simulation.
-    pub files: BTreeMap<String, (String, BTreeMap<String, String>)>,
+    /// Per regime, its scenario file; empty for historical simulation.
+    pub files: BTreeMap<String, ScenarioFile>,
+}
+
+/// A scenario file and how it was generated ([`generator_settings`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioFile {
+    pub file: String,
+    pub generator: BTreeMap<String, String>,
 }
 
 /// How one model's exceedances behaved in one regime.
@@ -199,14 +206,14 @@ fn scenario_models(
             name: name.clone(),
             files: BTreeMap::new(),
         });
-        if let Some((first, _)) = model.files.get(&set.regime) {
+        if let Some(first) = model.files.get(&set.regime) {
             return Err(Error::option(
                 "--scenarios",
                 path.display(),
                 format!(
-                    "a second `{name}` scenario file for regime `{}` (first: {first}); \
+                    "a second `{name}` scenario file for regime `{}` (first: {}); \
                      give one file per generator and regime",
-                    set.regime
+                    set.regime, first.file
                 ),
             ));
         }
@@ -226,10 +233,10 @@ fn scenario_models(
         var.insert((name, set.regime.clone()), by_horizon);
         model.files.insert(
             set.regime.clone(),
-            (
-                path.display().to_string(),
-                generator_settings(&set.metadata),
-            ),
+            ScenarioFile {
+                file: path.display().to_string(),
+                generator: generator_settings(&set.metadata),
+            },
         );
     }
     let (assets, _) = assets.expect("scenario_files returns at least one file");

@@ -205,8 +205,8 @@ fn html(config: &VarBacktestConfig, b: &VarBacktest) -> String {
     );
     h.push_str(&sets_table(b.models.iter().flat_map(|m| {
         m.files
-            .iter()
-            .map(move |(_, (file, generator))| (m.name.as_str(), file.as_str(), generator))
+            .values()
+            .map(move |f| (m.name.as_str(), f.file.as_str(), &f.generator))
     })));
     h.push_str(
         "<h2>Coverage</h2><table><tr><th>model</th><th>days</th><th>level</th><th>forecasts</th>\
