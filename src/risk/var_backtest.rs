@@ -299,7 +299,7 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
     });
     let mut forecasts = Vec::new();
     let mut coverage = Vec::new();
-    for &horizon in &config.horizons {
+    for (h, &horizon) in config.horizons.iter().enumerate() {
         let starts: Vec<usize> = (first..=end - horizon).step_by(horizon).collect();
         let regimes = starts
             .iter()
@@ -310,11 +310,6 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
             })
             .collect::<Result<Vec<String>>>()?;
         let pnl: Vec<f64> = starts.iter().map(|&t| held_pnl(t, horizon)).collect();
-        let h = config
-            .horizons
-            .iter()
-            .position(|&x| x == horizon)
-            .expect("listed");
         for model in &models {
             // Per level, the VaR forecast at each start.
             let var: Vec<Vec<f64>> = if model.name == HISTORICAL {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, Date32Array, Float64Array, StringArray, UInt16Array};
 use arrow::datatypes::{DataType, Field, Schema};
 
-use super::var_backtest::{Coverage, VarBacktest, VarBacktestConfig};
+use super::var_backtest::{Coverage, ScenarioFile, VarBacktest, VarBacktestConfig};
 use crate::error::Result;
 use crate::io::{self, decimal_year, format_date, AtomicDir, AtomicFile};
 use crate::report::{escape, fmt, line_chart, sets_table, Series, STYLE};
@@ -65,12 +65,12 @@ fn regime_counts(regimes: &[String]) -> BTreeMap<&str, usize> {
     counts
 }
 
-/// The forecasts at the horizon of `c`.
-fn forecasts_of<'a>(b: &'a VarBacktest, c: &Coverage) -> &'a super::HorizonForecasts {
+/// The forecasts at `horizon`, one of the backtest's.
+fn forecasts_at(b: &VarBacktest, horizon: usize) -> &super::HorizonForecasts {
     b.forecasts
         .iter()
-        .find(|f| f.horizon == c.horizon)
-        .expect("every coverage has its horizon's forecasts")
+        .find(|f| f.horizon == horizon)
+        .expect("every horizon has its forecasts")
 }
 
 fn write_forecasts(path: &Path, config: &VarBacktestConfig, b: &VarBacktest) -> Result<()> {
@@ -86,7 +86,7 @@ fn write_forecasts(path: &Path, config: &VarBacktestConfig, b: &VarBacktest) -> 
     ]));
     let rows = || {
         b.coverage.iter().flat_map(|c| {
-            let f = forecasts_of(b, c);
+            let f = forecasts_at(b, c.horizon);
             (0..c.var.len()).map(move |k| (c, f, k))
         })
     };
@@ -203,11 +203,21 @@ fn html(config: &VarBacktestConfig, b: &VarBacktest) -> String {
         fmt(b.portfolio.gross()),
         fmt(b.portfolio.net()),
     );
-    h.push_str(&sets_table(b.models.iter().flat_map(|m| {
-        m.files
-            .values()
-            .map(move |f| (m.name.as_str(), f.file.as_str(), &f.generator))
-    })));
+    // The table leaves the regime out (a report of one regime's sets names it once); here each
+    // generator has a file per regime.
+    let sets: Vec<(String, &ScenarioFile)> = b
+        .models
+        .iter()
+        .flat_map(|m| {
+            m.files
+                .iter()
+                .map(move |(regime, f)| (format!("{} ({regime})", m.name), f))
+        })
+        .collect();
+    h.push_str(&sets_table(
+        sets.iter()
+            .map(|(label, f)| (label.as_str(), f.file.as_str(), &f.generator)),
+    ));
     h.push_str(
         "<h2>Coverage</h2><table><tr><th>model</th><th>days</th><th>level</th><th>forecasts</th>\
          <th>exceedances</th><th>expected</th><th>mean VaR</th><th>mean loss beyond VaR</th>\
@@ -257,13 +267,9 @@ fn html(config: &VarBacktestConfig, b: &VarBacktest) -> String {
         }
     }
     h.push_str("</table><h2>Losses against the VaR</h2><div class=\"plots\">");
+    let level = config.levels.iter().copied().fold(f64::NAN, f64::max);
     for &horizon in &config.horizons {
-        let level = config.levels.iter().copied().fold(f64::NAN, f64::max);
-        let f = b
-            .forecasts
-            .iter()
-            .find(|f| f.horizon == horizon)
-            .expect("every horizon has forecasts");
+        let f = forecasts_at(b, horizon);
         let at = |values: &[f64]| -> Vec<(f64, f64)> {
             f.dates
                 .iter()
