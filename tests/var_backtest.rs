@@ -117,24 +117,20 @@ fn inputs() -> &'static Path {
     })
 }
 
+/// The embedded defaults, on the test's scenario files, with 1- and 5-day horizons and 250 days
+/// of historical simulation, up to `to`.
 fn config(out: &Path, to: &str) -> VarBacktestConfig {
-    VarBacktestConfig {
-        portfolio: root().join("data/example_portfolio.toml"),
-        prices: embedded_prices(),
-        date_column: "date".into(),
-        from: parse_date("--from", "2016-01-01").unwrap(),
-        to: Some(parse_date("--to", to).unwrap()),
-        horizons: vec![1, 5],
-        levels: vec![0.95, 0.99],
-        lookback: 250,
-        scenarios: vec![inputs().join("scenarios")],
-        signal: SignalSource::RealizedVol {
-            path: embedded_index(),
-            column: "SPX".into(),
-        },
-        rule: RegimeRule::default(),
-        out: out.to_path_buf(),
-    }
+    let mut c = VarBacktestConfig::embedded(vec![inputs().join("scenarios")], out);
+    c.portfolio = root().join("data/example_portfolio.toml");
+    c.prices = embedded_prices();
+    c.signal = SignalSource::RealizedVol {
+        path: embedded_index(),
+        column: "SPX".into(),
+    };
+    c.to = Some(parse_date("--to", to).unwrap());
+    c.horizons = vec![1, 5];
+    c.lookback = 250;
+    c
 }
 
 /// The k-th largest of `losses`, k = ⌈(1 − level) n⌉: the VaR definition of
