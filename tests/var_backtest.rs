@@ -152,7 +152,17 @@ fn the_var_backtest_on_real_prices_counts_what_the_prices_say() {
         assert!(out.join(f).is_file(), "{f}");
     }
     let names: Vec<&str> = b.models.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["bootstrap", "gaussian", HISTORICAL]);
+    assert_eq!(
+        names,
+        [
+            "bootstrap",
+            "bootstrap+ewma",
+            "gaussian",
+            "gaussian+ewma",
+            HISTORICAL,
+            "historical+ewma"
+        ]
+    );
     // Each generator's file per regime, and how it was generated, in the JSON.
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("var_backtest.json")).unwrap())
@@ -191,8 +201,26 @@ fn the_var_backtest_on_real_prices_counts_what_the_prices_say() {
         .position(|d| *d >= c.from)
         .expect("2016 is in the data");
 
-    // Per regime and model, the scenario VaR from the file's paths by sorting.
-    let scenario_var = |model: &str, regime: &str, h: usize, level: f64| -> f64 {
+    // RiskMetrics by its recursion: the variance forecast for each day from the P&L of the days
+    // before it, started from arch's backcast over the first 75 days before the test period.
+    let daily: Vec<f64> = (1..panel.dates.len()).map(|t| value(t, 1)).collect();
+    let lambda = c.ewma_lambda.expect("the embedded defaults scale to EWMA");
+    let (mut weighted, mut weights) = (0.0, 0.0);
+    for (i, x) in daily[..(first - 1).min(75)].iter().enumerate() {
+        weighted += 0.94f64.powi(i as i32) * x * x;
+        weights += 0.94f64.powi(i as i32);
+    }
+    let mut variance = vec![weighted / weights];
+    for x in &daily {
+        let before = *variance.last().unwrap();
+        variance.push(lambda * before + (1.0 - lambda) * x * x);
+    }
+    // The volatility forecast for the return of panel day t (from the close of day t − 1).
+    let volatility = |t: usize| variance[t - 1].sqrt();
+
+    // Per regime and model, the scenario VaR from the file's paths by sorting; scaled, each
+    // path's outcome is first divided by the root mean square of its daily P&L after the horizon.
+    let scenario_var = |model: &str, regime: &str, h: usize, level: f64, scaled: bool| -> f64 {
         let set = read_scenarios(
             &inputs()
                 .join("scenarios")
@@ -207,14 +235,24 @@ fn the_var_backtest_on_real_prices_counts_what_the_prices_say() {
         let losses = (0..set.paths())
             .map(|p| {
                 let path = set.path_values(p);
-                -portfolio
-                    .positions
-                    .iter()
-                    .zip(&columns)
-                    .map(|(pos, &col)| {
-                        pos.value * ((0..h).map(|d| path[d * n + col]).sum::<f64>()).exp_m1()
-                    })
-                    .sum::<f64>()
+                let pnl = |days: std::ops::Range<usize>| -> f64 {
+                    portfolio
+                        .positions
+                        .iter()
+                        .zip(&columns)
+                        .map(|(pos, &col)| {
+                            pos.value
+                                * (days.clone().map(|d| path[d * n + col]).sum::<f64>()).exp_m1()
+                        })
+                        .sum()
+                };
+                let scale = if scaled {
+                    let after: Vec<f64> = (h..set.window).map(|d| pnl(d..d + 1)).collect();
+                    (after.iter().map(|x| x * x).sum::<f64>() / after.len() as f64).sqrt()
+                } else {
+                    1.0
+                };
+                -pnl(0..h) / scale
             })
             .collect();
         var_by_sorting(losses, level)
@@ -243,11 +281,20 @@ fn the_var_backtest_on_real_prices_counts_what_the_prices_say() {
                 .iter()
                 .zip(&f.regimes)
                 .map(|(&t, regime)| {
-                    if cov.model == HISTORICAL {
-                        let losses = (t - c.lookback..=t - h).map(|s| -value(s, h)).collect();
+                    let (model, scaled) = match cov.model.strip_suffix("+ewma") {
+                        Some(model) => (model, true),
+                        None => (cov.model.as_str(), false),
+                    };
+                    let today = if scaled { volatility(t) } else { 1.0 };
+                    if model == HISTORICAL {
+                        let losses = (t - c.lookback..=t - h)
+                            .map(|s| {
+                                -value(s, h) * if scaled { today / volatility(s) } else { 1.0 }
+                            })
+                            .collect();
                         var_by_sorting(losses, cov.level)
                     } else {
-                        scenario_var(&cov.model, regime, h, cov.level)
+                        scenario_var(model, regime, h, cov.level, scaled) * today
                     }
                 })
                 .collect();
@@ -339,6 +386,21 @@ fn the_var_backtest_rejects_bad_inputs_by_name() {
     let mut c = config(&out, "2016-12-31");
     c.from = parse_date("--from", "2015-06-01").unwrap();
     assert_fails_cleanly(&c, |e| e.to_string().contains("would look ahead"));
+
+    // A horizon that leaves too few days of the paths to measure their volatility, unless the
+    // models are not scaled; a decay outside (0, 1).
+    let mut c = config(&out, "2016-12-31");
+    c.horizons = vec![1, 25];
+    assert_fails_cleanly(&c, |e| {
+        option_error(e, "--horizons", "leaves 5 days of the 30-day paths")
+    });
+    c.ewma_lambda = None;
+    assert!(run_var_backtest(&c).is_ok());
+    let mut c = config(&out, "2016-12-31");
+    c.ewma_lambda = Some(1.0);
+    assert_fails_cleanly(&c, |e| {
+        option_error(e, "--ewma-lambda", "strictly between 0 and 1")
+    });
 
     // A horizon longer than the paths, a level outside (0, 1), a zero horizon.
     let mut c = config(&out, "2016-12-31");

@@ -24,6 +24,17 @@ pub struct GarchFit {
 }
 
 impl Garch11 {
+    /// RiskMetrics' exponentially weighted moving average of squared returns around zero, with
+    /// decay `lambda`: the GARCH(1,1) recursion with no mean, no constant and α + β = 1.
+    pub fn riskmetrics(lambda: f64) -> Self {
+        Self {
+            mu: 0.0,
+            omega: 0.0,
+            alpha: 1.0 - lambda,
+            beta: lambda,
+        }
+    }
+
     /// The next conditional variance after a residual `e` at variance `var`.
     pub fn next_variance(&self, e: f64, var: f64) -> f64 {
         self.omega + self.alpha * e * e + self.beta * var

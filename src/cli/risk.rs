@@ -8,7 +8,7 @@ use super::ingest::RegimeArgs;
 use super::{parse_days, parse_numbers};
 use crate::error::Result;
 use crate::io::parse_date;
-use crate::risk::{RiskConfig, VarBacktestConfig};
+use crate::risk::{RiskConfig, VarBacktestConfig, RISKMETRICS_LAMBDA};
 
 #[derive(Debug, clap::Args)]
 pub struct RiskArgs {
@@ -89,6 +89,13 @@ pub struct VarBacktestArgs {
     /// Trailing return days behind the historical-simulation reference.
     #[arg(long, default_value_t = 500)]
     pub lookback: usize,
+    /// Decay of the portfolio's EWMA volatility, to which every model is also scaled
+    /// (`<model>+ewma`).
+    #[arg(long, default_value_t = RISKMETRICS_LAMBDA)]
+    pub ewma_lambda: f64,
+    /// Score the models only as they are, not also scaled to the EWMA volatility.
+    #[arg(long)]
+    pub no_ewma: bool,
     /// Scenario files, or folders of them: one file per generator and regime.
     #[arg(long, default_value = "scenarios")]
     pub scenarios: Vec<PathBuf>,
@@ -111,6 +118,7 @@ impl VarBacktestArgs {
             horizons: parse_days("--horizons", &self.horizons)?,
             levels: parse_numbers("--levels", &self.levels)?,
             lookback: self.lookback,
+            ewma_lambda: (!self.no_ewma).then_some(self.ewma_lambda),
             scenarios: self.scenarios,
             signal,
             rule,

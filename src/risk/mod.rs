@@ -16,7 +16,7 @@ pub use positions::{Portfolio, Position};
 pub use report::{summary_text, write_risk};
 pub use var_backtest::{
     run_var_backtest, BaselZones, Coverage, HorizonForecasts, RegimeCoverage, ScenarioFile,
-    VarBacktest, VarBacktestConfig, VarModel, HISTORICAL,
+    VarBacktest, VarBacktestConfig, VarModel, EWMA_SUFFIX, HISTORICAL, RISKMETRICS_LAMBDA,
 };
 pub use var_backtest_report::{var_backtest_text, write_var_backtest};
 

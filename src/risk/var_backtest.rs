@@ -5,6 +5,14 @@
 //! the positions over the horizon then either exceeds it or not. The exceedances are tested
 //! for their rate (Kupiec), their clustering (Christoffersen) and, for 1-day 99% VaR, scored
 //! by the Basel traffic light over every 250-day stretch.
+//!
+//! A regime's scenario set is one distribution for every day of that regime. With
+//! [`VarBacktestConfig::ewma_lambda`] each model is also scored scaled to the portfolio's
+//! volatility of the day, its exponentially weighted volatility at the previous close (Hull and
+//! White's volatility updating). Historical simulation rescales each past outcome from the
+//! volatility forecast for its first day to today's. A scenario path has no such forecast, so its
+//! outcome is measured in units of the path's own volatility on the days after the horizon, days
+//! the outcome does not include, as the EWMA forecast does not include the day it forecasts.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,13 +20,16 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{check_horizons_and_levels, horizon_pnl, Portfolio};
+use crate::baselines::{backcast, log_likelihood, Garch11};
 use crate::data::{
     held_out_days, OnMissing, Panel, RegimeCalendar, RegimeRule, Returns, SignalSource, ValueKind,
     EMBEDDED_PRICES,
 };
 use crate::error::{Error, Result};
 use crate::io::{format_date, parse_date};
-use crate::sample::{check_no_look_ahead, generator_settings, read_scenarios, scenario_files};
+use crate::sample::{
+    check_no_look_ahead, generator_settings, read_scenarios, scenario_files, ScenarioSet,
+};
 use crate::stats::{
     basel_zone, christoffersen_independence, conditional_coverage, kupiec_pof, mean, var_cvar,
     LikelihoodRatio, BASEL_DAYS,
@@ -26,6 +37,15 @@ use crate::stats::{
 
 /// The name of the historical-simulation reference among the models.
 pub const HISTORICAL: &str = "historical";
+
+/// RiskMetrics' decay for daily volatility.
+pub const RISKMETRICS_LAMBDA: f64 = 0.94;
+
+/// What a model's name gets when it is scaled to the EWMA volatility.
+pub const EWMA_SUFFIX: &str = "+ewma";
+
+/// The fewest days a scenario path must have after the horizon to measure its own volatility.
+pub const MIN_DAYS_AFTER_HORIZON: usize = 10;
 
 /// Settings of one VaR backtest.
 #[derive(Debug, Clone)]
@@ -43,6 +63,9 @@ pub struct VarBacktestConfig {
     pub levels: Vec<f64>,
     /// Trailing return days behind historical simulation.
     pub lookback: usize,
+    /// The decay of the portfolio's EWMA volatility; when set, every model is scored a second
+    /// time, scaled to that volatility, as `<model>+ewma`.
+    pub ewma_lambda: Option<f64>,
     /// Scenario files or folders of them: each generator (`scengen.method`) needs one file per
     /// regime that occurs in the test period.
     pub scenarios: Vec<PathBuf>,
@@ -65,6 +88,7 @@ impl VarBacktestConfig {
             horizons: vec![1, 10],
             levels: vec![0.95, 0.99],
             lookback: 500,
+            ewma_lambda: Some(RISKMETRICS_LAMBDA),
             scenarios,
             signal: SignalSource::embedded_index(),
             rule: RegimeRule::default(),
@@ -73,10 +97,14 @@ impl VarBacktestConfig {
     }
 }
 
-/// A VaR model under test: a generator's scenario files, or historical simulation.
+/// A VaR model under test: a generator's scenario files, or historical simulation, each as it
+/// is or scaled to the EWMA volatility.
 #[derive(Debug, Clone, Serialize)]
 pub struct VarModel {
     pub name: String,
+    /// The generator (`scengen.method`), or [`HISTORICAL`].
+    pub method: String,
+    pub ewma_scaled: bool,
     /// Per regime, its scenario file; empty for historical simulation.
     pub files: BTreeMap<String, ScenarioFile>,
 }
@@ -156,8 +184,18 @@ pub struct VarBacktest {
     pub coverage: Vec<Coverage>,
 }
 
-/// Per model, regime, horizon and level: the VaR of the portfolio over the regime's paths.
-type ScenarioVar = BTreeMap<(String, String), Vec<Vec<f64>>>;
+/// What a scenario file says about the portfolio, per horizon and level.
+struct FileRisk {
+    /// The VaR over the file's paths.
+    var: Vec<Vec<f64>>,
+    /// The VaR of each path's outcome over that path's volatility (the root mean square of its
+    /// daily P&L on the days after the horizon): the file's shape, in units of daily volatility.
+    /// Empty without EWMA scaling.
+    standardized_var: Vec<Vec<f64>>,
+}
+
+/// Per generator and regime.
+type ScenarioVar = BTreeMap<(String, String), FileRisk>;
 
 /// Reads every scenario file once, groups them by generator, and keeps only the portfolio's VaR
 /// of each (file, horizon, level); returns the models, their VaR and the files' assets.
@@ -197,6 +235,24 @@ fn scenario_models(
                 ),
             ));
         }
+        let too_long_to_scale = config
+            .horizons
+            .iter()
+            .find(|&&h| h + MIN_DAYS_AFTER_HORIZON > set.window);
+        if let (Some(_), Some(h)) = (config.ewma_lambda, too_long_to_scale) {
+            return Err(Error::option(
+                "--horizons",
+                h,
+                format!(
+                    "leaves {} days of the {}-day paths of {} after it; scaling to the EWMA \
+                     volatility measures each path's own volatility on at least \
+                     {MIN_DAYS_AFTER_HORIZON} (or give --no-ewma)",
+                    set.window - h,
+                    set.window,
+                    path.display()
+                ),
+            ));
+        }
         let name = set
             .metadata
             .get("scengen.method")
@@ -204,6 +260,8 @@ fn scenario_models(
             .unwrap_or_else(|| "diffusion".into());
         let model = models.entry(name.clone()).or_insert_with(|| VarModel {
             name: name.clone(),
+            method: name.clone(),
+            ewma_scaled: false,
             files: BTreeMap::new(),
         });
         if let Some(first) = model.files.get(&set.regime) {
@@ -218,19 +276,28 @@ fn scenario_models(
             ));
         }
         let exposures = portfolio.exposures(&set.assets, &path)?;
-        let by_horizon = config
+        let outcomes: Vec<Vec<f64>> = config
             .horizons
             .iter()
-            .map(|&h| {
-                let pnl = horizon_pnl(&set.values, set.window, set.assets.len(), &exposures, h);
-                config
-                    .levels
-                    .iter()
-                    .map(|&level| var_cvar(&pnl.total, level).0)
-                    .collect()
-            })
+            .map(|&h| horizon_pnl(&set.values, set.window, set.assets.len(), &exposures, h).total)
             .collect();
-        var.insert((name, set.regime.clone()), by_horizon);
+        let standardized = match config.ewma_lambda {
+            Some(_) => standardized_outcomes(&set, &exposures, &config.horizons, &outcomes),
+            None => Vec::new(),
+        };
+        let var_of = |outcomes: &[Vec<f64>]| -> Vec<Vec<f64>> {
+            outcomes
+                .iter()
+                .map(|o| config.levels.iter().map(|&l| var_cvar(o, l).0).collect())
+                .collect()
+        };
+        var.insert(
+            (name, set.regime.clone()),
+            FileRisk {
+                var: var_of(&outcomes),
+                standardized_var: var_of(&standardized),
+            },
+        );
         model.files.insert(
             set.regime.clone(),
             ScenarioFile {
@@ -241,6 +308,42 @@ fn scenario_models(
     }
     let (assets, _) = assets.expect("scenario_files returns at least one file");
     Ok((models.into_values().collect(), var, assets))
+}
+
+/// Per horizon, each path's outcome over the root mean square of the path's daily P&L on the
+/// days after the horizon. A path without P&L on those days has no scale and is left out.
+fn standardized_outcomes(
+    set: &ScenarioSet,
+    exposures: &[(usize, f64)],
+    horizons: &[usize],
+    outcomes: &[Vec<f64>],
+) -> Vec<Vec<f64>> {
+    let assets = set.assets.len();
+    let daily: Vec<Vec<f64>> = set
+        .values
+        .chunks_exact(set.window * assets)
+        .map(|path| {
+            path.chunks_exact(assets)
+                .map(|day| exposures.iter().map(|&(a, v)| v * day[a].exp_m1()).sum())
+                .collect()
+        })
+        .collect();
+    horizons
+        .iter()
+        .zip(outcomes)
+        .map(|(&h, outcome)| {
+            outcome
+                .iter()
+                .zip(&daily)
+                .filter_map(|(x, days)| {
+                    let after = &days[h..];
+                    let rms =
+                        (after.iter().map(|y| y * y).sum::<f64>() / after.len() as f64).sqrt();
+                    (rms > 0.0).then(|| x / rms)
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Runs the backtest; writes nothing (see [`super::write_var_backtest`]).
@@ -256,6 +359,15 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
                 longest + 19
             ),
         ));
+    }
+    if let Some(lambda) = config.ewma_lambda {
+        if !(lambda > 0.0 && lambda < 1.0) {
+            return Err(Error::option(
+                "--ewma-lambda",
+                lambda,
+                "must lie strictly between 0 and 1",
+            ));
+        }
     }
     let portfolio = Portfolio::read(&config.portfolio)?;
     let (mut models, scenario_var, assets) = scenario_models(config, &portfolio)?;
@@ -293,10 +405,39 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
             .sum()
     };
 
+    // The volatility forecast for each return day, made at the close before it; its start
+    // comes from days before the first test day only.
+    let volatility: Vec<f64> = match config.ewma_lambda {
+        Some(lambda) => {
+            let daily: Vec<f64> = (0..days.len()).map(|s| held_pnl(s, 1)).collect();
+            let ewma = Garch11::riskmetrics(lambda);
+            log_likelihood(&daily, &ewma, backcast(&daily[..first]))
+                .1
+                .into_iter()
+                .map(f64::sqrt)
+                .collect()
+        }
+        None => Vec::new(),
+    };
     models.push(VarModel {
         name: HISTORICAL.into(),
+        method: HISTORICAL.into(),
+        ewma_scaled: false,
         files: BTreeMap::new(),
     });
+    if config.ewma_lambda.is_some() {
+        models = models
+            .into_iter()
+            .flat_map(|m| {
+                let scaled = VarModel {
+                    name: format!("{}{EWMA_SUFFIX}", m.name),
+                    ewma_scaled: true,
+                    ..m.clone()
+                };
+                [m, scaled]
+            })
+            .collect();
+    }
     let mut forecasts = Vec::new();
     let mut coverage = Vec::new();
     for (h, &horizon) in config.horizons.iter().enumerate() {
@@ -312,12 +453,19 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
         let pnl: Vec<f64> = starts.iter().map(|&t| held_pnl(t, horizon)).collect();
         for model in &models {
             // Per level, the VaR forecast at each start.
-            let var: Vec<Vec<f64>> = if model.name == HISTORICAL {
+            let var: Vec<Vec<f64>> = if model.method == HISTORICAL {
                 let outcomes: Vec<Vec<f64>> = starts
                     .iter()
                     .map(|&t| {
                         (t - config.lookback..=t - horizon)
-                            .map(|s| held_pnl(s, horizon))
+                            .map(|s| {
+                                let outcome = held_pnl(s, horizon);
+                                if model.ewma_scaled {
+                                    outcome * volatility[t] / volatility[s]
+                                } else {
+                                    outcome
+                                }
+                            })
                             .collect()
                     })
                     .collect();
@@ -329,14 +477,14 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
             } else {
                 let by_regime = |regime: &str, date: i32| {
                     scenario_var
-                        .get(&(model.name.clone(), regime.to_string()))
+                        .get(&(model.method.clone(), regime.to_string()))
                         .ok_or_else(|| {
                             Error::option(
                                 "--scenarios",
                                 "",
                                 format!(
                                     "no `{}` scenario file for regime `{regime}`, in force on {}",
-                                    model.name,
+                                    model.method,
                                     format_date(date)
                                 ),
                             )
@@ -347,7 +495,14 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
                         starts
                             .iter()
                             .zip(&regimes)
-                            .map(|(&t, regime)| Ok(by_regime(regime, days[t])?[h][l]))
+                            .map(|(&t, regime)| {
+                                let file = by_regime(regime, days[t])?;
+                                Ok(if model.ewma_scaled {
+                                    file.standardized_var[h][l] * volatility[t]
+                                } else {
+                                    file.var[h][l]
+                                })
+                            })
                             .collect::<Result<Vec<f64>>>()
                     })
                     .collect::<Result<Vec<_>>>()?

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::io::{self, decimal_year, format_date, AtomicDir, AtomicFile};
 use crate::report::{escape, fmt, line_chart, sets_table, Series, STYLE};
 
-const NOTE: &str = "Each forecast is made on the morning of a test day from the scenario file of the regime in force (the regime rule applied to the signal at the previous close) or, for historical, from the trailing return days; the positions are held without trading over the horizon, and an exceedance is a real loss larger than the VaR. Longer horizons use non-overlapping holding periods. Kupiec tests the exceedance rate (chi-squared, 1 degree of freedom), Christoffersen's independence test whether an exceedance follows another more often than the rate says (1 degree), conditional coverage is their sum (2 degrees); with few expected exceedances their p-values are indicative. The Basel zones count 1-day 99% exceedances in every stretch of 250 forecasts: green up to 4, yellow 5 to 9, red 10 or more.";
+const NOTE: &str = "Each forecast is made on the morning of a test day from the scenario file of the regime in force (the regime rule applied to the signal at the previous close) or, for historical, from the trailing return days; the positions are held without trading over the horizon, and an exceedance is a real loss larger than the VaR. Longer horizons use non-overlapping holding periods. A model named with +ewma is scaled to the portfolio's volatility of the day: its VaR is multiplied by the portfolio's exponentially weighted (RiskMetrics) volatility at the previous close over the root mean square of the scenario file's 1-day P&L or, for historical, each past outcome by today's volatility over that of its own first day (Hull and White's volatility updating). Kupiec tests the exceedance rate (chi-squared, 1 degree of freedom), Christoffersen's independence test whether an exceedance follows another more often than the rate says (1 degree), conditional coverage is their sum (2 degrees); with few expected exceedances their p-values are indicative. The Basel zones count 1-day 99% exceedances in every stretch of 250 forecasts: green up to 4, yellow 5 to 9, red 10 or more.";
 
 /// Writes `var_backtest.json`, `forecasts.parquet` and `report.html` into `config.out`.
 pub fn write_var_backtest(config: &VarBacktestConfig, b: &VarBacktest) -> Result<()> {
@@ -40,6 +40,7 @@ pub fn write_var_backtest(config: &VarBacktestConfig, b: &VarBacktest) -> Result
         "prices": config.prices.display().to_string(),
         "signal": config.signal.describe(),
         "lookback": config.lookback,
+        "ewma_lambda": config.ewma_lambda,
         "horizons": config.horizons,
         "levels": config.levels,
         "periods": periods,
@@ -166,14 +167,14 @@ pub fn var_backtest_text(b: &VarBacktest) -> String {
     }
     let _ = writeln!(
         t,
-        "{:<12} {:>4} {:>6} {:>7} {:>8} {:>13} {:>8} {:>8} {:>8}  basel (worst / last)",
+        "{:<16} {:>4} {:>6} {:>7} {:>8} {:>13} {:>8} {:>8} {:>8}  basel (worst / last)",
         "model", "days", "level", "hits", "expected", "mean VaR", "Kupiec p", "indep. p", "cc p"
     );
     for c in &b.coverage {
         let basel = basel_text(c);
         let _ = writeln!(
             t,
-            "{:<12} {:>4} {:>6} {:>7} {:>8.1} {:>13.0} {:>8.3} {:>8.3} {:>8.3}  {}",
+            "{:<16} {:>4} {:>6} {:>7} {:>8.1} {:>13.0} {:>8.3} {:>8.3} {:>8.3}  {}",
             c.model,
             c.horizon,
             c.level,
@@ -204,10 +205,11 @@ fn html(config: &VarBacktestConfig, b: &VarBacktest) -> String {
         fmt(b.portfolio.net()),
     );
     // The table leaves the regime out (a report of one regime's sets names it once); here each
-    // generator has a file per regime.
+    // generator has a file per regime. A scaled model reads its generator's files.
     let sets: Vec<(String, &ScenarioFile)> = b
         .models
         .iter()
+        .filter(|m| !m.ewma_scaled)
         .flat_map(|m| {
             m.files
                 .iter()
@@ -268,6 +270,7 @@ fn html(config: &VarBacktestConfig, b: &VarBacktest) -> String {
     }
     h.push_str("</table><h2>Losses against the VaR</h2><div class=\"plots\">");
     let level = config.levels.iter().copied().fold(f64::NAN, f64::max);
+    let scaled = |c: &Coverage| b.models.iter().any(|m| m.name == c.model && m.ewma_scaled);
     for &horizon in &config.horizons {
         let f = forecasts_at(b, horizon);
         let at = |values: &[f64]| -> Vec<(f64, f64)> {
@@ -278,27 +281,34 @@ fn html(config: &VarBacktestConfig, b: &VarBacktest) -> String {
                 .collect()
         };
         let losses: Vec<f64> = f.pnl.iter().map(|p| -p).collect();
-        let mut series = vec![Series {
-            name: "real loss".into(),
-            points: at(&losses),
-        }];
-        series.extend(
-            b.coverage
+        // The models as they are, then scaled to the EWMA volatility: one chart each.
+        for (ewma, title) in [(false, ""), (true, ", scaled to EWMA volatility")] {
+            let curves: Vec<Series> = b
+                .coverage
                 .iter()
-                .filter(|c| c.horizon == horizon && c.level == level)
+                .filter(|c| c.horizon == horizon && c.level == level && scaled(c) == ewma)
                 .map(|c| Series {
                     name: format!("{} VaR", c.model),
                     points: at(&c.var),
-                }),
-        );
-        h.push_str(&line_chart(
-            &format!("{horizon}-day loss and {}% VaR", level * 100.0),
-            "year",
-            currency,
-            &series,
-            false,
-            false,
-        ));
+                })
+                .collect();
+            if curves.is_empty() {
+                continue;
+            }
+            let mut series = vec![Series {
+                name: "real loss".into(),
+                points: at(&losses),
+            }];
+            series.extend(curves);
+            h.push_str(&line_chart(
+                &format!("{horizon}-day loss and {}% VaR{title}", level * 100.0),
+                "year",
+                currency,
+                &series,
+                false,
+                false,
+            ));
+        }
     }
     let _ = write!(
         h,
