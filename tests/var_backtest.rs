@@ -338,6 +338,46 @@ fn the_var_backtest_on_real_prices_counts_what_the_prices_say() {
         );
         assert_eq!(whole.var[..part.var.len()], part.var[..]);
     }
+
+    // The next-day forecast after the shorter period is the forecast the whole backtest made
+    // on that morning, for every model, and at each horizon whose holding periods start then.
+    assert_eq!(short.next.after, "2016-06-30");
+    let morning = short.next.date.as_deref().expect("the prices go on");
+    assert_eq!(morning, "2016-07-01");
+    assert_eq!(short.next.var.len(), b.coverage.len());
+    let mut checked = 0;
+    for (next, whole) in short.next.var.iter().zip(&b.coverage) {
+        assert_eq!(
+            (next.model.as_str(), next.horizon, next.level),
+            (whole.model.as_str(), whole.horizon, whole.level)
+        );
+        let f = b
+            .forecasts
+            .iter()
+            .find(|f| f.horizon == next.horizon)
+            .unwrap();
+        if let Some(k) = f.dates.iter().position(|d| format_date(*d) == morning) {
+            assert_eq!(next.var, whole.var[k], "{} {}", next.model, next.horizon);
+            assert_eq!(short.next.regime, f.regimes[k]);
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 12,
+        "the 1-day forecasts of six models at two levels"
+    );
+
+    // To the end of the data: the forecast for the trading day after the last close.
+    let mut c = config(&dir.path().join("end"), "2016-12-31");
+    c.to = None;
+    let to_end = run_var_backtest(&c).unwrap();
+    assert_eq!(to_end.next.date, None);
+    assert_eq!(to_end.next.after, format_date(*panel.dates.last().unwrap()));
+    assert!(to_end
+        .next
+        .var
+        .iter()
+        .all(|v| v.var > 0.0 && v.var.is_finite()));
 }
 
 fn assert_fails_cleanly(c: &VarBacktestConfig, check: impl Fn(&Error) -> bool) {

@@ -10,15 +10,19 @@ mod positions;
 mod report;
 mod var_backtest;
 mod var_backtest_report;
+mod var_models;
 
 pub use measures::{horizon_pnl, horizon_risk, HorizonPnl, HorizonRisk, TailRisk};
 pub use positions::{Portfolio, Position};
 pub use report::{summary_text, write_risk};
 pub use var_backtest::{
-    run_var_backtest, BaselZones, Coverage, HorizonForecasts, RegimeCoverage, ScenarioFile,
-    VarBacktest, VarBacktestConfig, VarModel, EWMA_SUFFIX, HISTORICAL, RISKMETRICS_LAMBDA,
+    run_var_backtest, BaselZones, Coverage, HorizonForecasts, NextForecast, NextVar,
+    RegimeCoverage, VarBacktest, VarBacktestConfig,
 };
 pub use var_backtest_report::{var_backtest_text, write_var_backtest};
+pub use var_models::{
+    ScenarioFile, VarModel, EWMA_SUFFIX, HISTORICAL, MIN_DAYS_AFTER_HORIZON, RISKMETRICS_LAMBDA,
+};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

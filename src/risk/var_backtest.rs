@@ -14,12 +14,12 @@
 //! outcome is measured in units of the path's own volatility on the days after the horizon, days
 //! the outcome does not include, as the EWMA forecast does not include the day it forecasts.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{check_horizons_and_levels, horizon_pnl, Portfolio};
+use super::var_models::{every_model, scenario_models, VarModel, HISTORICAL, RISKMETRICS_LAMBDA};
+use super::{check_horizons_and_levels, Portfolio};
 use crate::baselines::{backcast, log_likelihood, Garch11};
 use crate::data::{
     held_out_days, OnMissing, Panel, RegimeCalendar, RegimeRule, Returns, SignalSource, ValueKind,
@@ -27,25 +27,10 @@ use crate::data::{
 };
 use crate::error::{Error, Result};
 use crate::io::{format_date, parse_date};
-use crate::sample::{
-    check_no_look_ahead, generator_settings, read_scenarios, scenario_files, ScenarioSet,
-};
 use crate::stats::{
     basel_zone, christoffersen_independence, conditional_coverage, kupiec_pof, mean, var_cvar,
     LikelihoodRatio, BASEL_DAYS,
 };
-
-/// The name of the historical-simulation reference among the models.
-pub const HISTORICAL: &str = "historical";
-
-/// RiskMetrics' decay for daily volatility.
-pub const RISKMETRICS_LAMBDA: f64 = 0.94;
-
-/// What a model's name gets when it is scaled to the EWMA volatility.
-pub const EWMA_SUFFIX: &str = "+ewma";
-
-/// The fewest days a scenario path must have after the horizon to measure its own volatility.
-pub const MIN_DAYS_AFTER_HORIZON: usize = 10;
 
 /// Settings of one VaR backtest.
 #[derive(Debug, Clone)]
@@ -95,25 +80,6 @@ impl VarBacktestConfig {
             out: out.into(),
         }
     }
-}
-
-/// A VaR model under test: a generator's scenario files, or historical simulation, each as it
-/// is or scaled to the EWMA volatility.
-#[derive(Debug, Clone, Serialize)]
-pub struct VarModel {
-    pub name: String,
-    /// The generator (`scengen.method`), or [`HISTORICAL`].
-    pub method: String,
-    pub ewma_scaled: bool,
-    /// Per regime, its scenario file; empty for historical simulation.
-    pub files: BTreeMap<String, ScenarioFile>,
-}
-
-/// A scenario file and how it was generated ([`generator_settings`]).
-#[derive(Debug, Clone, Serialize)]
-pub struct ScenarioFile {
-    pub file: String,
-    pub generator: BTreeMap<String, String>,
 }
 
 /// How one model's exceedances behaved in one regime.
@@ -180,170 +146,33 @@ pub struct VarBacktest {
     pub portfolio: Portfolio,
     pub models: Vec<VarModel>,
     pub forecasts: Vec<HorizonForecasts>,
-    /// One per model, horizon and level, in that order.
+    /// One per horizon, model and level, in that order.
     pub coverage: Vec<Coverage>,
+    pub next: NextForecast,
 }
 
-/// What a scenario file says about the portfolio, per horizon and level.
-struct FileRisk {
-    /// The VaR over the file's paths.
-    var: Vec<Vec<f64>>,
-    /// The VaR of each path's outcome over that path's volatility (the root mean square of its
-    /// daily P&L on the days after the horizon): the file's shape, in units of daily volatility.
-    /// Empty without EWMA scaling.
-    standardized_var: Vec<Vec<f64>>,
+/// Every model's VaR on the morning after the test period, made at its last close: with
+/// `--to` left at the end of the data, the forecast for the next trading day.
+#[derive(Debug, Clone, Serialize)]
+pub struct NextForecast {
+    /// The last close the forecast knows.
+    pub after: String,
+    /// The day forecast, when the price file holds it (a period ending before the data).
+    pub date: Option<String>,
+    pub regime: String,
+    /// The portfolio's EWMA volatility for that day (in its currency), when models are scaled.
+    pub ewma_volatility: Option<f64>,
+    /// One per horizon, model and level, in that order.
+    pub var: Vec<NextVar>,
 }
 
-/// Per generator and regime.
-type ScenarioVar = BTreeMap<(String, String), FileRisk>;
-
-/// Reads every scenario file once, groups them by generator, and keeps only the portfolio's VaR
-/// of each (file, horizon, level); returns the models, their VaR and the files' assets.
-fn scenario_models(
-    config: &VarBacktestConfig,
-    portfolio: &Portfolio,
-) -> Result<(Vec<VarModel>, ScenarioVar, Vec<String>)> {
-    let mut models: BTreeMap<String, VarModel> = BTreeMap::new();
-    let mut var = ScenarioVar::new();
-    let mut assets: Option<(Vec<String>, PathBuf)> = None;
-    for path in scenario_files(&config.scenarios)? {
-        let set = read_scenarios(&path)?;
-        check_no_look_ahead(&path, &set.metadata, config.from)?;
-        match &assets {
-            Some((known, first)) if *known != set.assets => {
-                return Err(Error::bad_file(
-                    &path,
-                    format!(
-                        "assets {:?} differ from those of {} ({:?})",
-                        set.assets,
-                        first.display(),
-                        known
-                    ),
-                ))
-            }
-            Some(_) => {}
-            None => assets = Some((set.assets.clone(), path.clone())),
-        }
-        if let Some(h) = config.horizons.iter().find(|&&h| h > set.window) {
-            return Err(Error::option(
-                "--horizons",
-                h,
-                format!(
-                    "longer than the {}-day paths of {}",
-                    set.window,
-                    path.display()
-                ),
-            ));
-        }
-        let too_long_to_scale = config
-            .horizons
-            .iter()
-            .find(|&&h| h + MIN_DAYS_AFTER_HORIZON > set.window);
-        if let (Some(_), Some(h)) = (config.ewma_lambda, too_long_to_scale) {
-            return Err(Error::option(
-                "--horizons",
-                h,
-                format!(
-                    "leaves {} days of the {}-day paths of {} after it; scaling to the EWMA \
-                     volatility measures each path's own volatility on at least \
-                     {MIN_DAYS_AFTER_HORIZON} (or give --no-ewma)",
-                    set.window - h,
-                    set.window,
-                    path.display()
-                ),
-            ));
-        }
-        let name = set
-            .metadata
-            .get("scengen.method")
-            .cloned()
-            .unwrap_or_else(|| "diffusion".into());
-        let model = models.entry(name.clone()).or_insert_with(|| VarModel {
-            name: name.clone(),
-            method: name.clone(),
-            ewma_scaled: false,
-            files: BTreeMap::new(),
-        });
-        if let Some(first) = model.files.get(&set.regime) {
-            return Err(Error::option(
-                "--scenarios",
-                path.display(),
-                format!(
-                    "a second `{name}` scenario file for regime `{}` (first: {}); \
-                     give one file per generator and regime",
-                    set.regime, first.file
-                ),
-            ));
-        }
-        let exposures = portfolio.exposures(&set.assets, &path)?;
-        let outcomes: Vec<Vec<f64>> = config
-            .horizons
-            .iter()
-            .map(|&h| horizon_pnl(&set.values, set.window, set.assets.len(), &exposures, h).total)
-            .collect();
-        let standardized = match config.ewma_lambda {
-            Some(_) => standardized_outcomes(&set, &exposures, &config.horizons, &outcomes),
-            None => Vec::new(),
-        };
-        let var_of = |outcomes: &[Vec<f64>]| -> Vec<Vec<f64>> {
-            outcomes
-                .iter()
-                .map(|o| config.levels.iter().map(|&l| var_cvar(o, l).0).collect())
-                .collect()
-        };
-        var.insert(
-            (name, set.regime.clone()),
-            FileRisk {
-                var: var_of(&outcomes),
-                standardized_var: var_of(&standardized),
-            },
-        );
-        model.files.insert(
-            set.regime.clone(),
-            ScenarioFile {
-                file: path.display().to_string(),
-                generator: generator_settings(&set.metadata),
-            },
-        );
-    }
-    let (assets, _) = assets.expect("scenario_files returns at least one file");
-    Ok((models.into_values().collect(), var, assets))
-}
-
-/// Per horizon, each path's outcome over the root mean square of the path's daily P&L on the
-/// days after the horizon. A path without P&L on those days has no scale and is left out.
-fn standardized_outcomes(
-    set: &ScenarioSet,
-    exposures: &[(usize, f64)],
-    horizons: &[usize],
-    outcomes: &[Vec<f64>],
-) -> Vec<Vec<f64>> {
-    let assets = set.assets.len();
-    let daily: Vec<Vec<f64>> = set
-        .values
-        .chunks_exact(set.window * assets)
-        .map(|path| {
-            path.chunks_exact(assets)
-                .map(|day| exposures.iter().map(|&(a, v)| v * day[a].exp_m1()).sum())
-                .collect()
-        })
-        .collect();
-    horizons
-        .iter()
-        .zip(outcomes)
-        .map(|(&h, outcome)| {
-            outcome
-                .iter()
-                .zip(&daily)
-                .filter_map(|(x, days)| {
-                    let after = &days[h..];
-                    let rms =
-                        (after.iter().map(|y| y * y).sum::<f64>() / after.len() as f64).sqrt();
-                    (rms > 0.0).then(|| x / rms)
-                })
-                .collect()
-        })
-        .collect()
+/// One model's VaR at one horizon and level.
+#[derive(Debug, Clone, Serialize)]
+pub struct NextVar {
+    pub model: String,
+    pub horizon: usize,
+    pub level: f64,
+    pub var: f64,
 }
 
 /// Runs the backtest; writes nothing (see [`super::write_var_backtest`]).
@@ -370,7 +199,7 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
         }
     }
     let portfolio = Portfolio::read(&config.portfolio)?;
-    let (mut models, scenario_var, assets) = scenario_models(config, &portfolio)?;
+    let (generators, scenario_var, assets) = scenario_models(config, &portfolio)?;
     let panel = Panel::read(&config.prices, &config.date_column, Some(&assets))?
         .clean(ValueKind::Prices, OnMissing::Error)?;
     let returns = Returns::from_panel(&panel, ValueKind::Prices);
@@ -405,108 +234,92 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
             .sum()
     };
 
-    // The volatility forecast for each return day, made at the close before it; its start
-    // comes from days before the first test day only.
+    // The volatility forecast for each return day and the day after the data, made at the close
+    // before it; its start comes from days before the first test day only.
     let volatility: Vec<f64> = match config.ewma_lambda {
         Some(lambda) => {
             let daily: Vec<f64> = (0..days.len()).map(|s| held_pnl(s, 1)).collect();
             let ewma = Garch11::riskmetrics(lambda);
-            log_likelihood(&daily, &ewma, backcast(&daily[..first]))
-                .1
-                .into_iter()
-                .map(f64::sqrt)
-                .collect()
+            let mut variance = log_likelihood(&daily, &ewma, backcast(&daily[..first])).1;
+            let last = *variance.last().expect("return days before the test period");
+            variance.push(ewma.next_variance(*daily.last().expect("return days"), last));
+            variance.into_iter().map(f64::sqrt).collect()
         }
         None => Vec::new(),
     };
-    models.push(VarModel {
-        name: HISTORICAL.into(),
-        method: HISTORICAL.into(),
-        ewma_scaled: false,
-        files: BTreeMap::new(),
-    });
-    if config.ewma_lambda.is_some() {
-        models = models
-            .into_iter()
-            .flat_map(|m| {
-                let scaled = VarModel {
-                    name: format!("{}{EWMA_SUFFIX}", m.name),
-                    ewma_scaled: true,
-                    ..m.clone()
-                };
-                [m, scaled]
-            })
-            .collect();
-    }
+    let models = every_model(generators, config.ewma_lambda.is_some());
+    // The morning of return day t, or of the trading day after the data for t = days.len().
+    let morning = |t: usize| match days.get(t) {
+        Some(&day) => format_date(day),
+        None => format!("the trading day after {}", format_date(days[t - 1])),
+    };
+    let regime_on = |t: usize| -> Result<String> {
+        let label = match days.get(t) {
+            Some(&day) => calendar.label(days[t - 1], day, "a VaR forecast")?,
+            None => calendar.label(days[t - 1], days[t - 1], "the next-day VaR forecast made")?,
+        };
+        Ok(label.to_string())
+    };
+    // Per level, the VaR `model` forecasts on the morning of day t for the h-th horizon.
+    let forecast = |model: &VarModel, t: usize, regime: &str, h: usize| -> Result<Vec<f64>> {
+        let horizon = config.horizons[h];
+        if model.method == HISTORICAL {
+            let outcomes: Vec<f64> = (t - config.lookback..=t - horizon)
+                .map(|s| {
+                    let outcome = held_pnl(s, horizon);
+                    if model.ewma_scaled {
+                        outcome * volatility[t] / volatility[s]
+                    } else {
+                        outcome
+                    }
+                })
+                .collect();
+            return Ok(config
+                .levels
+                .iter()
+                .map(|&level| var_cvar(&outcomes, level).0)
+                .collect());
+        }
+        let file = scenario_var
+            .get(&(model.method.clone(), regime.to_string()))
+            .ok_or_else(|| {
+                Error::option(
+                    "--scenarios",
+                    "",
+                    format!(
+                        "no `{}` scenario file for regime `{regime}`, in force on {}",
+                        model.method,
+                        morning(t)
+                    ),
+                )
+            })?;
+        Ok(if model.ewma_scaled {
+            file.standardized_var[h]
+                .iter()
+                .map(|v| v * volatility[t])
+                .collect()
+        } else {
+            file.var[h].clone()
+        })
+    };
+
     let mut forecasts = Vec::new();
     let mut coverage = Vec::new();
     for (h, &horizon) in config.horizons.iter().enumerate() {
         let starts: Vec<usize> = (first..=end - horizon).step_by(horizon).collect();
         let regimes = starts
             .iter()
-            .map(|&t| {
-                Ok(calendar
-                    .label(days[t - 1], days[t], "a VaR forecast")?
-                    .to_string())
-            })
+            .map(|&t| regime_on(t))
             .collect::<Result<Vec<String>>>()?;
         let pnl: Vec<f64> = starts.iter().map(|&t| held_pnl(t, horizon)).collect();
         for model in &models {
             // Per level, the VaR forecast at each start.
-            let var: Vec<Vec<f64>> = if model.method == HISTORICAL {
-                let outcomes: Vec<Vec<f64>> = starts
-                    .iter()
-                    .map(|&t| {
-                        (t - config.lookback..=t - horizon)
-                            .map(|s| {
-                                let outcome = held_pnl(s, horizon);
-                                if model.ewma_scaled {
-                                    outcome * volatility[t] / volatility[s]
-                                } else {
-                                    outcome
-                                }
-                            })
-                            .collect()
-                    })
-                    .collect();
-                config
-                    .levels
-                    .iter()
-                    .map(|&level| outcomes.iter().map(|o| var_cvar(o, level).0).collect())
-                    .collect()
-            } else {
-                let by_regime = |regime: &str, date: i32| {
-                    scenario_var
-                        .get(&(model.method.clone(), regime.to_string()))
-                        .ok_or_else(|| {
-                            Error::option(
-                                "--scenarios",
-                                "",
-                                format!(
-                                    "no `{}` scenario file for regime `{regime}`, in force on {}",
-                                    model.method,
-                                    format_date(date)
-                                ),
-                            )
-                        })
-                };
-                (0..config.levels.len())
-                    .map(|l| {
-                        starts
-                            .iter()
-                            .zip(&regimes)
-                            .map(|(&t, regime)| {
-                                let file = by_regime(regime, days[t])?;
-                                Ok(if model.ewma_scaled {
-                                    file.standardized_var[h][l] * volatility[t]
-                                } else {
-                                    file.var[h][l]
-                                })
-                            })
-                            .collect::<Result<Vec<f64>>>()
-                    })
-                    .collect::<Result<Vec<_>>>()?
-            };
+            let mut var = vec![Vec::with_capacity(starts.len()); config.levels.len()];
+            for (&t, regime) in starts.iter().zip(&regimes) {
+                for (l, v) in forecast(model, t, regime, h)?.into_iter().enumerate() {
+                    var[l].push(v);
+                }
+            }
             for (&level, var) in config.levels.iter().zip(var) {
                 coverage.push(score(&model.name, horizon, level, &pnl, &regimes, var));
             }
@@ -518,11 +331,35 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
             pnl,
         });
     }
+
+    // What each model says on the morning after the period: the figure a nightly run reports.
+    let regime = regime_on(end)?;
+    let mut var = Vec::new();
+    for (h, &horizon) in config.horizons.iter().enumerate() {
+        for model in &models {
+            for (&level, v) in config.levels.iter().zip(forecast(model, end, &regime, h)?) {
+                var.push(NextVar {
+                    model: model.name.clone(),
+                    horizon,
+                    level,
+                    var: v,
+                });
+            }
+        }
+    }
+    let next = NextForecast {
+        after: format_date(days[end - 1]),
+        date: days.get(end).map(|&d| format_date(d)),
+        regime,
+        ewma_volatility: volatility.get(end).copied(),
+        var,
+    };
     Ok(VarBacktest {
         portfolio,
         models,
         forecasts,
         coverage,
+        next,
     })
 }
 

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, Date32Array, Float64Array, StringArray, UInt16Array};
 use arrow::datatypes::{DataType, Field, Schema};
 
-use super::var_backtest::{Coverage, ScenarioFile, VarBacktest, VarBacktestConfig};
+use super::var_backtest::{Coverage, VarBacktest, VarBacktestConfig};
+use super::var_models::ScenarioFile;
 use crate::error::Result;
 use crate::io::{self, decimal_year, format_date, AtomicDir, AtomicFile};
 use crate::report::{escape, fmt, line_chart, sets_table, Series, STYLE};
@@ -46,6 +47,7 @@ pub fn write_var_backtest(config: &VarBacktestConfig, b: &VarBacktest) -> Result
         "periods": periods,
         "models": b.models,
         "coverage": b.coverage,
+        "next": b.next,
         "note": NOTE,
     });
     io::write_text(
@@ -147,7 +149,45 @@ fn basel_text(c: &Coverage) -> String {
     })
 }
 
-/// The coverage table for the terminal.
+/// What the next-day forecast was made from, in one line.
+fn next_heading(b: &VarBacktest) -> String {
+    let n = &b.next;
+    format!(
+        "VaR for {} (after the close of {}, regime {}{})",
+        n.date.as_deref().unwrap_or("the next trading day"),
+        n.after,
+        n.regime,
+        n.ewma_volatility.map_or(String::new(), |v| format!(
+            ", daily EWMA volatility {v:.0} {}",
+            b.portfolio.currency.as_deref().unwrap_or("")
+        ))
+    )
+}
+
+/// The next-day forecast as rows of a model and its VaR at each (horizon, level), in the
+/// order of [`next_columns`].
+fn next_rows(b: &VarBacktest) -> Vec<(&str, Vec<f64>)> {
+    b.models
+        .iter()
+        .map(|m| {
+            let var = b.next.var.iter().filter(|v| v.model == m.name);
+            (m.name.as_str(), var.map(|v| v.var).collect())
+        })
+        .collect()
+}
+
+/// The (horizon, level) columns of the next-day forecast, as `1-day 99%`.
+fn next_columns(b: &VarBacktest) -> Vec<String> {
+    let first = &b.models[0].name;
+    b.next
+        .var
+        .iter()
+        .filter(|v| &v.model == first)
+        .map(|v| format!("{}-day {}%", v.horizon, v.level * 100.0))
+        .collect()
+}
+
+/// The coverage table and the next-day forecast for the terminal.
 pub fn var_backtest_text(b: &VarBacktest) -> String {
     let mut t = String::new();
     for f in &b.forecasts {
@@ -187,6 +227,19 @@ pub fn var_backtest_text(b: &VarBacktest) -> String {
             basel
         );
     }
+    let _ = writeln!(t, "{}:", next_heading(b));
+    let _ = write!(t, "{:<16}", "model");
+    for column in next_columns(b) {
+        let _ = write!(t, " {column:>14}");
+    }
+    let _ = writeln!(t);
+    for (model, var) in next_rows(b) {
+        let _ = write!(t, "{model:<16}");
+        for v in var {
+            let _ = write!(t, " {v:>14.0}");
+        }
+        let _ = writeln!(t);
+    }
     t
 }
 
@@ -220,8 +273,24 @@ fn html(config: &VarBacktestConfig, b: &VarBacktest) -> String {
         sets.iter()
             .map(|(label, f)| (label.as_str(), f.file.as_str(), &f.generator)),
     ));
+    let _ = write!(
+        h,
+        "<h2>{}</h2><table><tr><th>model</th>",
+        escape(&next_heading(b))
+    );
+    for column in next_columns(b) {
+        let _ = write!(h, "<th>{}</th>", escape(&column));
+    }
+    h.push_str("</tr>");
+    for (model, var) in next_rows(b) {
+        let _ = write!(h, "<tr><td>{}</td>", escape(model));
+        for v in var {
+            let _ = write!(h, "<td>{}</td>", fmt(v));
+        }
+        h.push_str("</tr>");
+    }
     h.push_str(
-        "<h2>Coverage</h2><table><tr><th>model</th><th>days</th><th>level</th><th>forecasts</th>\
+        "</table><h2>Coverage</h2><table><tr><th>model</th><th>days</th><th>level</th><th>forecasts</th>\
          <th>exceedances</th><th>expected</th><th>mean VaR</th><th>mean loss beyond VaR</th>\
          <th>Kupiec p</th><th>independence p</th><th>conditional coverage p</th>\
          <th>Basel worst / last 250</th></tr>",
