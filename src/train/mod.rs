@@ -348,14 +348,8 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     }
     let vars = sorted_vars(&varmap);
     let shadows = sorted_vars(&ema_map);
-    let mut ema = Ema::new(
-        vars.iter()
-            .zip(&shadows)
-            .map(|((_, v), (_, s))| (v.clone(), s.clone()))
-            .collect(),
-        config.ema_decay,
-    );
     let mut opt = AdamW::new(vars, config.weight_decay)?;
+    let mut ema = Ema::new(&opt, shadows, config.ema_decay)?;
     let parameters = parameter_count(&varmap);
 
     let mask = pad_mask(arch.assets, arch.window, padded, device)?;
@@ -422,8 +416,7 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
                     config.out.display()
                 )));
             }
-            let mut grads = loss.backward()?;
-            opt.clip_gradients(&mut grads, config.grad_clip)?;
+            let (gradients, _) = opt.clipped_gradients(&loss.backward()?, config.grad_clip)?;
             lr = learning_rate(
                 step,
                 total_steps,
@@ -431,8 +424,8 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
                 config.learning_rate,
                 0.05,
             );
-            opt.step(&grads, lr)?;
-            ema.update()?;
+            opt.step(&gradients, lr)?;
+            ema.update(&opt)?;
             epoch_loss += loss_value * b as f64;
             step += 1;
             bar.set_message(format!("epoch {epoch} loss {loss_value:.4}"));
