@@ -137,13 +137,16 @@ done
 
 # Agreement: the CPU-trained model on the device against the CPU (the candle engine and the fast
 # engine), and the device-trained model on the CPU against the device. Same seed, same noise.
+# On 2,000 paths: the candle engine on the CPU is the slow side (81 s for 2,000 paths on the
+# H100 machine's 16 cores), and the whole script must end inside the device tool's 10 minutes.
+cross_ddim=(--sampler ddim --steps 50 --spacing uniform --guidance 1.5 --seed 7 --n "${CROSS_PATHS:-2000}")
 cross() {
   local model=$1 a=$2 b=$3 name=$4
   for side in "$a" "$b"; do
     local dev=${side%%:*} engine=${side##*:}
     local file="$work/$name-$dev-$engine.parquet"
     # A side compared twice is generated once.
-    [[ -f "$file" ]] || "$bin" generate --model "$model" --regime high-vix "${ddim[@]}" \
+    [[ -f "$file" ]] || "$bin" generate --model "$model" --regime high-vix "${cross_ddim[@]}" \
       --device "$dev" --engine "$engine" --out "$file" >>"$log" 2>&1
   done
   compare "$work/$name-${a%%:*}-${a##*:}.parquet" "$work/$name-${b%%:*}-${b##*:}.parquet" \
