@@ -339,17 +339,17 @@ mod tests {
         }
     }
 
+    fn values(var: &Var) -> Vec<f32> {
+        var.as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    }
+
     fn bits(vars: &[(String, Var)]) -> Vec<Vec<u32>> {
         vars.iter()
-            .map(|(_, v)| {
-                let values = v
-                    .as_tensor()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap();
-                values.into_iter().map(f32::to_bits).collect()
-            })
+            .map(|(_, v)| values(v).into_iter().map(f32::to_bits).collect())
             .collect()
     }
 
@@ -379,23 +379,13 @@ mod tests {
             let d = 0.5f64.min((1.0 + n as f64) / (10.0 + n as f64));
             let (d, rest) = (d as f32, (1.0 - d) as f32);
             for (((_, shadow), (_, var)), old) in shadows.iter().zip(&flat_vars).zip(before) {
-                let weights = var
-                    .as_tensor()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap();
+                let weights = values(var);
                 let expected: Vec<f32> = old
                     .into_iter()
                     .zip(weights)
                     .map(|(s, w)| f32::from_bits(s) * d + w * rest)
                     .collect();
-                let got = shadow
-                    .as_tensor()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap();
+                let got = values(shadow);
                 assert_eq!(got, expected, "EMA after step {n}");
             }
         }
