@@ -3,79 +3,218 @@
 //! baseline, compare their headline figures with the real windows of the regime, write an
 //! evaluation report per regime and the risk of an example portfolio under every generator, then
 //! the covariance report, the minimum-variance backtest and the example portfolio's VaR
-//! backtest.
+//! backtest. Every setting is a stage's default; the demo only chooses where things go.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::baselines::{generate_baseline, BaselineConfig, Method};
-use crate::covariance::{covariance_report, CovarianceConfig};
-use crate::data::{ingest, IngestConfig, SplitChoice, WindowSet};
-use crate::error::Result;
-use crate::eval::{evaluate, summarize_paths, summary_text, DailySummary, EvaluateConfig};
-use crate::io::parse_date;
-use crate::model::Engine;
-use crate::portfolio::{
-    run_backtest, summary_text as backtest_summary, write_backtest, BacktestConfig,
-};
-use crate::risk::{
-    run_risk, run_var_backtest, var_backtest_text, write_var_backtest, RiskConfig, RiskReport,
-    VarBacktestConfig,
-};
-use crate::sample::{generate, read_scenarios, GenerateConfig, DEFAULT_SAMPLER};
-use crate::train::{train, TrainConfig};
+use scengen::backtest::BacktestConfig;
+use scengen::baselines::{generate_baseline, BaselineConfig, Method};
+use scengen::covariance::{CovarianceConfig, CovarianceReport};
+use scengen::data::{ingest, IngestConfig, SplitChoice, WindowSet, DEFAULT_TEST_FROM};
+use scengen::error::Result;
+use scengen::evaluate::{default_out, summarize_paths, DailySummary, EvaluateConfig};
+use scengen::generate::{generate, GenerateConfig};
+use scengen::report::StageReport;
+use scengen::risk::{RiskConfig, RiskReport, EXAMPLE_PORTFOLIO};
+use scengen::scenarios::{default_scenario_file, read_scenarios};
+use scengen::train::{train, TrainConfig};
+use scengen::var_backtest::VarBacktestConfig;
 
-/// Paths per regime and generator.
-pub const DEMO_PATHS: usize = 10_000;
-/// The portfolio whose risk the demo measures under every regime's scenarios.
-pub const EXAMPLE_PORTFOLIO: &str = "data/example_portfolio.toml";
-/// Start of the held-out period.
-pub const TEST_FROM: &str = "2016-01-01";
+/// What the demo learnt about one regime.
+struct RegimeOutcome {
+    label: String,
+    /// Headline figures of each generator's set and of the real windows.
+    rows: Vec<(String, DailySummary)>,
+    /// The evaluation's summary, when the regime has held-out windows.
+    evaluation: Option<String>,
+    risk: RiskReport,
+    diffusion_file: PathBuf,
+    files: Vec<PathBuf>,
+}
+
+/// The settings the demo's stages share.
+struct Demo {
+    seed: u64,
+    windows: PathBuf,
+    model: PathBuf,
+    test_from: i32,
+    /// One line per stage: what it took and where its output went.
+    timings: Vec<String>,
+}
 
 /// Runs every stage on the embedded data with `seed`, printing where each output went.
 pub fn run(seed: u64) -> Result<()> {
     let started = Instant::now();
-    let windows = PathBuf::from("data/windows.parquet");
-    let model = PathBuf::from("models/default");
-    let test_from = parse_date("--test-from", TEST_FROM)?;
+    let train_config = TrainConfig {
+        seed,
+        progress: true,
+        ..TrainConfig::default()
+    };
+    let mut demo = Demo {
+        seed,
+        windows: train_config.data.clone(),
+        model: train_config.out.clone(),
+        test_from: train_config.test_from,
+        timings: Vec::new(),
+    };
 
     let t = Instant::now();
-    let summary = ingest(&IngestConfig::embedded(&windows))?;
-    print!("{summary}");
+    print!("{}", ingest(&IngestConfig::embedded(&demo.windows))?);
     println!("[ingest] {:.2} s\n", t.elapsed().as_secs_f64());
-
     let t = Instant::now();
-    let mut config = TrainConfig::new(&windows, &model, seed, test_from);
-    config.progress = true;
-    let report = train(&config)?;
-    print!("{report}");
+    print!("{}", train(&train_config)?);
     println!("[train] {:.1} s\n", t.elapsed().as_secs_f64());
 
-    let set = WindowSet::read(&windows)?;
-    let mut timings = Vec::new();
-    let mut table = Vec::new();
-    let mut reports = Vec::new();
-    let mut diffusion_files = Vec::new();
-    let mut risks = Vec::new();
-    let mut every_file = Vec::new();
+    let set = WindowSet::read(&demo.windows)?;
+    let mut outcomes = Vec::new();
     for (regime, label) in set.rule.labels.iter().enumerate() {
+        outcomes.push(demo.regime(&set, regime, label)?);
+    }
+    let diffusion_files: Vec<PathBuf> = outcomes.iter().map(|o| o.diffusion_file.clone()).collect();
+    let every_file: Vec<PathBuf> = outcomes.iter().flat_map(|o| o.files.clone()).collect();
+
+    let covariance_config = CovarianceConfig {
+        real: demo.windows.clone(),
+        scenarios: diffusion_files.clone(),
+        test_from: demo.test_from,
+        ..CovarianceConfig::default()
+    };
+    let covariance = demo.stage("covariance", &covariance_config.out, || {
+        scengen::covariance::run(&covariance_config)
+    })?;
+    let backtest_config = BacktestConfig {
+        scenarios: diffusion_files,
+        ..BacktestConfig::default()
+    };
+    let backtest = demo.stage("backtest", &backtest_config.out, || {
+        scengen::backtest::run(&backtest_config)
+    })?;
+    let var_config = VarBacktestConfig {
+        scenarios: every_file,
+        ..VarBacktestConfig::default()
+    };
+    let var_backtest = demo.stage("var-backtest", &var_config.out, || {
+        scengen::var_backtest::run(&var_config)
+    })?;
+
+    print_comparison(&outcomes);
+    print!("{}", risk_table(&outcomes));
+    println!("\ncondition numbers of the covariance estimators (train days of each regime)");
+    print_condition_numbers(&covariance);
+    println!("\nminimum-variance backtest\n{}", backtest.summary());
+    println!(
+        "\nVaR backtest of the example portfolio\n{}",
+        var_backtest.summary()
+    );
+    println!();
+    for line in &demo.timings {
+        println!("{line}");
+    }
+    println!("demo finished in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+impl Demo {
+    /// Runs an analysis stage, writes its report into `out` and times both.
+    fn stage<R: StageReport>(
+        &mut self,
+        name: &str,
+        out: &Path,
+        run: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
         let t = Instant::now();
-        let out = PathBuf::from(format!("scenarios/{label}.parquet"));
-        generate(&GenerateConfig {
-            model: model.clone(),
-            regime: label.clone(),
-            n: DEMO_PATHS,
-            sampler: DEFAULT_SAMPLER,
-            guidance: None,
-            seed,
-            out: out.clone(),
-            batch_size: 1000,
-            device: config.device.clone(),
-            engine: Engine::Auto,
-            progress: true,
+        let report = run()?;
+        report.write(out)?;
+        self.timings.push(format!(
+            "[{name}] {:.1} s -> {}/report.html",
+            t.elapsed().as_secs_f64(),
+            out.display()
+        ));
+        Ok(report)
+    }
+
+    /// Generates every set of one regime, then its risk and its evaluation.
+    fn regime(&mut self, set: &WindowSet, regime: usize, label: &str) -> Result<RegimeOutcome> {
+        let (diffusion_file, mut rows, files) = self.generate(label)?;
+        // A regime without held-out windows gets no real reference: its paths are still scored
+        // for risk, and there is nothing to evaluate them against.
+        let held_out = !set
+            .select(Some(regime), SplitChoice::Test, self.test_from)
+            .is_empty();
+        let risk_config = RiskConfig {
+            scenarios: files.clone(),
+            real: held_out.then(|| self.windows.clone()),
+            test_from: self.test_from,
+            seed: self.seed,
+            out: Path::new("reports/risk").join(label),
+            ..RiskConfig::default()
+        };
+        let risk = self.stage(&format!("risk {label}"), &risk_config.out, || {
+            scengen::risk::run(&risk_config)
         })?;
-        timings.push(format!(
-            "[generate] {label} diffusion: {:.1} s -> {}",
+        let evaluation = if held_out {
+            let config = EvaluateConfig {
+                real: self.windows.clone(),
+                regime: label.to_string(),
+                test_from: self.test_from,
+                synthetic: files.clone(),
+                out: default_out(label),
+                ..EvaluateConfig::default()
+            };
+            let report = self.stage(&format!("evaluate {label}"), &config.out, || {
+                scengen::evaluate::run(&config)
+            })?;
+            Some(report.summary())
+        } else {
+            self.timings.push(format!(
+                "[evaluate {label}] skipped (no held-out window from {DEFAULT_TEST_FROM})"
+            ));
+            None
+        };
+        for (name, split) in [
+            ("real test", SplitChoice::Test),
+            ("real train", SplitChoice::Train),
+        ] {
+            let idx = set.select(Some(regime), split, self.test_from);
+            if !idx.is_empty() {
+                let summary = summarize_paths(&set.gather(&idx), set.window, set.assets.len());
+                rows.push((name.to_string(), summary));
+            }
+        }
+        Ok(RegimeOutcome {
+            label: label.to_string(),
+            rows,
+            evaluation,
+            risk,
+            diffusion_file,
+            files: files.into_iter().map(|(path, _)| path).collect(),
+        })
+    }
+
+    /// The diffusion model's and every classical generator's scenario file of one regime, with
+    /// their headline figures.
+    #[allow(clippy::type_complexity)]
+    fn generate(
+        &mut self,
+        label: &str,
+    ) -> Result<(
+        PathBuf,
+        Vec<(String, DailySummary)>,
+        Vec<(PathBuf, Option<String>)>,
+    )> {
+        let t = Instant::now();
+        let out = default_scenario_file(label, None);
+        generate(&GenerateConfig {
+            model: self.model.clone(),
+            regime: label.to_string(),
+            seed: self.seed,
+            out: out.clone(),
+            progress: true,
+            ..GenerateConfig::default()
+        })?;
+        self.timings.push(format!(
+            "[generate {label} diffusion] {:.1} s -> {}",
             t.elapsed().as_secs_f64(),
             out.display()
         ));
@@ -83,176 +222,75 @@ pub fn run(seed: u64) -> Result<()> {
         let mut files = vec![(out.clone(), Some("diffusion".to_string()))];
         for method in [Method::Gaussian, Method::Bootstrap, Method::Fhs] {
             let t = Instant::now();
-            let out = PathBuf::from(format!("scenarios/{label}-{}.parquet", method.name()));
+            let file = default_scenario_file(label, Some(method.name()));
             generate_baseline(&BaselineConfig {
                 method,
-                data: windows.clone(),
-                regime: label.clone(),
-                n: DEMO_PATHS,
-                seed,
-                test_from,
-                block_length: None,
-                out: out.clone(),
+                data: self.windows.clone(),
+                regime: label.to_string(),
+                seed: self.seed,
+                test_from: self.test_from,
+                out: file.clone(),
+                ..BaselineConfig::default()
             })?;
-            timings.push(format!(
-                "[generate] {label} {}: {:.1} s -> {}",
+            self.timings.push(format!(
+                "[generate {label} {}] {:.1} s -> {}",
                 method.name(),
                 t.elapsed().as_secs_f64(),
-                out.display()
+                file.display()
             ));
-            rows.push((method.name().to_string(), summarize_file(&out)?));
-            files.push((out, Some(method.name().to_string())));
+            rows.push((method.name().to_string(), summarize_file(&file)?));
+            files.push((file, Some(method.name().to_string())));
         }
-        // A regime without held-out windows gets no real reference: its paths are still scored
-        // for risk, and there is nothing to evaluate them against.
-        let held_out = !set
-            .select(Some(regime), SplitChoice::Test, test_from)
-            .is_empty();
-        let t = Instant::now();
-        let risk_dir = PathBuf::from(format!("reports/risk/{label}"));
-        risks.push(run_risk(&RiskConfig {
-            portfolio: PathBuf::from(EXAMPLE_PORTFOLIO),
-            scenarios: files.clone(),
-            real: held_out.then(|| windows.clone()),
-            split: SplitChoice::Test,
-            test_from,
-            horizons: vec![1, 10, 30],
-            levels: vec![0.95, 0.99],
-            resamples: 1000,
-            seed,
-            out: risk_dir.clone(),
-        })?);
-        timings.push(format!(
-            "[risk] {label}: {:.1} s -> {}/report.html",
-            t.elapsed().as_secs_f64(),
-            risk_dir.display()
-        ));
-        every_file.extend(files.iter().map(|(path, _)| path.clone()));
-        let t = Instant::now();
-        let report_dir = PathBuf::from(format!("reports/{label}"));
-        if held_out {
-            let e = evaluate(&EvaluateConfig {
-                real: windows.clone(),
-                regime: label.clone(),
-                split: SplitChoice::Test,
-                test_from,
-                synthetic: files,
-                out: report_dir.clone(),
-            })?;
-            reports.push(summary_text(&e));
-            timings.push(format!(
-                "[evaluate] {label}: {:.1} s -> {}/report.html",
-                t.elapsed().as_secs_f64(),
-                report_dir.display()
-            ));
-        } else {
-            timings.push(format!(
-                "[evaluate] {label}: skipped (no held-out window from {TEST_FROM})"
-            ));
-        }
-        for (name, split) in [
-            ("real test", SplitChoice::Test),
-            ("real train", SplitChoice::Train),
-        ] {
-            let idx = set.select(Some(regime), split, test_from);
-            if !idx.is_empty() {
-                rows.push((
-                    name.to_string(),
-                    summarize_paths(&set.gather(&idx), set.window, set.assets.len()),
-                ));
-            }
-        }
-        table.push((label.clone(), rows));
-        diffusion_files.push(out);
+        Ok((out, rows, files))
     }
+}
 
-    let t = Instant::now();
-    let covariance_dir = PathBuf::from("reports/covariance");
-    let estimates = covariance_report(&CovarianceConfig {
-        real: windows.clone(),
-        scenarios: diffusion_files.clone(),
-        test_from,
-        out: covariance_dir.clone(),
-    })?;
-    timings.push(format!(
-        "[covariance] {:.1} s -> {}/report.html",
-        t.elapsed().as_secs_f64(),
-        covariance_dir.display()
-    ));
-    let t = Instant::now();
-    let backtest_config = BacktestConfig::embedded(diffusion_files, "reports/backtest");
-    let backtest = run_backtest(&backtest_config)?;
-    write_backtest(&backtest_config, &backtest)?;
-    timings.push(format!(
-        "[backtest] {:.1} s -> {}/report.html",
-        t.elapsed().as_secs_f64(),
-        backtest_config.out.display()
-    ));
-    let t = Instant::now();
-    let var_config = VarBacktestConfig::embedded(every_file, "reports/var-backtest");
-    let var_backtest = run_var_backtest(&var_config)?;
-    write_var_backtest(&var_config, &var_backtest)?;
-    timings.push(format!(
-        "[var-backtest] {:.1} s -> {}/report.html",
-        t.elapsed().as_secs_f64(),
-        var_config.out.display()
-    ));
+/// Every regime's headline figures, then each regime's evaluation summary.
+fn print_comparison(outcomes: &[RegimeOutcome]) {
     println!(
         "\n{:<10} {:<11} {:>8} {:>10} {:>10}",
         "regime", "source", "EW vol", "ACF|r| 1", "mean corr"
     );
-    for (label, rows) in &table {
-        for (name, s) in rows {
+    for outcome in outcomes {
+        for (name, s) in &outcome.rows {
             println!(
-                "{label:<10} {name:<11} {:>7.1}% {:>10.3} {:>10.3}",
+                "{:<10} {name:<11} {:>7.1}% {:>10.3} {:>10.3}",
+                outcome.label,
                 s.equal_weight_vol * 100.0,
                 s.abs_acf1,
                 s.mean_correlation
             );
         }
     }
-    for r in reports {
-        println!("\n{r}");
+    for evaluation in outcomes.iter().filter_map(|o| o.evaluation.as_ref()) {
+        println!("\n{evaluation}");
     }
-    print!("{}", risk_table(&risks));
-    println!("\ncondition numbers of the covariance estimators (train days of each regime)");
-    for e in &estimates {
+}
+
+fn print_condition_numbers(covariance: &CovarianceReport) {
+    for e in &covariance.estimates {
         println!(
             "{:<10} {:<19} {:>10.1}",
             e.regime, e.method, e.condition_number
         );
     }
-    println!(
-        "\nminimum-variance backtest\n{}",
-        backtest_summary(&backtest)
-    );
-    println!(
-        "\nVaR backtest of the example portfolio\n{}",
-        var_backtest_text(&var_backtest)
-    );
-    println!();
-    for line in timings {
-        println!("{line}");
-    }
-    println!("demo finished in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
 }
 
 /// The example portfolio's 10-day 99% VaR and CVaR under every set of every regime.
-fn risk_table(risks: &[RiskReport]) -> String {
-    let Some(first) = risks.first() else {
+fn risk_table(outcomes: &[RegimeOutcome]) -> String {
+    let Some(first) = outcomes.first() else {
         return String::new();
     };
     let mut t = format!(
         "\n10-day loss of {} at 99% (gross {:.1} million)\n{:<10} {:<11} {:>12} {:>12}\n",
         EXAMPLE_PORTFOLIO,
-        first.gross / 1e6,
+        first.risk.gross / 1e6,
         "regime",
         "source",
         "VaR",
         "CVaR"
     );
-    for r in risks {
+    for r in outcomes.iter().map(|o| &o.risk) {
         for s in &r.sets {
             let tail = s
                 .horizons
@@ -270,7 +308,7 @@ fn risk_table(risks: &[RiskReport]) -> String {
     t
 }
 
-fn summarize_file(path: &std::path::Path) -> Result<DailySummary> {
+fn summarize_file(path: &Path) -> Result<DailySummary> {
     let s = read_scenarios(path)?;
     Ok(summarize_paths(&s.values, s.window, s.assets.len()))
 }

@@ -72,6 +72,10 @@ pub enum Error {
     BadModel { path: PathBuf, reason: String },
     #[error("training stopped: {0}")]
     Training(String),
+    #[error("generation stopped: {0}")]
+    Generation(String),
+    #[error("fitting {model} failed: {reason}")]
+    Fit { model: &'static str, reason: String },
     #[error("tensor computation failed: {0}")]
     Tensor(#[from] candle_core::Error),
 }
@@ -94,6 +98,15 @@ impl Error {
         Error::BadFile {
             path: path.into(),
             reason: reason.to_string(),
+        }
+    }
+
+    /// A tensor computation's failure reported as the failure of the stage it happened in
+    /// (`stage`: [`Error::Training`] or [`Error::Generation`]); any other error unchanged.
+    pub(crate) fn in_stage(self, stage: fn(String) -> Error) -> Self {
+        match self {
+            Error::Tensor(e) => stage(e.to_string()),
+            other => other,
         }
     }
 

@@ -1,31 +1,37 @@
 //! scengen: financial market scenarios from diffusion models.
 //!
-//! The library is organised by pipeline stage: [`data`] (ingest), [`model`] (the network),
-//! [`diffusion`] (schedules and samplers), [`train`], [`sample`] (generation and its
-//! benchmark), [`baselines`] (classical generators), [`eval`] and [`report`] (scoring and
-//! HTML), [`covariance`] (estimators for portfolios) and [`portfolio`]
-//! (minimum-variance weights and their backtest), and [`risk`] (a portfolio's VaR, CVaR and
-//! stress P&L over scenario paths); [`stats`], [`io`] and [`rng`] serve them
-//! all. [`cli`] only parses options and calls them, and [`demo`] runs the whole pipeline on the
-//! embedded data.
+//! The library is organised by pipeline stage, each module named after its command:
+//! [`data`] (`ingest`: panels, returns, regimes and the windows file), [`model`] (the network,
+//! its fitted prior, its noise prediction and the model folder), [`diffusion`] (schedules and
+//! samplers, apart from any network), [`train`], [`generate`] (the sampling loop and guidance,
+//! and `bench`), [`baselines`] (the classical generators), [`scenarios`] (the scenario file that
+//! every generator writes and every analysis reads), [`evaluate`], [`covariance`],
+//! [`backtest`] (minimum-variance portfolios out of sample), [`risk`] (a portfolio's VaR, CVaR
+//! and stress P&L over scenario paths) and [`var_backtest`]; [`report`] (the HTML toolkit),
+//! [`stats`], [`io`], [`device`] and [`rng`] serve them all.
+//!
+//! Dependencies run one way: a stage imports the stages before it and the shared modules, never
+//! one that imports it back (`docs/architecture.md`). The library sees no command-line flag: the
+//! `scengen` binary (`src/main.rs`, `src/cli/`, `src/demo.rs`) turns flags into each stage's
+//! config and a [`Error::InvalidOption`] naming a config field into the flag's name.
 
+pub mod backtest;
 pub mod baselines;
-pub mod cli;
 pub mod covariance;
 pub mod data;
-pub mod demo;
 pub mod device;
 pub mod diffusion;
 pub mod error;
-pub mod eval;
+pub mod evaluate;
+pub mod generate;
 pub mod io;
 pub mod model;
-pub mod portfolio;
 pub mod report;
 pub mod risk;
 pub mod rng;
-pub mod sample;
+pub mod scenarios;
 pub mod stats;
 pub mod train;
+pub mod var_backtest;
 
 pub use error::{Error, Result};

@@ -1,4 +1,8 @@
-//! The `scengen` binary: parse, run, and turn any error into a message and a non-zero exit.
+//! The `scengen` binary: the command line's edge. It parses flags into the library's configs
+//! (`cli/`), runs the demo (`demo.rs`), and turns any error into a message and a non-zero exit.
+
+mod cli;
+mod demo;
 
 use clap::Parser;
 
@@ -12,11 +16,11 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     count_candle_threads_once();
-    let cli = scengen::cli::Cli::parse();
+    let cli = cli::Cli::parse();
     if !cli.runs_candle_network() {
         keep_candle_pool_to_the_main_thread();
     }
-    if let Err(error) = scengen::cli::run(cli) {
+    if let Err(error) = cli::run(cli) {
         eprintln!("error: {error}");
         std::process::exit(1);
     }

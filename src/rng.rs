@@ -6,6 +6,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+/// The seed of every command unless told otherwise.
+pub const DEFAULT_SEED: u64 = 7;
+
 /// A ChaCha8 stream: `(seed, stream)` names it, so independent parts of a run (say, each
 /// generated path) draw from their own stream and do not depend on batch sizes or order.
 #[derive(Debug, Clone)]

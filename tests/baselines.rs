@@ -12,7 +12,7 @@ use scengen::baselines::{
 };
 use scengen::data::{DailyPanel, SplitChoice, WindowSet};
 use scengen::io::parse_date;
-use scengen::sample::read_scenarios;
+use scengen::scenarios::read_scenarios;
 use scengen::Error;
 
 #[test]
@@ -157,7 +157,7 @@ fn gaussian_and_fhs_are_deterministic_and_fit_the_regime() {
             "{method:?}"
         );
         let s = read_scenarios(&a).unwrap();
-        let summary = scengen::eval::summarize_paths(&s.values, s.window, 20);
+        let summary = scengen::evaluate::summarize_paths(&s.values, s.window, 20);
         // High-vix equal-weight volatility is far above the calm-market 10-15%.
         assert!(
             summary.equal_weight_vol > 0.2 && summary.equal_weight_vol < 0.8,
@@ -185,7 +185,7 @@ fn too_few_train_days_and_unknown_regimes_fail_clearly() {
     c.test_from = 10959 + 4; // the first window straddles the date: no train day
     let e = generate_baseline(&c).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "--regime" && reason.contains("train days")),
+        matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "regime" && reason.contains("train days")),
         "{e}"
     );
     c.regime = "crash".into();
@@ -197,7 +197,7 @@ fn too_few_train_days_and_unknown_regimes_fail_clearly() {
     c.block_length = Some(0.5);
     let e = generate_baseline(&c).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidOption { ref option, .. } if option == "--block-length"),
+        matches!(e, Error::InvalidOption { ref option, .. } if option == "block_length"),
         "{e}"
     );
     assert!(!out.exists());

@@ -1,18 +1,28 @@
-//! Comma-separated option values: every list option refuses an empty entry by name, before
-//! any file is read or written.
+//! The command line's edge: comma-separated option values (every list option refuses an empty
+//! entry by name, before any file is read or written), and a setting the library refuses is
+//! reported under its flag.
 
-use clap::Parser;
-use scengen::cli::{run, Cli};
-use scengen::error::Error;
+use std::process::Command;
 
-/// Parses `args` as a command line, runs it, and returns the error it must end in.
+/// Runs the `scengen` binary with `args`, which must fail with exit status 1 and an option
+/// error; returns the option it names and the reason.
 fn option_error(args: &[&str]) -> (String, String) {
-    let cli = Cli::try_parse_from(std::iter::once("scengen").chain(args.iter().copied()))
-        .expect("the command line parses");
-    match run(cli).expect_err("a bad list must fail") {
-        Error::InvalidOption { option, reason, .. } => (option, reason),
-        other => panic!("expected an option error, got: {other}"),
-    }
+    let output = Command::new(env!("CARGO_BIN_EXE_scengen"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    // error: option --levels: invalid value `0.95,,`: entry 2 of 3 is empty
+    let rest = stderr
+        .trim_end()
+        .strip_prefix("error: option ")
+        .unwrap_or_else(|| panic!("expected an option error, got: {stderr}"));
+    let (option, rest) = rest
+        .split_once(": invalid value `")
+        .expect("an option error");
+    let (_, reason) = rest.split_once("`: ").expect("a reason");
+    (option.to_string(), reason.to_string())
 }
 
 #[test]
@@ -102,4 +112,31 @@ fn list_options_refuse_empty_entries_by_name() {
     let (option, reason) = risk("--levels", "0.95, 0.99 ,x");
     assert_eq!(option, "--levels");
     assert!(reason.contains("`x` is not a number"), "{reason}");
+}
+
+#[test]
+fn library_settings_are_reported_under_their_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model");
+    let out = out.to_str().unwrap();
+    let train = |option: &str, value: &str| option_error(&["train", "--out", out, option, value]);
+    let cases = [
+        (train("--lr", "0"), "--lr", "must be a positive number"),
+        (train("--epochs", "0"), "--epochs", "must be at least 1"),
+        (
+            train("--regime-dropout", "1"),
+            "--regime-dropout",
+            "must lie in [0, 1)",
+        ),
+        (
+            train("--volatility-levels", "0"),
+            "--volatility-levels",
+            "must be at least 1",
+        ),
+    ];
+    for ((option, reason), expected_option, expected_reason) in cases {
+        assert_eq!(option, expected_option, "{reason}");
+        assert!(reason.contains(expected_reason), "{option}: {reason}");
+    }
+    assert!(!dir.path().join("model").exists());
 }

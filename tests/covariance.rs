@@ -159,7 +159,14 @@ fn marchenko_pastur_clipping_matches_reference() {
 #[test]
 fn covariance_command_writes_every_estimator_per_regime() {
     use scengen::baselines::{generate_baseline, BaselineConfig, Method};
-    use scengen::covariance::{covariance_report, CovarianceConfig};
+    use scengen::covariance::{CovarianceConfig, Estimate};
+    use scengen::report::StageReport;
+    /// Runs the estimators and writes the report, as `scengen covariance` does.
+    fn covariance_report(config: &CovarianceConfig) -> scengen::Result<Vec<Estimate>> {
+        let report = scengen::covariance::run(config)?;
+        report.write(&config.out)?;
+        Ok(report.estimates)
+    }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("w.parquet");
     write_gaussian_windows(
@@ -188,10 +195,10 @@ fn covariance_command_writes_every_estimator_per_regime() {
             out: tmp.clone(),
         })
         .unwrap();
-        let s = scengen::sample::read_scenarios(&tmp).unwrap();
+        let s = scengen::scenarios::read_scenarios(&tmp).unwrap();
         let mut meta = std::collections::BTreeMap::new();
         meta.insert("scengen.method".to_string(), "diffusion".to_string());
-        let mut w = scengen::sample::ScenarioWriter::create(
+        let mut w = scengen::scenarios::ScenarioWriter::create(
             &scen.join(format!("{regime}.parquet")),
             &s.assets,
             regime,
@@ -261,7 +268,7 @@ fn covariance_command_writes_every_estimator_per_regime() {
     .unwrap_err();
     let text = e.to_string();
     assert!(
-        text.contains("--scenarios")
+        text.contains("option scenarios:")
             && text.contains("calm-again.parquet")
             && text.contains("second"),
         "{text}"

@@ -6,8 +6,9 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use common::*;
 use scengen::diffusion::{
-    guided_eps, Ddim, NoiseSchedule, Sampler, SamplerKind, ScheduleKind, Spacing, StepGrid,
+    Ddim, NoiseSchedule, Sampler, SamplerKind, ScheduleKind, Spacing, StepGrid,
 };
+use scengen::generate::guided_eps;
 use scengen::model::{SeededInit, UNet1d, UNetConfig};
 
 /// A tensor's values, flattened.
@@ -144,7 +145,7 @@ fn guidance_combines_conditional_and_unconditional_passes() {
     let schedule = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
     let pass = |label: u32| {
         let labels = Tensor::full(label, 5, &dev).unwrap();
-        values(&scengen::diffusion::predict_eps(&net, &schedule, &x, &[40; 5], &labels).unwrap())
+        values(&scengen::model::predict_eps(&net, &schedule, &x, &[40; 5], &labels).unwrap())
     };
     let (cond, uncond) = (pass(1), pass(2));
     let w1 = values(&guided_eps(&net, &schedule, &x, 40, 1, 1.0).unwrap());

@@ -7,9 +7,18 @@ use std::path::{Path, PathBuf};
 use common::*;
 use scengen::baselines::{generate_baseline, BaselineConfig, Method};
 use scengen::data::SplitChoice;
-use scengen::eval::{evaluate, EvaluateConfig};
+use scengen::error::Result;
+use scengen::evaluate::{EvaluateConfig, Evaluation};
+use scengen::report::StageReport;
+
+/// Runs the evaluation and writes its report, as `scengen evaluate` does.
+fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
+    let evaluation = scengen::evaluate::run(config)?;
+    evaluation.write(&config.out)?;
+    Ok(evaluation)
+}
 use scengen::io::parse_date;
-use scengen::sample::ScenarioWriter;
+use scengen::scenarios::ScenarioWriter;
 use scengen::Error;
 
 const CHOL: [f64; 4] = [1.0, 0.0, 0.5, 1.0];
@@ -210,7 +219,7 @@ fn scenario_files_that_do_not_fit_are_refused() {
     c.synthetic[1].1 = Some("g".into());
     let e = evaluate(&c).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidOption { ref option, ref value, .. } if option == "--label" && value == "g"),
+        matches!(e, Error::InvalidOption { ref option, ref value, .. } if option == "label" && value == "g"),
         "{e}"
     );
     // A blank label would be a nameless row of the report.
@@ -218,7 +227,7 @@ fn scenario_files_that_do_not_fit_are_refused() {
     c.synthetic[0].1 = Some(" ".into());
     let e = evaluate(&c).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "--label" && reason.contains("g.parquet")),
+        matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "label" && reason.contains("g.parquet")),
         "{e}"
     );
     let mut c = config(&data, vec![good.clone()], &out);
@@ -229,7 +238,7 @@ fn scenario_files_that_do_not_fit_are_refused() {
     c.test_from = parse_date("t", "2100-01-01").unwrap();
     let e = evaluate(&c).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidOption { ref option, .. } if option == "--split"),
+        matches!(e, Error::InvalidOption { ref option, .. } if option == "split"),
         "{e}"
     );
     assert!(!out.exists(), "no report is left behind");

@@ -338,7 +338,7 @@ fn asset_named_twice() {
     let e = case.fail(&c);
     assert!(
         matches!(e, Error::InvalidOption { ref option, ref reason, .. }
-            if option == "--assets" && reason.contains("`A` is named twice (at positions 1 and 3)")),
+            if option == "assets" && reason.contains("`A` is named twice (at positions 1 and 3)")),
         "{e}"
     );
     // Parquet allows two columns of one name: an asset twice makes every covariance singular.
@@ -477,12 +477,12 @@ fn thresholds_must_increase_and_labels_match() {
     let labels = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let e = RegimeRule::new(vec![25.0, 15.0], labels(&["a", "b", "c"])).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidOption { ref option, .. } if option == "--thresholds"),
+        matches!(e, Error::InvalidOption { ref option, .. } if option == "thresholds"),
         "{e}"
     );
     let e = RegimeRule::new(vec![15.0, 25.0], labels(&["a", "b"])).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidOption { ref option, .. } if option == "--labels"),
+        matches!(e, Error::InvalidOption { ref option, .. } if option == "labels"),
         "{e}"
     );
     assert_eq!(RegimeRule::default().classify(14.99), 0);

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use common::*;
 use scengen::diffusion::{SamplerKind, Spacing};
+use scengen::generate::{generate, GenerateConfig, DEFAULT_SAMPLER};
 use scengen::io::parse_date;
 use scengen::model::{load_model, Engine, UNetConfig, CONFIG_FILE, WEIGHTS_FILE};
-use scengen::sample::{generate, read_scenarios, GenerateConfig, DEFAULT_SAMPLER};
+use scengen::scenarios::read_scenarios;
 use scengen::train::{train, TrainConfig};
 use scengen::Error;
 
@@ -145,7 +146,7 @@ fn a_model_with_the_gaussian_prior_reproduces_the_covariance_at_once() {
             -entropy
         );
     }
-    assert_eq!(scengen::sample::default_guidance(&card), 1.0);
+    assert_eq!(scengen::generate::default_guidance(&card), 1.0);
     assert_reproduces_covariance(&model, dir.path(), None, 0.1, 0.08);
     let meta = read_scenarios(&dir.path().join("calm.parquet"))
         .unwrap()
@@ -443,13 +444,13 @@ fn bad_generation_counts_name_the_option_and_write_nothing() {
     })
     .unwrap_err();
     assert!(e.to_string().contains("is a folder"), "{e}");
-    expect_option(GenerateConfig { n: 0, ..g() }, "--n", "at least 1");
+    expect_option(GenerateConfig { n: 0, ..g() }, "n", "at least 1");
     expect_option(
         GenerateConfig {
             batch_size: 0,
             ..g()
         },
-        "--batch-size",
+        "batch_size",
         "at least 1",
     );
     // A grid has at most T - 1 evaluations: more would run fewer than the output records.
@@ -459,7 +460,7 @@ fn bad_generation_counts_name_the_option_and_write_nothing() {
             spacing: Spacing::LogSnr,
         };
         let most = format!("at most {}", timesteps - 1);
-        expect_option(GenerateConfig { sampler, ..g() }, "--steps", &most);
+        expect_option(GenerateConfig { sampler, ..g() }, "steps", &most);
     }
     let sampler = SamplerKind::Ddim {
         steps: timesteps - 1,
@@ -488,7 +489,7 @@ fn bad_training_options_name_the_option_and_write_nothing() {
     };
     let mut c = train_config(&data, &m, 1, 1);
     c.patience = 0;
-    expect_option(c, "--patience", "0");
+    expect_option(c, "patience", "0");
     // An --out folder of other files fails before training (epochs: 10^6), untouched.
     let theirs = dir.path().join("theirs");
     std::fs::create_dir_all(&theirs).unwrap();
@@ -506,13 +507,13 @@ fn bad_training_options_name_the_option_and_write_nothing() {
     let mut c = train_config(&data, &m, 1, 1);
     c.architecture = None;
     c.factors = 4;
-    expect_option(c, "--factors", "4");
+    expect_option(c, "factors", "4");
     // The default network's width: GroupNorm needs a multiple of its 8 groups.
     for channels in [0, 12] {
         let mut c = train_config(&data, &m, 1, 1);
         c.architecture = None;
         c.base_channels = Some(channels);
-        expect_option(c, "--channels", &channels.to_string());
+        expect_option(c, "base_channels", &channels.to_string());
     }
 }
 
@@ -525,7 +526,7 @@ fn training_refuses_a_split_without_training_windows() {
     c.test_from = parse_date("t", "1999-01-01").unwrap();
     let e = train(&c).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidOption { ref option, .. } if option == "--test-from"),
+        matches!(e, Error::InvalidOption { ref option, .. } if option == "test_from"),
         "{e}"
     );
     assert!(!dir.path().join("m").exists());
@@ -535,7 +536,7 @@ fn training_refuses_a_split_without_training_windows() {
 fn device_choice_names_the_option_and_falls_back_to_the_cpu() {
     let e = scengen::device::select_device("tpu").unwrap_err();
     assert!(
-        matches!(e, Error::InvalidOption { ref option, .. } if option == "--device"),
+        matches!(e, Error::InvalidOption { ref option, .. } if option == "device"),
         "{e}"
     );
     let cuda = scengen::device::select_device("cuda");
@@ -543,7 +544,7 @@ fn device_choice_names_the_option_and_falls_back_to_the_cpu() {
     if !cfg!(feature = "cuda") {
         let e = cuda.unwrap_err();
         assert!(
-            matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "--device" && reason.contains(".ci/build-cuda")),
+            matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "device" && reason.contains(".ci/build-cuda")),
             "{e}"
         );
         assert!(auto.is_cpu());
@@ -558,7 +559,7 @@ fn device_choice_names_the_option_and_falls_back_to_the_cpu() {
         }
         Err(e) => {
             assert!(
-                matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "--device" && reason.contains("no usable GPU")),
+                matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "device" && reason.contains("no usable GPU")),
                 "{e}"
             );
             assert!(auto.is_cpu());

@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::*;
+use scengen::backtest::{
+    global_min_variance, kkt_conditions, long_only_min_variance, BacktestConfig, EQUAL_WEIGHT,
+};
 use scengen::data::{ingest, realized_vol, IngestConfig, Panel, RegimeRule, Returns, ValueKind};
 use scengen::diffusion::{SamplerKind, Spacing};
 use scengen::error::Error;
+use scengen::generate::{generate, GenerateConfig};
 use scengen::io::{format_date, parse_date, year_month};
 use scengen::model::Engine;
-use scengen::portfolio::{
-    global_min_variance, kkt_conditions, long_only_min_variance, run_backtest, write_backtest,
-    BacktestConfig, EQUAL_WEIGHT,
-};
+use scengen::report::StageReport;
 use scengen::rng::SeededRng;
-use scengen::sample::{generate, GenerateConfig};
 use scengen::train::{train, TrainConfig};
 
 fn variance_of(cov: &[f64], n: usize, w: &[f64]) -> f64 {
@@ -172,8 +172,8 @@ fn the_backtest_on_real_prices_rebalances_monthly_without_looking_ahead() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bt");
     let c = config(&out, "2016-12-31");
-    let b = run_backtest(&c).unwrap();
-    write_backtest(&c, &b).unwrap();
+    let b = scengen::backtest::run(&c).unwrap();
+    b.write(&c.out).unwrap();
     for f in [
         "weights.parquet",
         "returns.parquet",
@@ -240,7 +240,7 @@ fn the_backtest_on_real_prices_rebalances_monthly_without_looking_ahead() {
     }
 
     // No look-ahead: a shorter test period gives the same weights and returns on its days.
-    let short = run_backtest(&config(&dir.path().join("short"), "2016-06-30")).unwrap();
+    let short = scengen::backtest::run(&config(&dir.path().join("short"), "2016-06-30")).unwrap();
     assert_eq!(short.rebalance_dates, b.rebalance_dates[..6]);
     let days = short.dates.len();
     for (whole, part) in b.strategies.iter().zip(&short.strategies) {
@@ -250,8 +250,8 @@ fn the_backtest_on_real_prices_rebalances_monthly_without_looking_ahead() {
 }
 
 fn assert_fails_cleanly(c: &BacktestConfig, check: impl Fn(&Error) -> bool) {
-    let err = run_backtest(c)
-        .and_then(|b| write_backtest(c, &b))
+    let err = scengen::backtest::run(c)
+        .and_then(|b| b.write(&c.out))
         .expect_err("bad input must fail");
     assert!(check(&err), "unexpected error: {err}");
     assert!(!c.out.exists(), "output left behind for: {err}");
@@ -265,26 +265,26 @@ fn the_backtest_rejects_bad_inputs_by_name() {
     // Not enough history before the start for the lookback (26 years precede 2016).
     let mut c = config(&out, "2016-12-31");
     c.lookback = 7000;
-    assert_fails_cleanly(&c, |e| e.to_string().contains("--lookback"));
+    assert_fails_cleanly(&c, |e| e.to_string().contains("option lookback:"));
 
     // Too short a lookback is named itself, not through --variance-days, which it bounds.
     let mut c = config(&out, "2016-12-31");
     c.lookback = 0;
     assert_fails_cleanly(
         &c,
-        |e| matches!(e, Error::InvalidOption { ref option, .. } if option == "--lookback"),
+        |e| matches!(e, Error::InvalidOption { ref option, .. } if option == "lookback"),
     );
 
     // Variances over more days than the lookback.
     let mut c = config(&out, "2016-12-31");
     c.variance_days = 300;
-    assert_fails_cleanly(&c, |e| e.to_string().contains("--variance-days"));
+    assert_fails_cleanly(&c, |e| e.to_string().contains("option variance_days:"));
 
     // An end before the start.
     let c = config(&out, "2015-12-31");
     assert_fails_cleanly(
         &c,
-        |e| matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "--to" && reason.contains("2016-01-01")),
+        |e| matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "to" && reason.contains("2016-01-01")),
     );
 
     // A price file without the scenarios' assets.

@@ -10,9 +10,17 @@ use common::{embedded_prices, embedded_windows};
 use scengen::baselines::{generate_baseline, BaselineConfig, Method};
 use scengen::data::{Panel, SplitChoice, WindowSet};
 use scengen::io::{f64_column, parse_date, read_parquet};
-use scengen::risk::{horizon_risk, run_risk, HorizonPnl, RiskConfig};
+use scengen::report::StageReport;
+use scengen::risk::{horizon_risk, HorizonPnl, RiskConfig, RiskReport};
+
+/// Scores the portfolio and writes the report, as `scengen risk` does.
+fn run_risk(config: &RiskConfig) -> scengen::Result<RiskReport> {
+    let report = scengen::risk::run(config)?;
+    report.write(&config.out)?;
+    Ok(report)
+}
 use scengen::rng::SeededRng;
-use scengen::sample::read_scenarios;
+use scengen::scenarios::read_scenarios;
 use scengen::Error;
 
 const PORTFOLIO: &str = "name = \"test book\"\ncurrency = \"USD\"\n\n[positions]\n\
@@ -265,23 +273,23 @@ fn the_risk_run_rejects_bad_inputs_by_name() {
     let mut c = config(&out);
     c.horizons = vec![10, 31];
     assert_fails_cleanly(&c, |e| {
-        e.contains("--horizons") && e.contains("`31`") && e.contains("30-day paths")
+        e.contains("option horizons:") && e.contains("`31`") && e.contains("30-day paths")
     });
 
     let mut c = config(&out);
     c.levels = vec![0.99, 99.0];
-    assert_fails_cleanly(&c, |e| e.contains("--levels") && e.contains("99"));
+    assert_fails_cleanly(&c, |e| e.contains("option levels:") && e.contains("99"));
 
     let mut c = config(&out);
     c.horizons = vec![10, 1, 10];
     assert_fails_cleanly(&c, |e| {
-        e.contains("--horizons") && e.contains("10 is given twice")
+        e.contains("option horizons:") && e.contains("10 is given twice")
     });
 
     let mut c = config(&out);
     c.levels = vec![0.95, 0.99, 0.95];
     assert_fails_cleanly(&c, |e| {
-        e.contains("--levels") && e.contains("0.95 is given twice")
+        e.contains("option levels:") && e.contains("0.95 is given twice")
     });
 
     let mut c = config(&out);
@@ -297,25 +305,25 @@ fn the_risk_run_rejects_bad_inputs_by_name() {
     std::fs::copy(&c.scenarios[0].0, &copy).unwrap();
     c.scenarios = vec![(c.scenarios[0].0.clone(), None), (copy, None)];
     assert_fails_cleanly(&c, |e| {
-        e.contains("--label") && e.contains("`high-vix`") && e.contains("names both")
+        e.contains("option label:") && e.contains("`high-vix`") && e.contains("names both")
     });
 
     let mut c = config(&out);
     c.scenarios[0].1 = Some("real (test)".into());
     assert_fails_cleanly(&c, |e| {
-        e.contains("--label") && e.contains("names the real windows' row")
+        e.contains("option label:") && e.contains("names the real windows' row")
     });
 
     let mut c = config(&out);
     c.scenarios[0].1 = Some(String::new());
     assert_fails_cleanly(&c, |e| {
-        e.contains("--label") && e.contains("is blank") && e.contains("high-vix.parquet")
+        e.contains("option label:") && e.contains("is blank") && e.contains("high-vix.parquet")
     });
 
     let mut c = config(&out);
     c.split = SplitChoice::Test;
     c.test_from = parse_date("t", "2030-01-01").unwrap();
     assert_fails_cleanly(&c, |e| {
-        e.contains("--split") && e.contains("no window of `high-vix`")
+        e.contains("option split:") && e.contains("no window of `high-vix`")
     });
 }

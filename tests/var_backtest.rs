@@ -11,11 +11,11 @@ use common::{embedded_index, embedded_prices, embedded_windows, root};
 use scengen::baselines::{generate_baseline, BaselineConfig, Method};
 use scengen::data::{realized_vol, Panel, RegimeRule, Returns, SignalSource, ValueKind};
 use scengen::io::{format_date, parse_date, read_parquet};
-use scengen::risk::{
-    run_var_backtest, write_var_backtest, Portfolio, VarBacktestConfig, HISTORICAL,
-};
-use scengen::sample::read_scenarios;
+use scengen::report::StageReport;
+use scengen::risk::Portfolio;
+use scengen::scenarios::read_scenarios;
 use scengen::stats::{basel_zone, christoffersen_independence, conditional_coverage, kupiec_pof};
+use scengen::var_backtest::{VarBacktestConfig, HISTORICAL};
 use scengen::Error;
 
 fn close(got: f64, want: f64, what: &str) {
@@ -146,8 +146,8 @@ fn the_var_backtest_on_real_prices_counts_what_the_prices_say() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("vb");
     let c = config(&out, "2016-12-31");
-    let b = run_var_backtest(&c).unwrap();
-    write_var_backtest(&c, &b).unwrap();
+    let b = scengen::var_backtest::run(&c).unwrap();
+    b.write(&c.out).unwrap();
     for f in ["var_backtest.json", "forecasts.parquet", "report.html"] {
         assert!(out.join(f).is_file(), "{f}");
     }
@@ -330,7 +330,8 @@ fn the_var_backtest_on_real_prices_counts_what_the_prices_say() {
     );
 
     // No look-ahead: a shorter period gives the same forecasts on its days.
-    let short = run_var_backtest(&config(&dir.path().join("short"), "2016-06-30")).unwrap();
+    let short =
+        scengen::var_backtest::run(&config(&dir.path().join("short"), "2016-06-30")).unwrap();
     for (whole, part) in b.coverage.iter().zip(&short.coverage) {
         assert_eq!(
             (whole.model.as_str(), whole.horizon),
@@ -370,7 +371,7 @@ fn the_var_backtest_on_real_prices_counts_what_the_prices_say() {
     // To the end of the data: the forecast for the trading day after the last close.
     let mut c = config(&dir.path().join("end"), "2016-12-31");
     c.to = None;
-    let to_end = run_var_backtest(&c).unwrap();
+    let to_end = scengen::var_backtest::run(&c).unwrap();
     assert_eq!(to_end.next.date, None);
     assert_eq!(to_end.next.after, format_date(*panel.dates.last().unwrap()));
     assert!(to_end
@@ -381,8 +382,8 @@ fn the_var_backtest_on_real_prices_counts_what_the_prices_say() {
 }
 
 fn assert_fails_cleanly(c: &VarBacktestConfig, check: impl Fn(&Error) -> bool) {
-    let err = run_var_backtest(c)
-        .and_then(|b| write_var_backtest(c, &b))
+    let err = scengen::var_backtest::run(c)
+        .and_then(|b| b.write(&c.out))
         .expect_err("bad input must fail");
     assert!(check(&err), "unexpected error: {err}");
     assert!(!c.out.exists(), "output left behind for: {err}");
@@ -410,7 +411,7 @@ fn the_var_backtest_rejects_bad_inputs_by_name() {
     assert_fails_cleanly(&c, |e| {
         option_error(
             e,
-            "--scenarios",
+            "scenarios",
             "no `gaussian` scenario file for regime `normal`, in force on 2016-",
         )
     });
@@ -418,9 +419,7 @@ fn the_var_backtest_rejects_bad_inputs_by_name() {
     // Two files of one generator and regime: which one stands for it is not the tool's to guess.
     let mut c = config(&out, "2016-12-31");
     c.scenarios = vec![scenarios.clone(), scenarios.join("normal-gaussian.parquet")];
-    assert_fails_cleanly(&c, |e| {
-        option_error(e, "--scenarios", "a second `gaussian`")
-    });
+    assert_fails_cleanly(&c, |e| option_error(e, "scenarios", "a second `gaussian`"));
 
     // Scenarios fitted on days the backtest tests.
     let mut c = config(&out, "2016-12-31");
@@ -432,50 +431,46 @@ fn the_var_backtest_rejects_bad_inputs_by_name() {
     let mut c = config(&out, "2016-12-31");
     c.horizons = vec![1, 25];
     assert_fails_cleanly(&c, |e| {
-        option_error(e, "--horizons", "leaves 5 days of the 30-day paths")
+        option_error(e, "horizons", "leaves 5 days of the 30-day paths")
     });
     c.ewma_lambda = None;
-    assert!(run_var_backtest(&c).is_ok());
+    assert!(scengen::var_backtest::run(&c).is_ok());
     let mut c = config(&out, "2016-12-31");
     c.ewma_lambda = Some(1.0);
     assert_fails_cleanly(&c, |e| {
-        option_error(e, "--ewma-lambda", "strictly between 0 and 1")
+        option_error(e, "ewma_lambda", "strictly between 0 and 1")
     });
 
     // A horizon longer than the paths, a level outside (0, 1), a zero horizon.
     let mut c = config(&out, "2016-12-31");
     c.horizons = vec![1, 31];
     assert_fails_cleanly(&c, |e| {
-        option_error(e, "--horizons", "longer than the 30-day paths")
+        option_error(e, "horizons", "longer than the 30-day paths")
     });
     let mut c = config(&out, "2016-12-31");
     c.levels = vec![0.99, 1.0];
     assert_fails_cleanly(&c, |e| {
-        option_error(e, "--levels", "strictly between 0 and 1")
+        option_error(e, "levels", "strictly between 0 and 1")
     });
     let mut c = config(&out, "2016-12-31");
     c.horizons = vec![0];
-    assert_fails_cleanly(&c, |e| option_error(e, "--horizons", "at least 1 day"));
+    assert_fails_cleanly(&c, |e| option_error(e, "horizons", "at least 1 day"));
 
     // Too few trailing days for historical simulation, and more than the data holds.
     let mut c = config(&out, "2016-12-31");
     c.lookback = 20;
     assert_fails_cleanly(&c, |e| {
-        option_error(e, "--lookback", "fewer than 20 5-day outcomes")
+        option_error(e, "lookback", "fewer than 20 5-day outcomes")
     });
     let mut c = config(&out, "2016-12-31");
     c.lookback = 9000;
-    assert_fails_cleanly(&c, |e| option_error(e, "--lookback", "precede 2016-01-01"));
+    assert_fails_cleanly(&c, |e| option_error(e, "lookback", "precede 2016-01-01"));
 
     // A period with no room for the longest horizon.
     let mut c = config(&out, "2016-01-05");
     c.horizons = vec![1, 5];
     assert_fails_cleanly(&c, |e| {
-        option_error(
-            e,
-            "--from",
-            "holds 2 return days from then to --to 2016-01-05",
-        )
+        option_error(e, "from", "holds 2 return days from then to 2016-01-05")
     });
 
     // A position the scenario files do not hold.

@@ -7,10 +7,10 @@ mod common;
 
 use common::*;
 use scengen::data::{SplitChoice, WindowSet};
-use scengen::diffusion::{scale_grid, GaussianPrior, VolatilityChain};
 use scengen::error::Error;
 use scengen::io::parse_date;
 use scengen::model::UNetConfig;
+use scengen::model::{scale_grid, GaussianPrior, VolatilityChain};
 use scengen::rng::SeededRng;
 use scengen::stats::{cholesky, path_vol_dispersion, pooled_acf, solve_spd};
 use scengen::train::{
@@ -557,27 +557,27 @@ fn volatility_states_need_the_gaussian_prior() {
     c.gaussian_prior = false;
     let e = train(&c).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "--volatility-levels" && reason.contains("--gaussian-prior")),
+        matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "volatility_levels" && reason.contains("needs the Gaussian prior")),
         "{e}"
     );
     c.volatility_levels = 1;
     let e = train(&c).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidOption { ref option, .. } if option == "--volatility-shocks"),
+        matches!(e, Error::InvalidOption { ref option, .. } if option == "volatility_shocks"),
         "{e}"
     );
     c.gaussian_prior = true;
     c.volatility_shocks = 0;
     let e = train(&c).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidOption { ref option, .. } if option == "--volatility-shocks"),
+        matches!(e, Error::InvalidOption { ref option, .. } if option == "volatility_shocks"),
         "{e}"
     );
     c.volatility_shocks = 10;
     c.volatility_levels = 4;
     let e = train(&c).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "--volatility-levels" && reason.contains("40 states")),
+        matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "volatility_levels" && reason.contains("40 states")),
         "{e}"
     );
 }

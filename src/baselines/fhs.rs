@@ -33,10 +33,13 @@ impl Fhs {
             let r: Vec<f64> = all_train.column(a).iter().map(|x| 100.0 * x).collect();
             let fit = fit_garch11(&r);
             if !fit.converged {
-                return Err(Error::Training(format!(
-                    "the GARCH(1,1) fit of asset `{asset}` did not converge (alpha {:.4}, beta {:.4})",
-                    fit.params.alpha, fit.params.beta
-                )));
+                return Err(Error::Fit {
+                    model: "GARCH(1,1)",
+                    reason: format!(
+                        "asset `{asset}` did not converge (alpha {:.4}, beta {:.4})",
+                        fit.params.alpha, fit.params.beta
+                    ),
+                });
             }
             let p = fit.params;
             params.push(Garch11 {

@@ -23,7 +23,7 @@ impl Gaussian {
         let covariance = covariance_matrix(&days.values, n, 1);
         let chol = cholesky(&covariance, n).ok_or_else(|| {
             Error::option(
-                "--regime",
+                "regime",
                 regime,
                 format!(
                     "the covariance of its {} train days is not positive definite",

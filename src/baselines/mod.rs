@@ -12,10 +12,12 @@ pub use garch::{backcast, fit_garch11, log_likelihood, Garch11, GarchFit};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::data::{DailyPanel, SplitChoice, WindowSet};
+use crate::data::{default_test_from, DailyPanel, SplitChoice, WindowSet, DEFAULT_WINDOWS};
 use crate::error::{Error, Result};
-use crate::rng::SeededRng;
-use crate::sample::ScenarioWriter;
+use crate::rng::{SeededRng, DEFAULT_SEED};
+use crate::scenarios::{
+    batches, default_scenario_file, ScenarioWriter, DEFAULT_PATHS, DEFAULT_REGIME,
+};
 
 /// Which classical generator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -50,13 +52,30 @@ pub struct BaselineConfig {
     pub out: PathBuf,
 }
 
+/// The defaults: 10,000 FHS paths of high-vix fitted on the train days of [`DEFAULT_WINDOWS`]
+/// before [`default_test_from`], to `scenarios/high-vix-fhs.parquet`.
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        Self {
+            method: Method::Fhs,
+            data: DEFAULT_WINDOWS.into(),
+            regime: DEFAULT_REGIME.into(),
+            n: DEFAULT_PATHS,
+            seed: DEFAULT_SEED,
+            test_from: default_test_from(),
+            block_length: None,
+            out: default_scenario_file(DEFAULT_REGIME, Some(Method::Fhs.name())),
+        }
+    }
+}
+
 /// Paths are written in batches of this many.
 const BATCH: usize = 1000;
 
 /// Fits the method on the regime's train days and writes `n` paths.
 pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
     if config.n == 0 {
-        return Err(Error::option("--n", 0, "must be at least 1"));
+        return Err(Error::option("n", 0, "must be at least 1"));
     }
     let set = WindowSet::read(&config.data)?;
     let regime = set.rule.index_of(&config.regime)?;
@@ -69,10 +88,10 @@ pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
     };
     if days.len() < needed {
         return Err(Error::option(
-            "--regime",
+            "regime",
             &config.regime,
             format!(
-                "only {} train days in {} before --test-from; {} needs at least {needed}",
+                "only {} train days in {} before the test period; {} needs at least {needed}",
                 days.len(),
                 config.data.display(),
                 config.method.name()
@@ -80,14 +99,17 @@ pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
         ));
     }
     let mut metadata = BTreeMap::new();
-    metadata.insert("scengen.method".into(), config.method.name().into());
-    metadata.insert("scengen.seed".into(), config.seed.to_string());
-    metadata.insert("scengen.data".into(), config.data.display().to_string());
+    metadata.insert(crate::io::meta::METHOD.into(), config.method.name().into());
+    metadata.insert(crate::io::meta::SEED.into(), config.seed.to_string());
     metadata.insert(
-        "scengen.test_from".into(),
+        crate::io::meta::DATA.into(),
+        config.data.display().to_string(),
+    );
+    metadata.insert(
+        crate::io::meta::TEST_FROM.into(),
         crate::io::format_date(config.test_from),
     );
-    metadata.insert("scengen.train_days".into(), days.len().to_string());
+    metadata.insert(crate::io::meta::TRAIN_DAYS.into(), days.len().to_string());
     let generator: Box<dyn PathGenerator> = match config.method {
         Method::Gaussian => Box::new(gaussian::Gaussian::fit(&days, &config.regime)?),
         Method::Bootstrap => Box::new(bootstrap_generator(&days, config.block_length)?),
@@ -97,7 +119,7 @@ pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
             Box::new(fhs::Fhs::fit(&all_train, &days, &set.assets)?)
         }
     };
-    metadata.insert("scengen.parameters".into(), generator.parameters());
+    metadata.insert(crate::io::meta::PARAMETERS.into(), generator.parameters());
     let mut writer = ScenarioWriter::create(
         &config.out,
         &set.assets,
@@ -105,7 +127,7 @@ pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
         set.window,
         metadata,
     )?;
-    for paths in crate::sample::batches(config.n, BATCH) {
+    for paths in batches(config.n, BATCH) {
         let start = paths.start;
         let mut values = Vec::with_capacity(paths.len() * set.window * n_assets);
         for p in paths {
@@ -132,8 +154,8 @@ struct Bootstrap {
 
 fn bootstrap_generator(days: &DailyPanel, block_length: Option<f64>) -> Result<Bootstrap> {
     let (mean_block, chosen_by) = match block_length {
-        Some(b) if b.is_finite() && b >= 1.0 => (b, "--block-length"),
-        Some(b) => return Err(Error::option("--block-length", b, "must be a number >= 1")),
+        Some(b) if b.is_finite() && b >= 1.0 => (b, "block_length"),
+        Some(b) => return Err(Error::option("block_length", b, "must be a number >= 1")),
         None => {
             // The mean over assets of each asset's Politis–White length.
             let lengths: Vec<f64> = (0..days.assets)

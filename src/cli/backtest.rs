@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
+use super::date;
 use super::ingest::RegimeArgs;
-use crate::error::Result;
-use crate::io::parse_date;
-use crate::portfolio::{BacktestConfig, Rebalance};
+use scengen::backtest::{BacktestConfig, Rebalance};
+use scengen::error::Result;
+use scengen::io::parse_date;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum RebalanceArg {
@@ -16,17 +17,27 @@ pub enum RebalanceArg {
     Quarterly,
 }
 
+impl From<Rebalance> for RebalanceArg {
+    fn from(rebalance: Rebalance) -> Self {
+        match rebalance {
+            Rebalance::Weekly => RebalanceArg::Weekly,
+            Rebalance::Monthly => RebalanceArg::Monthly,
+            Rebalance::Quarterly => RebalanceArg::Quarterly,
+        }
+    }
+}
+
 /// The real prices and the held-out period of a backtest (`backtest`, `var-backtest`).
 #[derive(Debug, clap::Args)]
 pub struct HeldOutArgs {
     /// Parquet panel of prices: a date column and one column per asset of the scenarios.
-    #[arg(long, default_value = "data/sp500_20_prices.parquet")]
+    #[arg(long, default_value_os_t = BacktestConfig::default().prices)]
     pub prices: PathBuf,
     /// Name of the date column.
-    #[arg(long, default_value = "date")]
+    #[arg(long, default_value_t = BacktestConfig::default().date_column)]
     pub date_column: String,
     /// First held-out day: the first rebalance, or the first day a VaR is forecast for.
-    #[arg(long, default_value = "2016-01-01")]
+    #[arg(long, default_value_t = date(BacktestConfig::default().from))]
     pub from: String,
     /// Last held-out day (default: the end of the data).
     #[arg(long)]
@@ -51,20 +62,21 @@ pub struct BacktestArgs {
     #[command(flatten)]
     pub held_out: HeldOutArgs,
     /// Trailing return days behind the classical estimators.
-    #[arg(long, default_value_t = 252)]
+    #[arg(long, default_value_t = BacktestConfig::default().lookback)]
     pub lookback: usize,
     /// Trailing return days behind the variances that scale the synthetic correlation.
-    #[arg(long, default_value_t = 63)]
+    #[arg(long, default_value_t = BacktestConfig::default().variance_days)]
     pub variance_days: usize,
     /// Rebuild the portfolios on the first trading day of each week, month or quarter.
-    #[arg(long, value_enum, default_value = "monthly")]
+    #[arg(long, value_enum, default_value_t = BacktestConfig::default().rebalance.into())]
     pub rebalance: RebalanceArg,
     /// Diffusion scenario files, one per regime, or folders of them (baseline files are skipped).
-    #[arg(long, default_value = "scenarios")]
+    #[arg(long, default_values_os_t = BacktestConfig::default().scenarios)]
     pub scenarios: Vec<PathBuf>,
     #[command(flatten)]
     pub regime: RegimeArgs,
-    #[arg(long, default_value = "reports/backtest")]
+    /// Output folder.
+    #[arg(long, default_value_os_t = BacktestConfig::default().out)]
     pub out: PathBuf,
 }
 

@@ -2,22 +2,24 @@
 
 use std::path::PathBuf;
 
-use crate::covariance::CovarianceConfig;
-use crate::error::Result;
-use crate::io::parse_date;
+use super::date;
+use scengen::covariance::CovarianceConfig;
+use scengen::error::Result;
+use scengen::io::parse_date;
 
 #[derive(Debug, clap::Args)]
 pub struct CovarianceArgs {
     /// Windows file written by `scengen ingest`.
-    #[arg(long, default_value = "data/windows.parquet")]
+    #[arg(long, default_value_os_t = CovarianceConfig::default().real)]
     pub real: PathBuf,
     /// Diffusion scenario files or folders of them (baseline files in a folder are skipped).
-    #[arg(long, default_value = "scenarios")]
+    #[arg(long, default_values_os_t = CovarianceConfig::default().scenarios)]
     pub scenarios: Vec<PathBuf>,
     /// Real days before this date estimate the matrices.
-    #[arg(long, default_value = "2016-01-01")]
+    #[arg(long, default_value_t = date(CovarianceConfig::default().test_from))]
     pub test_from: String,
-    #[arg(long, default_value = "reports/covariance")]
+    /// Output folder.
+    #[arg(long, default_value_os_t = CovarianceConfig::default().out)]
     pub out: PathBuf,
 }
 

@@ -4,16 +4,27 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use crate::data::SplitChoice;
-use crate::error::Result;
-use crate::eval::EvaluateConfig;
-use crate::io::parse_date;
+use super::date;
+use scengen::data::SplitChoice;
+use scengen::error::Result;
+use scengen::evaluate::{default_out, EvaluateConfig};
+use scengen::io::parse_date;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SplitArg {
     Test,
     Train,
     All,
+}
+
+impl From<SplitChoice> for SplitArg {
+    fn from(split: SplitChoice) -> Self {
+        match split {
+            SplitChoice::Test => SplitArg::Test,
+            SplitChoice::Train => SplitArg::Train,
+            SplitChoice::All => SplitArg::All,
+        }
+    }
 }
 
 impl From<SplitArg> for SplitChoice {
@@ -29,15 +40,17 @@ impl From<SplitArg> for SplitChoice {
 #[derive(Debug, clap::Args)]
 pub struct EvaluateArgs {
     /// Windows file written by `scengen ingest`.
-    #[arg(long, default_value = "data/windows.parquet")]
+    #[arg(long, default_value_os_t = EvaluateConfig::default().real)]
     pub real: PathBuf,
     /// Regime to evaluate.
     #[arg(long)]
     pub regime: String,
     /// Which real windows are the reference.
-    #[arg(long, value_enum, default_value = "test")]
+    #[arg(long, value_enum, default_value_t = EvaluateConfig::default().split.into())]
     pub split: SplitArg,
-    #[arg(long, default_value = "2016-01-01")]
+    /// First day of the held-out period: test windows start on or after it, train windows end
+    /// before it.
+    #[arg(long, default_value_t = date(EvaluateConfig::default().test_from))]
     pub test_from: String,
     /// Scenario files (repeat the option for several).
     #[arg(long, required = true)]
@@ -54,9 +67,7 @@ impl EvaluateArgs {
     pub fn into_config(self) -> Result<EvaluateConfig> {
         let synthetic = super::labelled("--synthetic", self.synthetic, self.label)?;
         Ok(EvaluateConfig {
-            out: self
-                .out
-                .unwrap_or_else(|| PathBuf::from(format!("reports/{}", self.regime))),
+            out: self.out.unwrap_or_else(|| default_out(&self.regime)),
             real: self.real,
             regime: self.regime,
             split: self.split.into(),

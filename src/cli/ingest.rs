@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use super::{parse_numbers, split_list};
-use crate::data::{IngestConfig, OnMissing, RegimeRule, SignalSource, ValueKind};
-use crate::error::Result;
+use super::{list, parse_numbers, split_list};
+use scengen::data::{IngestConfig, OnMissing, RegimeRule, SignalSource, ValueKind};
+use scengen::error::Result;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum KindArg {
@@ -20,11 +20,39 @@ pub enum ReturnsArg {
     Simple,
 }
 
+/// `--kind` and `--returns` of a [`ValueKind`].
+fn kind_args(kind: ValueKind) -> (KindArg, ReturnsArg) {
+    match kind {
+        ValueKind::Prices => (KindArg::Prices, ReturnsArg::Log),
+        ValueKind::LogReturns => (KindArg::Returns, ReturnsArg::Log),
+        ValueKind::SimpleReturns => (KindArg::Returns, ReturnsArg::Simple),
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum OnMissingArg {
     Error,
     Drop,
     Ffill,
+}
+
+impl From<OnMissing> for OnMissingArg {
+    fn from(on_missing: OnMissing) -> Self {
+        match on_missing {
+            OnMissing::Error => OnMissingArg::Error,
+            OnMissing::Drop => OnMissingArg::Drop,
+            OnMissing::Ffill => OnMissingArg::Ffill,
+        }
+    }
+}
+
+/// `FILE:COLUMN` of the default regime signal's index.
+fn default_index() -> String {
+    match SignalSource::embedded_index() {
+        SignalSource::RealizedVol { path, column } | SignalSource::Level { path, column } => {
+            format!("{}:{column}", path.display())
+        }
+    }
 }
 
 /// The regime signal and rule, shared by every command that labels dates with regimes.
@@ -34,13 +62,13 @@ pub struct RegimeArgs {
     #[arg(long)]
     pub signal: Option<String>,
     /// Index whose trailing 21-day realised volatility labels the regimes, as FILE:COLUMN.
-    #[arg(long, default_value = "data/sp500_index.parquet:SPX")]
+    #[arg(long, default_value_t = default_index())]
     pub index: String,
     /// Increasing regime thresholds on the signal, comma-separated.
-    #[arg(long, default_value = "15,25")]
+    #[arg(long, default_value_t = list(&RegimeRule::default().thresholds))]
     pub thresholds: String,
     /// Regime labels, one more than thresholds, comma-separated.
-    #[arg(long, default_value = "low-vix,normal,high-vix")]
+    #[arg(long, default_value_t = list(&RegimeRule::default().labels))]
     pub labels: String,
 }
 
@@ -67,36 +95,36 @@ impl RegimeArgs {
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
     /// Parquet panel: a date column and one numeric column per asset.
-    #[arg(long, default_value = "data/sp500_20_prices.parquet")]
+    #[arg(long, default_value_os_t = IngestConfig::default().input)]
     pub input: PathBuf,
     /// Name of the date column.
-    #[arg(long, default_value = "date")]
+    #[arg(long, default_value_t = IngestConfig::default().date_column)]
     pub date_column: String,
     /// Asset columns to use, comma-separated (default: every column but the date).
     #[arg(long)]
     pub assets: Option<String>,
     /// What the asset columns hold.
-    #[arg(long, value_enum, default_value = "prices")]
+    #[arg(long, value_enum, default_value_t = kind_args(IngestConfig::default().kind).0)]
     pub kind: KindArg,
     /// With --kind returns: log or simple returns.
-    #[arg(long, value_enum, default_value = "log")]
+    #[arg(long, value_enum, default_value_t = kind_args(IngestConfig::default().kind).1)]
     pub returns: ReturnsArg,
     /// Window length in trading days.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = IngestConfig::default().window)]
     pub window: usize,
     /// Days between window starts.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = IngestConfig::default().stride)]
     pub stride: usize,
     #[command(flatten)]
     pub regime: RegimeArgs,
     /// Treatment of missing or impossible values.
-    #[arg(long, value_enum, default_value = "error")]
+    #[arg(long, value_enum, default_value_t = IngestConfig::default().on_missing.into())]
     pub on_missing: OnMissingArg,
     /// Clip each asset's returns to its [Q, 1-Q] quantiles (off by default).
     #[arg(long, value_name = "Q")]
     pub winsorize: Option<f64>,
     /// Output windows file.
-    #[arg(long, default_value = "data/windows.parquet")]
+    #[arg(long, default_value_os_t = IngestConfig::default().out)]
     pub out: PathBuf,
 }
 

@@ -8,9 +8,12 @@ mod ingest;
 mod model;
 mod risk;
 
+use std::path::Path;
+
 use clap::{Parser, Subcommand};
 
-use crate::error::Result;
+use scengen::error::{Error, Result};
+use scengen::report::StageReport;
 
 /// Financial market scenarios from diffusion models.
 #[derive(Debug, Parser)]
@@ -61,99 +64,112 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Seed for every random draw of the demo.
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = scengen::rng::DEFAULT_SEED)]
     pub seed: u64,
 }
 
-/// Runs the parsed command.
+/// Runs the parsed command. The library names a setting it refuses by its config field; here
+/// it is reported under the flag that sets it.
 pub fn run(cli: Cli) -> Result<()> {
+    run_command(cli).map_err(|error| match error {
+        Error::InvalidOption {
+            option,
+            value,
+            reason,
+        } => Error::InvalidOption {
+            option: flag_of(&option),
+            value,
+            reason,
+        },
+        other => other,
+    })
+}
+
+/// The flag that sets a config field (`batch_size` → `--batch-size`). A name the edge gave
+/// already (`--from`) or one no flag sets (`validation fraction`) is kept.
+fn flag_of(setting: &str) -> String {
+    match setting {
+        s if s.starts_with("--") || s.contains(' ') => s.to_string(),
+        "learning_rate" => "--lr".to_string(),
+        "base_channels" => "--channels".to_string(),
+        s => format!("--{}", s.replace('_', "-")),
+    }
+}
+
+fn run_command(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Ingest(args) => {
-            let summary = crate::data::ingest(&args.into_config()?)?;
+            let summary = scengen::data::ingest(&args.into_config()?)?;
             print!("{summary}");
             Ok(())
         }
         Command::Train(args) => {
-            let report = crate::train::train(&args.into_config()?)?;
+            let report = scengen::train::train(&args.into_config()?)?;
             print!("{report}");
             Ok(())
         }
         Command::Generate(args) => {
             let out = match args.into_job()? {
-                model::GenerateJob::Diffusion(c) => crate::sample::generate(&c)?,
-                model::GenerateJob::Baseline(c) => crate::baselines::generate_baseline(&c)?,
+                model::GenerateJob::Diffusion(c) => scengen::generate::generate(&c)?,
+                model::GenerateJob::Baseline(c) => scengen::baselines::generate_baseline(&c)?,
             };
             println!("wrote {}", out.display());
             Ok(())
         }
         Command::Evaluate(args) => {
             let config = args.into_config()?;
-            let e = crate::eval::evaluate(&config)?;
-            print!("{}", crate::eval::summary_text(&e));
-            println!(
-                "wrote {}/report.html and metrics.json",
-                config.out.display()
-            );
-            Ok(())
+            finish(&scengen::evaluate::run(&config)?, &config.out)
         }
         Command::Covariance(args) => {
             let config = args.into_config()?;
-            for e in crate::covariance::covariance_report(&config)? {
-                println!(
-                    "{:<10} {:<19} condition number {:>10.2}",
-                    e.regime, e.method, e.condition_number
-                );
-            }
-            println!(
-                "wrote {}/matrices.parquet, covariance.json and report.html",
-                config.out.display()
-            );
-            Ok(())
+            finish(&scengen::covariance::run(&config)?, &config.out)
         }
         Command::Backtest(args) => {
             let config = args.into_config()?;
-            let b = crate::portfolio::run_backtest(&config)?;
-            crate::portfolio::write_backtest(&config, &b)?;
-            print!("{}", crate::portfolio::summary_text(&b));
-            println!(
-                "wrote {}/weights.parquet, returns.parquet, summary.json and report.html",
-                config.out.display()
-            );
-            Ok(())
+            finish(&scengen::backtest::run(&config)?, &config.out)
         }
         Command::Risk(args) => {
             let config = args.into_config()?;
-            let report = crate::risk::run_risk(&config)?;
-            print!("{}", crate::risk::summary_text(&report));
-            println!(
-                "wrote {}/risk.json, pnl.parquet and report.html",
-                config.out.display()
-            );
-            Ok(())
+            finish(&scengen::risk::run(&config)?, &config.out)
         }
         Command::VarBacktest(args) => {
             let config = args.into_config()?;
-            let b = crate::risk::run_var_backtest(&config)?;
-            crate::risk::write_var_backtest(&config, &b)?;
-            print!("{}", crate::risk::var_backtest_text(&b));
-            println!(
-                "wrote {}/var_backtest.json, forecasts.parquet and report.html",
-                config.out.display()
-            );
-            Ok(())
+            finish(&scengen::var_backtest::run(&config)?, &config.out)
         }
         Command::Bench(args) => {
             let (config, out) = args.into_config()?;
-            let report = crate::sample::bench(&config)?;
+            let report = scengen::generate::bench(&config)?;
             let json = serde_json::to_string_pretty(&report).expect("report serialises");
             println!("{json}");
             if let Some(path) = out {
-                crate::io::write_text_atomic(&path, &json)?;
+                scengen::io::write_text_atomic(&path, &json)?;
             }
             Ok(())
         }
         Command::Demo(args) => crate::demo::run(args.seed),
     }
+}
+
+/// Writes an analysis stage's report into `out`, then prints its summary and where it went.
+fn finish<R: StageReport>(report: &R, out: &Path) -> Result<()> {
+    let folder = report.write(out)?;
+    print!("{}", report.summary());
+    println!("wrote {} into {}", R::FILES.join(", "), folder.display());
+    Ok(())
+}
+
+/// A day number as a flag's `YYYY-MM-DD` value.
+fn date(day: i32) -> String {
+    scengen::io::format_date(day)
+}
+
+/// A list as a flag's comma-separated value.
+fn list<T: std::fmt::Display>(values: &[T]) -> String {
+    values
+        .iter()
+        .map(T::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Pairs scenario files (given with `option`) with their `--label`s: none, or one per file.
@@ -163,7 +179,7 @@ fn labelled(
     labels: Vec<String>,
 ) -> Result<Vec<(std::path::PathBuf, Option<String>)>> {
     if !labels.is_empty() && labels.len() != files.len() {
-        return Err(crate::Error::option(
+        return Err(scengen::Error::option(
             "--label",
             labels.join(","),
             format!("{} labels for {} {option} files", labels.len(), files.len()),
@@ -177,11 +193,11 @@ fn labelled(
 /// dropped: `0.95,,0.99` or a trailing comma is more likely a lost value than an intended one.
 fn split_list(option: &str, text: &str) -> Result<Vec<String>> {
     if text.trim().is_empty() {
-        return Err(crate::Error::option(option, text, "the list is empty"));
+        return Err(scengen::Error::option(option, text, "the list is empty"));
     }
     let entries: Vec<String> = text.split(',').map(|s| s.trim().to_string()).collect();
     if let Some(position) = entries.iter().position(String::is_empty) {
-        return Err(crate::Error::option(
+        return Err(scengen::Error::option(
             option,
             text,
             format!(
@@ -200,7 +216,7 @@ fn parse_numbers(option: &str, text: &str) -> Result<Vec<f64>> {
         .iter()
         .map(|t| {
             t.parse::<f64>()
-                .map_err(|_| crate::Error::option(option, text, format!("`{t}` is not a number")))
+                .map_err(|_| scengen::Error::option(option, text, format!("`{t}` is not a number")))
         })
         .collect()
 }
@@ -213,7 +229,7 @@ fn parse_days(option: &str, text: &str) -> Result<Vec<usize>> {
             if h.fract() == 0.0 && (1.0..=u16::MAX as f64).contains(&h) {
                 Ok(h as usize)
             } else {
-                Err(crate::Error::option(
+                Err(scengen::Error::option(
                     option,
                     text,
                     format!("`{h}` is not a whole number of days"),

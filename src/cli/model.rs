@@ -4,21 +4,39 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, ValueEnum};
 
-use crate::baselines::{BaselineConfig, Method};
-use crate::device::select_device;
-use crate::diffusion::{SamplerKind, ScheduleKind, Spacing};
-use crate::error::Result;
-use crate::io::parse_date;
-use crate::model::Engine;
-use crate::sample::{default_batch_size, GenerateConfig};
-use crate::train::{
-    TrainConfig, DEFAULT_LINEAR_PATH, DEFAULT_VOLATILITY_LEVELS, DEFAULT_VOLATILITY_SHOCKS,
-};
+use super::date;
+use scengen::baselines::{BaselineConfig, Method};
+use scengen::device::{device_name, select_device};
+use scengen::diffusion::{SamplerKind, ScheduleKind, Spacing};
+use scengen::error::Result;
+use scengen::generate::{default_batch_size, BenchConfig, GenerateConfig, DEFAULT_SAMPLER};
+use scengen::io::parse_date;
+use scengen::model::Engine;
+use scengen::scenarios::default_scenario_file;
+use scengen::train::TrainConfig;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ScheduleArg {
     Linear,
     Cosine,
+}
+
+impl From<ScheduleKind> for ScheduleArg {
+    fn from(kind: ScheduleKind) -> Self {
+        match kind {
+            ScheduleKind::Linear => ScheduleArg::Linear,
+            ScheduleKind::Cosine => ScheduleArg::Cosine,
+        }
+    }
+}
+
+impl From<ScheduleArg> for ScheduleKind {
+    fn from(arg: ScheduleArg) -> Self {
+        match arg {
+            ScheduleArg::Linear => ScheduleKind::Linear,
+            ScheduleArg::Cosine => ScheduleKind::Cosine,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,7 +51,7 @@ pub enum MethodArg {
     Fhs,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SamplerArg {
     Ddpm,
     Ddim,
@@ -43,14 +61,34 @@ pub enum SamplerArg {
     SdeDpmSolver,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SpacingArg {
     Uniform,
     Quadratic,
     Logsnr,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+impl From<Spacing> for SpacingArg {
+    fn from(spacing: Spacing) -> Self {
+        match spacing {
+            Spacing::Uniform => SpacingArg::Uniform,
+            Spacing::Quadratic => SpacingArg::Quadratic,
+            Spacing::LogSnr => SpacingArg::Logsnr,
+        }
+    }
+}
+
+impl From<SpacingArg> for Spacing {
+    fn from(arg: SpacingArg) -> Self {
+        match arg {
+            SpacingArg::Uniform => Spacing::Uniform,
+            SpacingArg::Quadratic => Spacing::Quadratic,
+            SpacingArg::Logsnr => Spacing::LogSnr,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EngineArg {
     /// The fast path on the CPU, candle elsewhere.
     Auto,
@@ -58,52 +96,77 @@ pub enum EngineArg {
     Candle,
 }
 
+impl From<Engine> for EngineArg {
+    fn from(engine: Engine) -> Self {
+        match engine {
+            Engine::Auto => EngineArg::Auto,
+            Engine::Fast => EngineArg::Fast,
+            Engine::Candle => EngineArg::Candle,
+        }
+    }
+}
+
+impl From<EngineArg> for Engine {
+    fn from(arg: EngineArg) -> Self {
+        match arg {
+            EngineArg::Auto => Engine::Auto,
+            EngineArg::Fast => Engine::Fast,
+            EngineArg::Candle => Engine::Candle,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
     /// Windows file written by `scengen ingest`.
-    #[arg(long, default_value = "data/windows.parquet")]
+    #[arg(long, default_value_os_t = TrainConfig::default().data)]
     pub data: PathBuf,
     /// Model directory to write.
-    #[arg(long, default_value = "models/default")]
+    #[arg(long, default_value_os_t = TrainConfig::default().out)]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 7)]
+    /// Seed of every random draw: initial weights, batches, noise, label dropout.
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
     /// Windows that end on or after this date are never seen in training.
-    #[arg(long, default_value = "2016-01-01")]
+    #[arg(long, default_value_t = date(TrainConfig::default().test_from))]
     pub test_from: String,
     /// Maximum epochs (early stopping may end sooner).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
     pub epochs: usize,
-    #[arg(long, default_value_t = 128)]
+    /// Windows per training step.
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     pub batch_size: usize,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
     pub lr: f64,
     /// Epochs without a better validation loss before stopping.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = TrainConfig::default().patience)]
     pub patience: usize,
     /// Probability of dropping the regime label (for classifier-free guidance).
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = TrainConfig::default().regime_dropout)]
     pub regime_dropout: f64,
-    #[arg(long, value_enum, default_value = "cosine")]
+    /// Noise schedule of the forward process.
+    #[arg(long, value_enum, default_value_t = TrainConfig::default().schedule.into())]
     pub schedule: ScheduleArg,
-    /// Channels of the first U-Net level.
+    /// Channels of the first U-Net level [default: sized to the number of assets].
     #[arg(long)]
     pub channels: Option<usize>,
     /// Give the network the noisy window's amplitude as an input (`false` to leave it out).
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true,
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1,
+          default_value_t = TrainConfig::default().amplitude_input,
           default_missing_value = "true", value_name = "BOOL")]
     pub amplitude_input: bool,
     /// Rank of the cross-asset linear path (0: none).
-    #[arg(long, default_value_t = DEFAULT_LINEAR_PATH)]
+    #[arg(long, default_value_t = TrainConfig::default().linear_path)]
     pub linear_path: usize,
     /// Latent factors of a diffusion factor model: the U-Net's correction acts through a learned
     /// assets-to-factors encoder and decoder (0: on the assets directly).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::default().factors)]
     pub factors: usize,
     /// Predict the noise as each regime's Gaussian part plus the network's correction
     /// (`false`: the network alone).
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true,
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1,
+          default_value_t = TrainConfig::default().gaussian_prior,
           default_missing_value = "true", value_name = "BOOL")]
     pub gaussian_prior: bool,
     /// Persistent volatility levels of the Gaussian prior (with --volatility-shocks 1 as well:
@@ -115,102 +178,102 @@ pub struct TrainArgs {
     #[arg(long)]
     pub volatility_shocks: Option<usize>,
     /// cpu, cuda or auto.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value_t = device_name(&TrainConfig::default().device))]
     pub device: String,
 }
 
 impl TrainArgs {
     pub fn into_config(self) -> Result<TrainConfig> {
-        let mut c = TrainConfig::new(
-            self.data,
-            self.out,
-            self.seed,
-            parse_date("--test-from", &self.test_from)?,
-        );
-        c.epochs = self.epochs;
-        c.batch_size = self.batch_size;
-        c.learning_rate = self.lr;
-        c.patience = self.patience;
-        c.regime_dropout = self.regime_dropout;
-        c.schedule = match self.schedule {
-            ScheduleArg::Linear => ScheduleKind::Linear,
-            ScheduleArg::Cosine => ScheduleKind::Cosine,
-        };
-        c.base_channels = self.channels;
-        c.amplitude_input = self.amplitude_input;
-        c.linear_path = self.linear_path;
-        c.factors = self.factors;
-        c.gaussian_prior = self.gaussian_prior;
+        let defaults = TrainConfig::default();
         // Without the prior there are no states, so the defaults follow it.
         let states = |given: Option<usize>, default: usize| {
             given.unwrap_or(if self.gaussian_prior { default } else { 1 })
         };
-        c.volatility_levels = states(self.volatility_levels, DEFAULT_VOLATILITY_LEVELS);
-        c.volatility_shocks = states(self.volatility_shocks, DEFAULT_VOLATILITY_SHOCKS);
-        c.device = select_device(&self.device)?;
-        c.progress = true;
-        c.validate()?;
-        Ok(c)
+        let config = TrainConfig {
+            data: self.data,
+            out: self.out,
+            seed: self.seed,
+            test_from: parse_date("--test-from", &self.test_from)?,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.lr,
+            patience: self.patience,
+            regime_dropout: self.regime_dropout,
+            schedule: self.schedule.into(),
+            base_channels: self.channels,
+            amplitude_input: self.amplitude_input,
+            linear_path: self.linear_path,
+            factors: self.factors,
+            gaussian_prior: self.gaussian_prior,
+            volatility_levels: states(self.volatility_levels, defaults.volatility_levels),
+            volatility_shocks: states(self.volatility_shocks, defaults.volatility_shocks),
+            device: select_device(&self.device)?,
+            progress: true,
+            ..defaults
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// The library's default sampler's settings, which the sampler options start from.
+fn default_sampler() -> (SamplerArg, usize, SpacingArg, f64) {
+    match DEFAULT_SAMPLER {
+        SamplerKind::Ddpm => (SamplerArg::Ddpm, 1000, SpacingArg::Uniform, 1.0),
+        SamplerKind::Ddim {
+            steps,
+            eta,
+            spacing,
+        } => (SamplerArg::Ddim, steps, spacing.into(), eta),
+        SamplerKind::DpmSolver { steps, spacing } => {
+            (SamplerArg::DpmSolver, steps, spacing.into(), 0.0)
+        }
+        SamplerKind::SdeDpmSolver { steps, spacing } => {
+            (SamplerArg::SdeDpmSolver, steps, spacing.into(), 0.0)
+        }
     }
 }
 
 /// Sampler settings shared by `generate` and `bench`.
 #[derive(Debug, clap::Args)]
 pub struct SamplingArgs {
-    /// Sampler (default: SDE-DPM-Solver++(2M), 100 steps, log-SNR spacing; see README).
-    #[arg(long, value_enum, default_value = "sde-dpm-solver++")]
+    /// Sampler (default: SDE-DPM-Solver++(2M), 100 steps, log-SNR spacing; see docs/commands.md).
+    #[arg(long, value_enum, default_value_t = default_sampler().0)]
     pub sampler: SamplerArg,
     /// Network evaluations per path (DDIM, DPM-Solver++ and its SDE form), doubled by
     /// guidance.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = default_sampler().1)]
     pub steps: usize,
     /// How the steps are spread over the noise levels.
-    #[arg(long, value_enum, default_value = "logsnr")]
+    #[arg(long, value_enum, default_value_t = default_sampler().2)]
     pub spacing: SpacingArg,
     /// DDIM stochasticity (0 = deterministic).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = default_sampler().3)]
     pub eta: f64,
     /// Classifier-free guidance weight (1 = plain conditional; default: 1 for a model with a
     /// Gaussian prior, 1.5 otherwise).
     #[arg(long)]
     pub guidance: Option<f64>,
-    #[arg(long, default_value_t = 7)]
+    /// Seed of the paths: path p draws from stream p of it.
+    #[arg(long, default_value_t = GenerateConfig::default().seed)]
     pub seed: u64,
     /// Network implementation for inference.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_enum, default_value_t = GenerateConfig::default().engine.into())]
     pub engine: EngineArg,
 }
 
 impl SamplingArgs {
     pub fn kind(&self) -> SamplerKind {
-        let spacing = match self.spacing {
-            SpacingArg::Uniform => Spacing::Uniform,
-            SpacingArg::Quadratic => Spacing::Quadratic,
-            SpacingArg::Logsnr => Spacing::LogSnr,
-        };
+        let (steps, spacing) = (self.steps, self.spacing.into());
         match self.sampler {
             SamplerArg::Ddpm => SamplerKind::Ddpm,
             SamplerArg::Ddim => SamplerKind::Ddim {
-                steps: self.steps,
+                steps,
                 eta: self.eta,
                 spacing,
             },
-            SamplerArg::DpmSolver => SamplerKind::DpmSolver {
-                steps: self.steps,
-                spacing,
-            },
-            SamplerArg::SdeDpmSolver => SamplerKind::SdeDpmSolver {
-                steps: self.steps,
-                spacing,
-            },
-        }
-    }
-
-    pub fn engine(&self) -> Engine {
-        match self.engine {
-            EngineArg::Auto => Engine::Auto,
-            EngineArg::Fast => Engine::Fast,
-            EngineArg::Candle => Engine::Candle,
+            SamplerArg::DpmSolver => SamplerKind::DpmSolver { steps, spacing },
+            SamplerArg::SdeDpmSolver => SamplerKind::SdeDpmSolver { steps, spacing },
         }
     }
 }
@@ -218,36 +281,37 @@ impl SamplingArgs {
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
     /// Generator: the diffusion model or a classical baseline.
-    #[arg(long, value_enum, default_value = "diffusion")]
+    #[arg(long, value_enum, default_value_t = MethodArg::Diffusion)]
     pub method: MethodArg,
     /// Windows file the baselines fit on (train split only).
-    #[arg(long, default_value = "data/windows.parquet")]
+    #[arg(long, default_value_os_t = BaselineConfig::default().data)]
     pub data: PathBuf,
     /// Baselines: days from this date on are never used.
-    #[arg(long, default_value = "2016-01-01")]
+    #[arg(long, default_value_t = date(BaselineConfig::default().test_from))]
     pub test_from: String,
     /// Bootstrap: mean block length (default: Politis–White).
     #[arg(long)]
     pub block_length: Option<f64>,
     /// Model directory written by `scengen train`.
-    #[arg(long, default_value = "models/default")]
+    #[arg(long, default_value_os_t = GenerateConfig::default().model)]
     pub model: PathBuf,
     /// Regime label, e.g. high-vix.
     #[arg(long)]
     pub regime: String,
     /// Number of paths.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = GenerateConfig::default().n)]
     pub n: usize,
     #[command(flatten)]
     pub sampling: SamplingArgs,
-    /// Output scenario file (default scenarios/<regime>.parquet).
+    /// Output scenario file [default: scenarios/<regime>.parquet, or
+    /// scenarios/<regime>-<method>.parquet for a baseline].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Paths per network batch (default 1,000 on the CPU, 5,000 on CUDA).
+    /// Paths per network batch [default: 1,000 on the CPU, 5,000 on CUDA].
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// cpu, cuda or auto.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value_t = device_name(&GenerateConfig::default().device))]
     pub device: String,
 }
 
@@ -265,13 +329,9 @@ impl GenerateArgs {
             MethodArg::Bootstrap => Method::Bootstrap,
             MethodArg::Fhs => Method::Fhs,
         };
-        let out = self.out.unwrap_or_else(|| {
-            PathBuf::from(format!(
-                "scenarios/{}-{}.parquet",
-                self.regime,
-                method.name()
-            ))
-        });
+        let out = self
+            .out
+            .unwrap_or_else(|| default_scenario_file(&self.regime, Some(method.name())));
         Ok(GenerateJob::Baseline(BaselineConfig {
             method,
             data: self.data,
@@ -287,7 +347,7 @@ impl GenerateArgs {
     fn into_diffusion(self) -> Result<GenerateConfig> {
         let out = self
             .out
-            .unwrap_or_else(|| PathBuf::from(format!("scenarios/{}.parquet", self.regime)));
+            .unwrap_or_else(|| default_scenario_file(&self.regime, None));
         let device = select_device(&self.device)?;
         Ok(GenerateConfig {
             model: self.model,
@@ -299,7 +359,7 @@ impl GenerateArgs {
             out,
             batch_size: self.batch_size.unwrap_or(default_batch_size(&device)),
             device,
-            engine: self.sampling.engine(),
+            engine: self.sampling.engine.into(),
             progress: true,
         })
     }
@@ -307,22 +367,25 @@ impl GenerateArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    #[arg(long, default_value = "models/default")]
+    /// Model directory written by `scengen train`.
+    #[arg(long, default_value_os_t = BenchConfig::default().model)]
     pub model: PathBuf,
-    #[arg(long, default_value = "high-vix")]
+    /// Regime label.
+    #[arg(long, default_value_t = BenchConfig::default().regime)]
     pub regime: String,
     /// Paths per run (the report also scales the median to 10,000 paths).
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = BenchConfig::default().n)]
     pub n: usize,
-    /// Paths per network batch (default 1,000 on the CPU, 5,000 on CUDA).
+    /// Paths per network batch [default: 1,000 on the CPU, 5,000 on CUDA].
     #[arg(long)]
     pub batch_size: Option<usize>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
     /// Runs; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = BenchConfig::default().runs)]
     pub runs: usize,
-    #[arg(long, default_value = "cpu")]
+    /// cpu, cuda or auto.
+    #[arg(long, default_value_t = device_name(&BenchConfig::default().device))]
     pub device: String,
     /// Also write the JSON here.
     #[arg(long)]
@@ -330,17 +393,17 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
-    pub fn into_config(self) -> Result<(crate::sample::BenchConfig, Option<PathBuf>)> {
+    pub fn into_config(self) -> Result<(BenchConfig, Option<PathBuf>)> {
         let device = select_device(&self.device)?;
         Ok((
-            crate::sample::BenchConfig {
+            BenchConfig {
                 model: self.model,
                 regime: self.regime,
                 n: self.n,
                 batch_size: self.batch_size.unwrap_or(default_batch_size(&device)),
                 sampler: self.sampling.kind(),
                 guidance: self.sampling.guidance,
-                engine: self.sampling.engine(),
+                engine: self.sampling.engine.into(),
                 runs: self.runs,
                 seed: self.sampling.seed,
                 device,
@@ -364,7 +427,7 @@ mod tests {
     #[test]
     fn the_option_defaults_are_the_library_default_sampler() {
         let parsed = Sampling::parse_from(["scengen"]);
-        assert_eq!(parsed.args.kind(), crate::sample::DEFAULT_SAMPLER);
+        assert_eq!(parsed.args.kind(), scengen::generate::DEFAULT_SAMPLER);
         assert_eq!(parsed.args.guidance, None);
     }
 }

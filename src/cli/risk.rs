@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use super::backtest::HeldOutArgs;
 use super::evaluate::SplitArg;
 use super::ingest::RegimeArgs;
-use super::{parse_days, parse_numbers};
-use crate::error::Result;
-use crate::io::parse_date;
-use crate::risk::{RiskConfig, VarBacktestConfig, RISKMETRICS_LAMBDA};
+use super::{date, list, parse_days, parse_numbers};
+use scengen::error::Result;
+use scengen::io::parse_date;
+use scengen::risk::{default_out, RiskConfig};
+use scengen::var_backtest::{VarBacktestConfig, RISKMETRICS_LAMBDA};
 
 #[derive(Debug, clap::Args)]
 pub struct RiskArgs {
@@ -25,21 +26,22 @@ pub struct RiskArgs {
     #[arg(long)]
     pub real: Option<PathBuf>,
     /// Which real windows (with --real).
-    #[arg(long, value_enum, default_value = "test")]
+    #[arg(long, value_enum, default_value_t = RiskConfig::default().split.into())]
     pub split: SplitArg,
-    #[arg(long, default_value = "2016-01-01")]
+    /// First day of the held-out period (with --real).
+    #[arg(long, default_value_t = date(RiskConfig::default().test_from))]
     pub test_from: String,
     /// Holding periods in days, comma-separated.
-    #[arg(long, default_value = "1,10,30")]
+    #[arg(long, default_value_t = list(&RiskConfig::default().horizons))]
     pub horizons: String,
     /// Confidence levels of VaR and CVaR, comma-separated.
-    #[arg(long, default_value = "0.95,0.99")]
+    #[arg(long, default_value_t = list(&RiskConfig::default().levels))]
     pub levels: String,
     /// Bootstrap resamples per interval (0: no intervals).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = RiskConfig::default().resamples)]
     pub resamples: usize,
     /// Seed of the bootstrap.
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = RiskConfig::default().seed)]
     pub seed: u64,
     /// Output folder (default reports/risk/<portfolio file name>-<first scenario file name>).
     #[arg(long)]
@@ -49,14 +51,9 @@ pub struct RiskArgs {
 impl RiskArgs {
     pub fn into_config(self) -> Result<RiskConfig> {
         let horizons = parse_days("--horizons", &self.horizons)?;
-        let stem = |p: &PathBuf| crate::sample::default_label(p);
-        let out = self.out.unwrap_or_else(|| {
-            PathBuf::from(format!(
-                "reports/risk/{}-{}",
-                stem(&self.portfolio),
-                stem(&self.scenarios[0])
-            ))
-        });
+        let out = self
+            .out
+            .unwrap_or_else(|| default_out(&self.portfolio, &self.scenarios[0]));
         let scenarios = super::labelled("--scenarios", self.scenarios, self.label)?;
         Ok(RiskConfig {
             portfolio: self.portfolio,
@@ -76,18 +73,18 @@ impl RiskArgs {
 #[derive(Debug, clap::Args)]
 pub struct VarBacktestArgs {
     /// Portfolio file (TOML): a [positions] table of asset = market value.
-    #[arg(long, default_value = "data/example_portfolio.toml")]
+    #[arg(long, default_value_os_t = VarBacktestConfig::default().portfolio)]
     pub portfolio: PathBuf,
     #[command(flatten)]
     pub held_out: HeldOutArgs,
     /// Holding periods in days, comma-separated.
-    #[arg(long, default_value = "1,10")]
+    #[arg(long, default_value_t = list(&VarBacktestConfig::default().horizons))]
     pub horizons: String,
     /// VaR confidence levels, comma-separated.
-    #[arg(long, default_value = "0.95,0.99")]
+    #[arg(long, default_value_t = list(&VarBacktestConfig::default().levels))]
     pub levels: String,
     /// Trailing return days behind the historical-simulation reference.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = VarBacktestConfig::default().lookback)]
     pub lookback: usize,
     /// Decay of the portfolio's EWMA volatility, to which every model is also scaled
     /// (`<model>+ewma`).
@@ -97,11 +94,12 @@ pub struct VarBacktestArgs {
     #[arg(long)]
     pub no_ewma: bool,
     /// Scenario files, or folders of them: one file per generator and regime.
-    #[arg(long, default_value = "scenarios")]
+    #[arg(long, default_values_os_t = VarBacktestConfig::default().scenarios)]
     pub scenarios: Vec<PathBuf>,
     #[command(flatten)]
     pub regime: RegimeArgs,
-    #[arg(long, default_value = "reports/var-backtest")]
+    /// Output folder.
+    #[arg(long, default_value_os_t = VarBacktestConfig::default().out)]
     pub out: PathBuf,
 }
 

@@ -1,13 +1,15 @@
-//! Covariance estimators for portfolio construction: the sample covariance, Ledoit–Wolf linear
-//! shrinkage (towards a multiple of the identity, or towards a correlation from elsewhere), and
-//! Marchenko–Pastur clipping of the correlation matrix. (The estimators from synthetic panels
-//! and the backtest build on these.)
+//! `scengen covariance`: covariance estimators for portfolio construction. The sample
+//! covariance, Ledoit–Wolf linear shrinkage (towards a multiple of the identity, or towards a
+//! correlation from elsewhere) and Marchenko–Pastur clipping of the correlation matrix here;
+//! the estimators from synthetic panels and the stage in `run.rs`, its files in `report.rs`.
+//! The backtest builds on these.
 
 mod report;
+mod run;
 
-pub use report::{
-    covariance_report, estimate_matrices, estimates, with_variances, CovarianceConfig, Estimate,
-    SyntheticCorrelation, METHODS,
+pub use run::{
+    estimate_matrices, estimates, run, with_variances, CovarianceConfig, CovarianceReport,
+    Estimate, SyntheticCorrelation, METHODS,
 };
 
 use crate::stats::{correlation_from_covariance, covariance_matrix, symmetric_eigen};

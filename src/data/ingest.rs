@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::panel::{OnMissing, Panel, ValueKind};
+use super::panel::{OnMissing, Panel, ValueKind, DEFAULT_DATE_COLUMN};
 use super::regime::{RegimeRule, SignalSource, EMBEDDED_PRICES, TRADING_DAYS};
 use super::returns::Returns;
-use super::windows::{WindowInfo, WindowSet};
+use super::windows::{WindowInfo, WindowSet, DEFAULT_WINDOWS};
 use crate::error::{first_repeat, Error, Result};
 use crate::io::{format_date, sha256_file};
 use crate::stats::{mean, std_dev};
@@ -27,12 +27,14 @@ pub struct IngestConfig {
     pub out: PathBuf,
 }
 
-impl IngestConfig {
-    /// The defaults on the embedded data, writing to `out`.
-    pub fn embedded(out: impl Into<PathBuf>) -> Self {
+/// The defaults: the embedded S&P 500 prices, 30-day windows every day, the regimes of the
+/// index's realised volatility (low-vix < 15 ≤ normal < 25 ≤ high-vix), written to
+/// [`DEFAULT_WINDOWS`].
+impl Default for IngestConfig {
+    fn default() -> Self {
         Self {
             input: EMBEDDED_PRICES.into(),
-            date_column: "date".into(),
+            date_column: DEFAULT_DATE_COLUMN.into(),
             assets: None,
             kind: ValueKind::Prices,
             window: 30,
@@ -41,7 +43,17 @@ impl IngestConfig {
             rule: RegimeRule::default(),
             on_missing: OnMissing::Error,
             winsorize: None,
+            out: DEFAULT_WINDOWS.into(),
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The defaults, writing to `out`.
+    pub fn embedded(out: impl Into<PathBuf>) -> Self {
+        Self {
             out: out.into(),
+            ..Self::default()
         }
     }
 }
@@ -86,18 +98,18 @@ impl std::fmt::Display for IngestSummary {
 pub fn ingest(config: &IngestConfig) -> Result<IngestSummary> {
     if config.window < 2 {
         return Err(Error::option(
-            "--window",
+            "window",
             config.window,
             "must be at least 2 days",
         ));
     }
     if config.stride == 0 {
-        return Err(Error::option("--stride", 0, "must be at least 1"));
+        return Err(Error::option("stride", 0, "must be at least 1"));
     }
     let assets = config.assets.as_deref().unwrap_or_default();
     if let Some((first, second)) = first_repeat(assets) {
         return Err(Error::option(
-            "--assets",
+            "assets",
             assets.join(","),
             format!(
                 "`{}` is named twice (at positions {} and {})",
@@ -215,32 +227,38 @@ fn metadata(
     winsor: Option<&[(f64, f64)]>,
 ) -> Result<BTreeMap<String, String>> {
     let mut m = BTreeMap::new();
-    m.insert("scengen.source".into(), config.input.display().to_string());
-    m.insert("scengen.source_sha256".into(), sha256_file(&config.input)?);
     m.insert(
-        "scengen.signal_file".into(),
+        crate::io::meta::SOURCE.into(),
+        config.input.display().to_string(),
+    );
+    m.insert(
+        crate::io::meta::SOURCE_SHA256.into(),
+        sha256_file(&config.input)?,
+    );
+    m.insert(
+        crate::io::meta::SIGNAL_FILE.into(),
         config.signal.path().display().to_string(),
     );
     m.insert(
-        "scengen.signal_sha256".into(),
+        crate::io::meta::SIGNAL_SHA256.into(),
         sha256_file(config.signal.path())?,
     );
-    m.insert("scengen.signal".into(), config.signal.describe());
+    m.insert(crate::io::meta::SIGNAL.into(), config.signal.describe());
     m.insert(
-        "scengen.kind".into(),
+        crate::io::meta::KIND.into(),
         format!("{:?}", config.kind).to_lowercase(),
     );
-    m.insert("scengen.stride".into(), config.stride.to_string());
+    m.insert(crate::io::meta::STRIDE.into(), config.stride.to_string());
     m.insert(
-        "scengen.on_missing".into(),
+        crate::io::meta::ON_MISSING.into(),
         format!("{:?}", config.on_missing).to_lowercase(),
     );
     m.insert(
-        "scengen.thresholds".into(),
+        crate::io::meta::THRESHOLDS.into(),
         serde_json::to_string(&config.rule.thresholds).expect("numbers serialise"),
     );
     m.insert(
-        "scengen.winsorize".into(),
+        crate::io::meta::WINSORIZE.into(),
         match (config.winsorize, winsor) {
             (Some(q), Some(bounds)) => serde_json::json!({ "q": q, "bounds": bounds }).to_string(),
             _ => "none".into(),

@@ -10,10 +10,13 @@ mod windows;
 
 pub use days::DailyPanel;
 pub use ingest::{ingest, IngestConfig, IngestSummary};
-pub use panel::{OnMissing, Panel, ValueKind};
+pub use panel::{OnMissing, Panel, ValueKind, DEFAULT_DATE_COLUMN};
 pub use regime::{
     label_index, realized_vol, RegimeCalendar, RegimeRule, SignalSource, EMBEDDED_PRICES,
     REALIZED_VOL_DAYS, TRADING_DAYS,
 };
 pub use returns::{held_out_days, Returns};
-pub use windows::{Split, SplitChoice, WindowInfo, WindowSet, META_LABELS, META_WINDOW};
+pub use windows::{
+    default_test_from, Split, SplitChoice, WindowInfo, WindowSet, DEFAULT_TEST_FROM,
+    DEFAULT_WINDOWS,
+};

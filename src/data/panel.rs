@@ -28,6 +28,9 @@ pub enum OnMissing {
     Ffill,
 }
 
+/// The date column of a panel unless told otherwise.
+pub const DEFAULT_DATE_COLUMN: &str = "date";
+
 /// Dates and asset columns of a panel, each column as long as `dates`.
 #[derive(Debug, Clone)]
 pub struct Panel {

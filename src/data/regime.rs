@@ -41,21 +41,21 @@ impl RegimeRule {
             .join(",");
         if thresholds.is_empty() || thresholds.iter().any(|t| !t.is_finite()) {
             return Err(Error::option(
-                "--thresholds",
+                "thresholds",
                 &text,
                 "need one or more finite numbers",
             ));
         }
         if thresholds.windows(2).any(|w| w[1] <= w[0]) {
             return Err(Error::option(
-                "--thresholds",
+                "thresholds",
                 &text,
                 "must be strictly increasing",
             ));
         }
         if labels.len() != thresholds.len() + 1 {
             return Err(Error::option(
-                "--labels",
+                "labels",
                 labels.join(","),
                 format!(
                     "{} thresholds need {} labels, got {}",
@@ -68,7 +68,7 @@ impl RegimeRule {
         let repeated = first_repeat(&labels).map(|(first, _)| &labels[first]);
         if let Some(dup) = labels.iter().find(|l| l.is_empty()).or(repeated) {
             return Err(Error::option(
-                "--labels",
+                "labels",
                 labels.join(","),
                 format!("label `{dup}` is empty or repeated"),
             ));
@@ -196,8 +196,8 @@ impl RegimeCalendar {
     /// before it; `purpose` says what needs it, for the error when the signal has no value then.
     pub fn label(&self, before: i32, date: i32, purpose: &str) -> Result<&str> {
         let option = match self.source {
-            SignalSource::RealizedVol { .. } => "--index",
-            SignalSource::Level { .. } => "--signal",
+            SignalSource::RealizedVol { .. } => "index",
+            SignalSource::Level { .. } => "signal",
         };
         let value = self.values.get(&before).ok_or_else(|| {
             Error::option(

@@ -76,7 +76,7 @@ impl Returns {
     pub fn winsorize(&mut self, q: f64) -> Result<Vec<(f64, f64)>> {
         if !(q > 0.0 && q < 0.5) {
             return Err(Error::option(
-                "--winsorize",
+                "winsorize",
                 q,
                 "must lie strictly between 0 and 0.5",
             ));
@@ -98,7 +98,7 @@ impl Returns {
 /// The held-out days of a backtest on the return days `days` of `prices`: the indices from the
 /// first day on or after `from` to the last on or before `to` (the end of the data when
 /// `None`). There must be at least `min_days` of them and `lookback` return days before them;
-/// the errors name `--from` and `--lookback`.
+/// the errors name the `from` and `lookback` settings.
 pub fn held_out_days(
     days: &[i32],
     prices: &Path,
@@ -111,12 +111,12 @@ pub fn held_out_days(
     let held_out = end.saturating_sub(first);
     if held_out < min_days.max(1) {
         return Err(Error::option(
-            "--from",
+            "from",
             format_date(from),
             format!(
                 "{} holds {held_out} return days from then{} (data end {}); {} needed",
                 prices.display(),
-                to.map_or(String::new(), |to| format!(" to --to {}", format_date(to))),
+                to.map_or(String::new(), |to| format!(" to {}", format_date(to))),
                 format_date(*days.last().unwrap_or(&0)),
                 min_days.max(1)
             ),
@@ -124,7 +124,7 @@ pub fn held_out_days(
     }
     if first < lookback {
         return Err(Error::option(
-            "--lookback",
+            "lookback",
             lookback,
             format!(
                 "only {first} return days of {} precede {}",

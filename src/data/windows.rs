@@ -12,12 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt16Type, UInt32Typ
 
 use super::regime::RegimeRule;
 use crate::error::{Error, Result};
-use crate::io::{self, date_column, f64_column, format_date, read_parquet, AtomicFile};
-
-/// Metadata key holding the regime labels in order (JSON array).
-pub const META_LABELS: &str = "scengen.labels";
-/// Metadata key holding the window length.
-pub const META_WINDOW: &str = "scengen.window";
+use crate::io::{self, date_column, f64_column, format_date, meta, read_parquet, AtomicFile};
 
 /// One window's bookkeeping.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,7 +23,7 @@ pub struct WindowInfo {
     pub regime: usize,
 }
 
-/// Where a window falls relative to `--test-from`.
+/// Where a window falls relative to the test period's start (`test_from`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
     /// Ends before the test date: usable for fitting.
@@ -50,6 +45,18 @@ impl Split {
             Split::Neither
         }
     }
+}
+
+/// Where `ingest` writes the windows file and every later stage reads it, unless told otherwise.
+pub const DEFAULT_WINDOWS: &str = "data/windows.parquet";
+
+/// First day of the held-out period unless told otherwise: a window is train if it ends before
+/// it, test if it starts on or after it.
+pub const DEFAULT_TEST_FROM: &str = "2016-01-01";
+
+/// [`DEFAULT_TEST_FROM`] as a day number.
+pub fn default_test_from() -> i32 {
+    io::parse_date("test_from", DEFAULT_TEST_FROM).expect("a valid date")
 }
 
 /// Which windows a stage asks for.
@@ -134,9 +141,9 @@ impl WindowSet {
     pub fn write(&self, out: &Path) -> Result<()> {
         let schema = Self::schema(&self.assets);
         let mut metadata = self.metadata.clone();
-        metadata.insert(META_WINDOW.into(), self.window.to_string());
+        metadata.insert(meta::WINDOW.into(), self.window.to_string());
         metadata.insert(
-            META_LABELS.into(),
+            meta::LABELS.into(),
             serde_json::to_string(&self.rule.labels).expect("labels serialise"),
         );
         let chunk = 2048;
@@ -190,14 +197,14 @@ impl WindowSet {
         let table = read_parquet(path)?;
         let bad = |reason: String| Error::bad_file(path, reason);
         let window: usize = table
-            .required_metadata(META_WINDOW)?
+            .required_metadata(meta::WINDOW)?
             .parse()
             .map_err(|_| bad("metadata `scengen.window` is not a number".into()))?;
-        let labels: Vec<String> = serde_json::from_str(table.required_metadata(META_LABELS)?)
+        let labels: Vec<String> = serde_json::from_str(table.required_metadata(meta::LABELS)?)
             .map_err(|e| bad(format!("metadata `scengen.labels`: {e}")))?;
         let thresholds: Vec<f64> = table
             .metadata
-            .get("scengen.thresholds")
+            .get(meta::THRESHOLDS)
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or_default();
         let rule = RegimeRule { thresholds, labels };

@@ -15,7 +15,7 @@ fn temporary_beside(target: &Path) -> Result<(PathBuf, PathBuf)> {
     fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let name = target
         .file_name()
-        .ok_or_else(|| Error::option("--out", target.display(), "not a file or folder path"))?
+        .ok_or_else(|| Error::option("out", target.display(), "not a file or folder path"))?
         .to_string_lossy()
         .to_string();
     remove_stale_temporaries(&dir, &name);
@@ -123,8 +123,8 @@ impl Drop for AtomicFile {
 
 /// A folder of outputs (a model, a report) built under a temporary name and renamed into place;
 /// an existing folder of the same name is replaced only once the new one is complete, and only
-/// when the new one rewrites everything in it: `--out` naming a folder of other files (a typo,
-/// `--out .`) is an error, never a deletion.
+/// when the new one rewrites everything in it: an output naming a folder of other files (a typo,
+/// `.`) is an error, never a deletion.
 pub struct AtomicDir {
     temp: PathBuf,
     target: PathBuf,
@@ -175,7 +175,7 @@ impl AtomicDir {
 
 /// Checks that `target` can take a folder of outputs holding `written`: it is absent, or a
 /// folder with no entry outside `written`. [`AtomicDir`] checks this when it commits; a long
-/// job (training) calls it first too, so a bad `--out` fails before the work, not after.
+/// job (training) calls it first too, so a bad output fails before the work, not after.
 pub fn check_folder_target(target: &Path, written: &[String]) -> Result<()> {
     if !target.exists() {
         return Ok(());

@@ -3,6 +3,7 @@
 
 mod atomic;
 mod dates;
+pub mod meta;
 mod parquet;
 
 pub use atomic::{check_folder_target, write_text, write_text_atomic, AtomicDir, AtomicFile};

@@ -1,6 +1,8 @@
-//! The network: a regime-conditioned 1D U-Net that predicts the noise in a window of returns,
-//! its architecture, the factor encoder and decoder of a diffusion factor model, its seeded
-//! initialisation, the fast CPU inference twin, and the model directory it is saved in.
+//! The model: a regime-conditioned 1D U-Net that corrects the noise prediction of a fitted prior
+//! (each regime's hidden Markov chain of volatility states over Gaussian days), its
+//! architecture, the factor encoder and decoder of a diffusion factor model, its seeded
+//! initialisation, the fast CPU inference twin, and the model folder it is saved in (read and
+//! written by `store.rs`).
 
 mod blocks;
 mod config;
@@ -8,6 +10,8 @@ mod conv;
 mod factors;
 mod fast;
 mod init;
+mod noise_prediction;
+mod prior;
 mod store;
 mod unet;
 
@@ -16,8 +20,11 @@ pub use conv::Conv1d;
 pub use factors::fold_factor_maps;
 pub use fast::FastUNet;
 pub use init::SeededInit;
+pub use noise_prediction::{pad_mask, predict_eps};
+pub use prior::{scale_grid, GaussianPrior, PriorPredictor, VolatilityChain};
 pub use store::{
-    load_model, LoadedModel, ModelCard, Normalisation, TrainingRecord, CONFIG_FILE, WEIGHTS_FILE,
+    check_model_target, load_model, save_model, LoadedModel, ModelCard, Normalisation,
+    TrainingRecord, CONFIG_FILE, DEFAULT_MODEL, LOSS_LOG, WEIGHTS_FILE,
 };
 pub use unet::UNet1d;
 
@@ -33,7 +40,7 @@ pub trait Denoiser {
         regimes: &candle_core::Tensor,
     ) -> candle_core::Result<candle_core::Tensor>;
     /// The Gaussian part of the noise prediction, when the model has one.
-    fn prior(&self) -> Option<&crate::diffusion::PriorPredictor>;
+    fn prior(&self) -> Option<&PriorPredictor>;
 }
 
 impl Denoiser for UNet1d {
@@ -50,7 +57,7 @@ impl Denoiser for UNet1d {
         UNet1d::forward(self, x, t, regimes)
     }
 
-    fn prior(&self) -> Option<&crate::diffusion::PriorPredictor> {
+    fn prior(&self) -> Option<&PriorPredictor> {
         self.prior()
     }
 }
@@ -75,7 +82,7 @@ impl Denoiser for FastUNet {
         candle_core::Tensor::from_vec(out, x.shape(), x.device())
     }
 
-    fn prior(&self) -> Option<&crate::diffusion::PriorPredictor> {
+    fn prior(&self) -> Option<&PriorPredictor> {
         self.prior()
     }
 }

@@ -16,6 +16,9 @@ use crate::diffusion::ScheduleKind;
 use crate::error::{Error, Result};
 use crate::io::sha256_file;
 
+/// Where `train` writes the model and `generate` reads it, unless told otherwise.
+pub const DEFAULT_MODEL: &str = "models/default";
+/// The weights file of a model folder.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const CONFIG_FILE: &str = "config.json";
 
@@ -66,24 +69,43 @@ pub struct ModelCard {
     /// The Gaussian part of the noise prediction, in standardised units; absent in models
     /// trained without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prior: Option<crate::diffusion::GaussianPrior>,
+    pub prior: Option<crate::model::GaussianPrior>,
     pub training: TrainingRecord,
 }
 
 impl ModelCard {
-    /// Writes the card and `weights` (name to tensor, as the network's `VarBuilder` names them)
-    /// into `dir`.
-    pub fn save(&self, dir: &Path, weights: &HashMap<String, Tensor>) -> Result<()> {
-        let json = serde_json::to_string_pretty(self).expect("card serialises");
-        crate::io::write_text(&dir.join(CONFIG_FILE), &json)?;
-        candle_core::safetensors::save(weights, dir.join(WEIGHTS_FILE))
-            .map_err(|e| Error::bad_file(dir.join(WEIGHTS_FILE), e))
-    }
-
     /// The index of a regime label, or an error listing the known ones.
     pub fn regime_index(&self, label: &str) -> Result<usize> {
         crate::data::label_index(&self.labels, label)
     }
+}
+
+/// The per-epoch loss log of a model folder.
+pub const LOSS_LOG: &str = "loss.csv";
+
+/// Fails if `out` cannot become a model folder (a file, or a folder of other files), so that
+/// `train` refuses a bad target before it trains rather than after.
+pub fn check_model_target(out: &Path) -> Result<()> {
+    let written = [CONFIG_FILE, WEIGHTS_FILE, LOSS_LOG].map(String::from);
+    crate::io::check_folder_target(out, &written)
+}
+
+/// Writes a model folder: `config.json` (the card), `model.safetensors` (`weights`, name to
+/// tensor as the network's `VarBuilder` names them) and the loss log, replacing `out` only when
+/// all three are complete.
+pub fn save_model(
+    out: &Path,
+    card: &ModelCard,
+    weights: &HashMap<String, Tensor>,
+    loss_log: &str,
+) -> Result<PathBuf> {
+    let dir = crate::io::AtomicDir::new(out)?;
+    let json = serde_json::to_string_pretty(card).expect("card serialises");
+    crate::io::write_text(&dir.path().join(CONFIG_FILE), &json)?;
+    candle_core::safetensors::save(weights, dir.path().join(WEIGHTS_FILE))
+        .map_err(|e| Error::bad_file(dir.path().join(WEIGHTS_FILE), e))?;
+    crate::io::write_text(&dir.path().join(LOSS_LOG), loss_log)?;
+    dir.commit()
 }
 
 /// A loaded model: its card, its network (and, on the CPU, the fast inference twin) and the
@@ -98,15 +120,15 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// The network `engine` selects; an error naming `--engine` for `fast` off the CPU.
+    /// The network `engine` selects; an error naming the `engine` setting for `fast` off the CPU.
     pub fn denoiser(&self, engine: Engine) -> Result<&dyn Denoiser> {
         match (engine, &self.fast) {
             (Engine::Candle, _) | (Engine::Auto, None) => Ok(&self.network),
             (Engine::Fast | Engine::Auto, Some(fast)) => Ok(fast),
             (Engine::Fast, None) => Err(Error::option(
-                "--engine",
+                "engine",
                 "fast",
-                "the fast inference path runs on the CPU only; use --engine candle or auto",
+                "the fast inference path runs on the CPU only; use the candle or auto engine",
             )),
         }
     }

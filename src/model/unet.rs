@@ -34,7 +34,7 @@ pub struct UNet1d {
     conv_out: Conv1d,
     linear_path: Option<LinearPath>,
     factor_maps: Option<FactorMaps>,
-    prior: Option<crate::diffusion::PriorPredictor>,
+    prior: Option<crate::model::PriorPredictor>,
 }
 
 /// Σ_k g_k(emb) · L_k x: the cross-asset linear map that the best Gaussian denoiser is, with its
@@ -135,12 +135,12 @@ impl UNet1d {
         &self.config
     }
 
-    /// Adds the Gaussian part of the noise prediction (see [`crate::diffusion::predict_eps`]).
-    pub fn set_prior(&mut self, prior: crate::diffusion::PriorPredictor) {
+    /// Adds the Gaussian part of the noise prediction (see [`crate::model::predict_eps`]).
+    pub fn set_prior(&mut self, prior: crate::model::PriorPredictor) {
         self.prior = Some(prior);
     }
 
-    pub fn prior(&self) -> Option<&crate::diffusion::PriorPredictor> {
+    pub fn prior(&self) -> Option<&crate::model::PriorPredictor> {
         self.prior.as_ref()
     }
 

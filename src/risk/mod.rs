@@ -8,32 +8,22 @@
 mod measures;
 mod positions;
 mod report;
-mod var_backtest;
-mod var_backtest_report;
-mod var_models;
 
 pub use measures::{horizon_pnl, horizon_risk, HorizonPnl, HorizonRisk, TailRisk};
-pub use positions::{Portfolio, Position};
-pub use report::{summary_text, write_risk};
-pub use var_backtest::{
-    run_var_backtest, BaselZones, Coverage, HorizonForecasts, NextForecast, NextVar,
-    RegimeCoverage, VarBacktest, VarBacktestConfig,
-};
-pub use var_backtest_report::{var_backtest_text, write_var_backtest};
-pub use var_models::{
-    ScenarioFile, VarModel, EWMA_SUFFIX, HISTORICAL, MIN_DAYS_AFTER_HORIZON, RISKMETRICS_LAMBDA,
-};
+pub use positions::{Portfolio, Position, EXAMPLE_PORTFOLIO};
+pub use report::summary_text;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::data::{SplitChoice, WindowSet};
+use crate::data::{default_test_from, SplitChoice, WindowSet};
 use crate::error::{first_repeat, Error, Result};
 use crate::io::format_date;
-use crate::rng::SeededRng;
-use crate::sample::{generator_settings, read_scenarios, set_labels};
+use crate::report::REPORTS;
+use crate::rng::{SeededRng, DEFAULT_SEED};
+use crate::scenarios::{default_label, generator_settings, read_scenarios, set_labels};
 
 /// Settings of one risk run.
 #[derive(Debug, Clone)]
@@ -53,6 +43,36 @@ pub struct RiskConfig {
     pub resamples: usize,
     pub seed: u64,
     pub out: PathBuf,
+}
+
+/// The defaults: the example book, 1-, 10- and 30-day VaR and CVaR at 95% and 99% with 1,000
+/// bootstrap resamples, the real windows (when given) of the test split from
+/// [`default_test_from`]. The scenario files have none; `out` is [`default_out`]'s.
+impl Default for RiskConfig {
+    fn default() -> Self {
+        Self {
+            portfolio: EXAMPLE_PORTFOLIO.into(),
+            scenarios: Vec::new(),
+            real: None,
+            split: SplitChoice::Test,
+            test_from: default_test_from(),
+            horizons: vec![1, 10, 30],
+            levels: vec![0.95, 0.99],
+            resamples: 1000,
+            seed: DEFAULT_SEED,
+            out: PathBuf::new(),
+        }
+    }
+}
+
+/// Where a risk run goes unless told otherwise:
+/// `reports/risk/<portfolio file name>-<first scenario file name>`.
+pub fn default_out(portfolio: &Path, first_scenarios: &Path) -> PathBuf {
+    Path::new(REPORTS).join("risk").join(format!(
+        "{}-{}",
+        default_label(portfolio),
+        default_label(first_scenarios)
+    ))
 }
 
 /// The risk of the portfolio under one set of paths.
@@ -92,9 +112,9 @@ pub struct RiskReport {
 
 const NOTE: &str = "Positions are held without trading from the first day of each path; the P&L of position i after H days is v_i (exp(sum of its first H daily log returns) - 1). VaR and CVaR are losses (positive numbers): with k = ceil((1 - level) n), VaR is the k-th largest loss and CVaR the mean of the k largest. Contributions are each position's mean loss over those k paths and add up to the CVaR. Intervals are percentile bootstrap intervals over the paths, the sampling error of a finite scenario set; real windows overlap, so they get none.";
 
-/// Scores the portfolio on every scenario file (and the real windows, if asked) and writes the
-/// outputs; returns what was written.
-pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
+/// Scores the portfolio on every scenario file (and the real windows, if asked); writes nothing
+/// (see [`RiskReport`]'s [`crate::report::StageReport`]).
+pub fn run(config: &RiskConfig) -> Result<RiskReport> {
     check_config(config)?;
     let labels = set_labels(&config.scenarios)?;
     let split = format!("{:?}", config.split).to_lowercase();
@@ -102,7 +122,7 @@ pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
     if config.real.is_some() {
         if let Some(k) = labels.iter().position(|l| *l == real_label) {
             return Err(Error::option(
-                "--label",
+                "label",
                 &real_label,
                 format!(
                     "names the real windows' row; give {} another label",
@@ -144,7 +164,7 @@ pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
             file: path.display().to_string(),
             method: s
                 .metadata
-                .get("scengen.method")
+                .get(crate::io::meta::METHOD)
                 .cloned()
                 .unwrap_or_else(|| "diffusion".into()),
             generator: generator_settings(&s.metadata),
@@ -162,7 +182,7 @@ pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
         let indices = set.select(Some(regime_index), config.split, config.test_from);
         if indices.is_empty() {
             return Err(Error::option(
-                "--split",
+                "split",
                 &split,
                 format!(
                     "{} holds no window of `{regime}` in that split (test from {})",
@@ -206,7 +226,6 @@ pub fn run_risk(config: &RiskConfig) -> Result<RiskReport> {
         sets,
         note: NOTE.into(),
     };
-    write_risk(&config.out, &report)?;
     Ok(report)
 }
 
@@ -242,7 +261,7 @@ fn score(
 fn check_config(config: &RiskConfig) -> Result<()> {
     if config.scenarios.is_empty() {
         return Err(Error::option(
-            "--scenarios",
+            "scenarios",
             "",
             "give at least one scenario file",
         ));
@@ -251,7 +270,7 @@ fn check_config(config: &RiskConfig) -> Result<()> {
 }
 
 /// Refuses an empty list, a zero or repeated horizon, and a repeated level or one outside
-/// (0, 1): the checks `--horizons` and `--levels` get in every command that takes them.
+/// (0, 1): the checks the `horizons` and `levels` settings get in every stage that takes them.
 pub(crate) fn check_horizons_and_levels(
     horizons_days: &[usize],
     levels_given: &[f64],
@@ -260,7 +279,7 @@ pub(crate) fn check_horizons_and_levels(
     let horizons: Vec<String> = horizons_days.iter().map(|h| h.to_string()).collect();
     if horizons_days.is_empty() || horizons_days.contains(&0) {
         return Err(Error::option(
-            "--horizons",
+            "horizons",
             list(&horizons),
             "give one or more holding periods of at least 1 day",
         ));
@@ -268,7 +287,7 @@ pub(crate) fn check_horizons_and_levels(
     // A repeat would score and report the same rows twice.
     if let Some((first, _)) = first_repeat(horizons_days) {
         return Err(Error::option(
-            "--horizons",
+            "horizons",
             list(&horizons),
             format!("{} is given twice", horizons[first]),
         ));
@@ -276,14 +295,14 @@ pub(crate) fn check_horizons_and_levels(
     let levels: Vec<String> = levels_given.iter().map(|l| l.to_string()).collect();
     if levels_given.is_empty() || levels_given.iter().any(|l| !(*l > 0.0 && *l < 1.0)) {
         return Err(Error::option(
-            "--levels",
+            "levels",
             list(&levels),
             "give one or more confidence levels strictly between 0 and 1, e.g. 0.95,0.99",
         ));
     }
     if let Some((first, _)) = first_repeat(levels_given) {
         return Err(Error::option(
-            "--levels",
+            "levels",
             list(&levels),
             format!("{} is given twice", levels[first]),
         ));
@@ -294,7 +313,7 @@ pub(crate) fn check_horizons_and_levels(
 fn check_horizons(config: &RiskConfig, window: usize, source: &std::path::Path) -> Result<()> {
     match config.horizons.iter().find(|&&h| h > window) {
         Some(h) => Err(Error::option(
-            "--horizons",
+            "horizons",
             h,
             format!("longer than the {window}-day paths of {}", source.display()),
         )),

@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The example book shipped in `data/`: the portfolio `risk` and `var-backtest` hold unless told
+/// otherwise.
+pub const EXAMPLE_PORTFOLIO: &str = "data/example_portfolio.toml";
+
 /// A portfolio read from its file: positions in the order of their asset names.
 #[derive(Debug, Clone, Serialize)]
 pub struct Portfolio {

@@ -2,7 +2,7 @@
 //! `report.html` (the tables and a VaR curve), written together or not at all.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, StringArray, UInt16Array, UInt32Array};
@@ -11,23 +11,30 @@ use arrow::datatypes::{DataType, Field, Schema};
 use super::{RiskReport, SetRisk};
 use crate::error::Result;
 use crate::io::{self, AtomicDir, AtomicFile};
-use crate::report::{escape, fmt, line_chart, sets_table, Series, STYLE};
+use crate::report::{escape, fmt, line_chart, sets_table, Series, StageReport, STYLE};
 use crate::stats::var_cvar;
 
 /// Confidence levels of the VaR curve in the HTML report.
 const CURVE_LEVELS: [f64; 9] = [0.9, 0.925, 0.95, 0.96, 0.97, 0.975, 0.98, 0.99, 0.995];
 
-/// Writes `risk.json`, `pnl.parquet` and `report.html` into `out`, all or nothing.
-pub fn write_risk(out: &Path, report: &RiskReport) -> Result<()> {
-    let dir = AtomicDir::new(out)?;
-    io::write_text(
-        &dir.path().join("risk.json"),
-        &serde_json::to_string_pretty(report).expect("json"),
-    )?;
-    write_pnl(&dir.path().join("pnl.parquet"), report)?;
-    io::write_text(&dir.path().join("report.html"), &html(report))?;
-    dir.commit()?;
-    Ok(())
+impl StageReport for RiskReport {
+    const FILES: &'static [&'static str] = &["risk.json", "pnl.parquet", "report.html"];
+
+    /// Writes `risk.json`, `pnl.parquet` and `report.html` into `out`, all or nothing.
+    fn write(&self, out: &Path) -> Result<PathBuf> {
+        let dir = AtomicDir::new(out)?;
+        io::write_text(
+            &dir.path().join("risk.json"),
+            &serde_json::to_string_pretty(self).expect("json"),
+        )?;
+        write_pnl(&dir.path().join("pnl.parquet"), self)?;
+        io::write_text(&dir.path().join("report.html"), &html(self))?;
+        dir.commit()
+    }
+
+    fn summary(&self) -> String {
+        summary_text(self)
+    }
 }
 
 fn write_pnl(path: &Path, report: &RiskReport) -> Result<()> {
@@ -59,10 +66,10 @@ fn write_pnl(path: &Path, report: &RiskReport) -> Result<()> {
     ];
     let mut metadata = BTreeMap::new();
     metadata.insert(
-        "scengen.portfolio".into(),
+        crate::io::meta::PORTFOLIO.into(),
         report.portfolio.file.display().to_string(),
     );
-    metadata.insert("scengen.regime".into(), report.regime.clone());
+    metadata.insert(crate::io::meta::REGIME.into(), report.regime.clone());
     let batch = io::batch(schema.clone(), columns)?;
     io::write_batches(AtomicFile::new(path)?, schema, &metadata, [Ok(batch)])?;
     Ok(())

@@ -4,26 +4,26 @@
 
 mod dataset;
 mod optim;
+mod trainer;
 
 pub use dataset::{fit_normalisation, split_train_validation, Dataset};
 pub use optim::{learning_rate, AdamW, Ema};
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, Var};
-use candle_nn::VarMap;
+use candle_core::Device;
 
-use crate::data::WindowSet;
-use crate::diffusion::{add_noise, predict_eps, GaussianPrior, NoiseSchedule, ScheduleKind};
+use crate::data::{default_test_from, WindowSet, DEFAULT_WINDOWS};
+use crate::diffusion::ScheduleKind;
 use crate::error::{Error, Result};
-use crate::io::{check_folder_target, format_date, sha256_file, write_text, AtomicDir};
+use crate::io::{format_date, sha256_file};
 use crate::model::{
-    parameter_count, ModelCard, SeededInit, TrainingRecord, UNet1d, UNetConfig, CONFIG_FILE,
-    WEIGHTS_FILE,
+    check_model_target, save_model, GaussianPrior, ModelCard, TrainingRecord, UNetConfig,
+    DEFAULT_MODEL,
 };
-use crate::rng::SeededRng;
+use crate::rng::DEFAULT_SEED;
+use trainer::Trainer;
 
 /// Rank of the default network's cross-asset linear path (see [`UNetConfig::linear_path`]).
 pub const DEFAULT_LINEAR_PATH: usize = 4;
@@ -81,19 +81,17 @@ pub struct TrainConfig {
     pub progress: bool,
 }
 
-impl TrainConfig {
-    /// The defaults, reading `data` and writing `out`.
-    pub fn new(
-        data: impl Into<PathBuf>,
-        out: impl Into<PathBuf>,
-        seed: u64,
-        test_from: i32,
-    ) -> Self {
+/// The default model's training: 30 epochs at most (patience 8) of AdamW with warm-up and cosine
+/// decay, the cosine schedule over T = 1000, the network sized to the data with the Gaussian
+/// prior of 8 x 3 volatility states, the amplitude input and a rank-4 linear path, reading
+/// [`DEFAULT_WINDOWS`] and writing [`DEFAULT_MODEL`].
+impl Default for TrainConfig {
+    fn default() -> Self {
         Self {
-            data: data.into(),
-            out: out.into(),
-            seed,
-            test_from,
+            data: DEFAULT_WINDOWS.into(),
+            out: DEFAULT_MODEL.into(),
+            seed: DEFAULT_SEED,
+            test_from: default_test_from(),
             validation_fraction: 0.15,
             epochs: 30,
             batch_size: 128,
@@ -121,6 +119,24 @@ impl TrainConfig {
 }
 
 impl TrainConfig {
+    /// The defaults, reading `data` and writing `out`.
+    pub fn new(
+        data: impl Into<PathBuf>,
+        out: impl Into<PathBuf>,
+        seed: u64,
+        test_from: i32,
+    ) -> Self {
+        Self {
+            data: data.into(),
+            out: out.into(),
+            seed,
+            test_from,
+            ..Self::default()
+        }
+    }
+}
+
+impl TrainConfig {
     /// Checks the settings that no later step would catch with a clear message.
     pub fn validate(&self) -> Result<()> {
         let positive = |name: &str, v: f64| {
@@ -130,27 +146,27 @@ impl TrainConfig {
                 Err(Error::option(name, v, "must be a positive number"))
             }
         };
-        positive("--lr", self.learning_rate)?;
+        positive("learning_rate", self.learning_rate)?;
         if self.epochs == 0 {
-            return Err(Error::option("--epochs", 0, "must be at least 1"));
+            return Err(Error::option("epochs", 0, "must be at least 1"));
         }
         if self.batch_size == 0 {
-            return Err(Error::option("--batch-size", 0, "must be at least 1"));
+            return Err(Error::option("batch_size", 0, "must be at least 1"));
         }
         // 0 would stop at the first epoch without a better validation loss, as 1 does.
         if self.patience == 0 {
-            return Err(Error::option("--patience", 0, "must be at least 1"));
+            return Err(Error::option("patience", 0, "must be at least 1"));
         }
         if !(0.0..1.0).contains(&self.regime_dropout) {
             return Err(Error::option(
-                "--regime-dropout",
+                "regime_dropout",
                 self.regime_dropout,
                 "must lie in [0, 1)",
             ));
         }
         for (option, count) in [
-            ("--volatility-levels", self.volatility_levels),
-            ("--volatility-shocks", self.volatility_shocks),
+            ("volatility_levels", self.volatility_levels),
+            ("volatility_shocks", self.volatility_shocks),
         ] {
             if count == 0 {
                 return Err(Error::option(option, count, "must be at least 1"));
@@ -159,17 +175,17 @@ impl TrainConfig {
                 return Err(Error::option(
                     option,
                     count,
-                    "needs the Gaussian prior (--gaussian-prior true), or 1",
+                    "needs the Gaussian prior, or 1",
                 ));
             }
         }
         let states = self.volatility_levels * self.volatility_shocks;
         if states > MAX_VOLATILITY_STATES {
             return Err(Error::option(
-                "--volatility-levels",
+                "volatility_levels",
                 self.volatility_levels,
                 format!(
-                    "times --volatility-shocks {} gives {states} states, more than {MAX_VOLATILITY_STATES}",
+                    "times {} volatility shocks gives {states} states, more than {MAX_VOLATILITY_STATES}",
                     self.volatility_shocks
                 ),
             ));
@@ -229,210 +245,52 @@ impl std::fmt::Display for TrainReport {
 /// with the lowest validation loss.
 pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     config.validate()?;
-    // The folder is written at the end; a bad --out should fail now, not after the training.
-    let written = [CONFIG_FILE, WEIGHTS_FILE, LOSS_LOG].map(String::from);
-    check_folder_target(&config.out, &written)?;
+    // The folder is written at the end; a bad out should fail now, not after the training.
+    check_model_target(&config.out)?;
     let started = Instant::now();
     let set = WindowSet::read(&config.data)?;
-    let (fit_idx, val_idx) =
-        split_train_validation(&set, config.test_from, config.validation_fraction);
-    if fit_idx.len() < config.batch_size.min(16) || val_idx.is_empty() {
-        return Err(Error::option(
-            "--test-from",
-            format_date(config.test_from),
-            format!(
-                "leaves {} training and {} validation windows in {}",
-                fit_idx.len(),
-                val_idx.len(),
-                config.data.display()
-            ),
-        ));
-    }
+    let (fit_idx, val_idx) = split_checked(config, &set)?;
     let norm = fit_normalisation(&set, &fit_idx);
-    let arch = config.architecture.clone().unwrap_or_else(|| {
-        let mut a = UNetConfig::small(set.assets.len(), set.window, set.rule.labels.len());
-        a.base_channels = config.base_channels.unwrap_or(a.base_channels);
-        a.amplitude_input = config.amplitude_input;
-        a.linear_path = config.linear_path;
-        a.factors = config.factors;
-        a
-    });
-    if let Some(channels) = config.base_channels {
-        if channels == 0 || arch.validate().is_err() {
-            return Err(Error::option(
-                "--channels",
-                channels,
-                format!(
-                    "must be a positive number divisible by {} (GroupNorm groups) and {} (attention heads)",
-                    arch.groups, arch.heads
-                ),
-            ));
-        }
-    }
-    if arch.factors > arch.assets {
-        return Err(Error::option(
-            "--factors",
-            arch.factors,
-            format!(
-                "exceeds the {} assets of {}: a factor model needs fewer factors than assets",
-                arch.assets,
-                config.data.display()
-            ),
-        ));
-    }
-    arch.validate()?;
+    let arch = architecture(config, &set)?;
     let padded = arch.padded_len();
     let fit = Dataset::from_windows(&set, &fit_idx, &norm, padded);
     let val = Dataset::from_windows(&set, &val_idx, &norm, padded);
-    let schedule = NoiseSchedule::new(config.schedule, config.timesteps);
-    let device = &config.device;
-
-    // The trained network and its EMA twin, both initialised from the seed.
-    let varmap = VarMap::new();
-    let mut net = UNet1d::new(&arch, SeededInit::var_builder(&varmap, config.seed, device))?;
-    let ema_map = VarMap::new();
-    let mut ema_net = UNet1d::new(
-        &arch,
-        SeededInit::var_builder(&ema_map, config.seed, device),
-    )?;
-    let prior = config.gaussian_prior.then(|| {
-        let mut prior = GaussianPrior::fit(
-            &fit.values,
-            &fit.regimes,
-            arch.regimes,
-            arch.assets,
-            padded,
-            arch.window,
-        );
-        if config.volatility_levels * config.volatility_shocks > 1 {
-            let histories = prior.fit_volatility_states(
-                &fit.values,
-                &fit.regimes,
-                arch.assets,
-                padded,
-                arch.window,
-                (config.volatility_levels, config.volatility_shocks),
-                VOLATILITY_EM_STEPS,
-            );
-            for (class, h) in histories.iter().enumerate() {
-                let last = h.last().copied().unwrap_or(f64::NAN);
-                let before = h.len().checked_sub(2).map_or(f64::NAN, |i| h[i]);
-                tracing::info!(
-                    class,
-                    first = h.first().copied().unwrap_or(f64::NAN),
-                    last,
-                    last_step_gain = last - before,
-                    "volatility states: log-likelihood per day"
-                );
-            }
-        }
-        prior
-    });
-    let prior_validation_log_likelihood = match &prior {
-        Some(p) if !val.is_empty() => {
-            p.log_likelihood_per_day(&val.values, &val.regimes, arch.assets, padded, arch.window)
-        }
-        _ => Vec::new(),
-    };
-    for (class, log_likelihood) in prior_validation_log_likelihood.iter().enumerate() {
-        tracing::info!(
-            class,
-            log_likelihood,
-            "Gaussian prior: validation log-likelihood per day"
-        );
-    }
-    if let Some(p) = &prior {
-        let predictor = p.predictor(arch.window);
-        net.set_prior(predictor.clone());
-        ema_net.set_prior(predictor);
-    }
-    let vars = sorted_vars(&varmap);
-    let shadows = sorted_vars(&ema_map);
-    let mut opt = AdamW::new(vars, config.weight_decay)?;
-    let mut ema = Ema::new(&opt, shadows, config.ema_decay)?;
-    let parameters = parameter_count(&varmap);
-
-    let mask = pad_mask(arch.assets, arch.window, padded, device)?;
-    let mut rng = SeededRng::new(config.seed, 1);
-    let val_noise = ValidationDraws::new(&val, &schedule, config.seed)?;
-    let steps_per_epoch = fit.len().div_ceil(config.batch_size);
-    let total_steps = steps_per_epoch * config.epochs;
-    let bar = progress_bar(config.progress, total_steps as u64);
+    let (prior, prior_validation_log_likelihood) = fit_prior(config, &arch, &fit, &val);
+    let mut trainer = Trainer::new(config, &arch, prior.as_ref(), &fit, &val)
+        .map_err(|e| e.in_stage(Error::Training))?;
+    let bar = progress_bar(config.progress, trainer.total_steps() as u64);
 
     let mut history = Vec::new();
     let mut log = String::from("epoch,train_loss,validation_loss,learning_rate,seconds\n");
     let mut best: Option<(usize, f64)> = None;
-    let mut step = 0;
-    let mut order: Vec<usize> = (0..fit.len()).collect();
-    let base_card = |record: TrainingRecord| ModelCard {
-        format_version: 2,
-        architecture: arch.clone(),
-        schedule: config.schedule,
-        timesteps: config.timesteps,
-        assets: set.assets.clone(),
-        labels: set.rule.labels.clone(),
-        window: set.window,
-        normalisation: norm.clone(),
-        prior: prior.clone(),
-        training: record,
+    let mut record = TrainingRecord {
+        data_file: config.data.display().to_string(),
+        data_sha256: sha256_file(&config.data)?,
+        test_from: format_date(config.test_from),
+        seed: config.seed,
+        epochs_run: 0,
+        best_epoch: 0,
+        train_windows: fit.len(),
+        validation_windows: val.len(),
+        final_train_loss: f64::NAN,
+        final_validation_loss: f64::NAN,
+        best_validation_loss: f64::NAN,
+        wall_seconds: 0.0,
+        parameters: trainer.parameters(),
+        prior_validation_log_likelihood,
     };
-    let data_sha = sha256_file(&config.data)?;
-    let mut card = None;
     let mut best_weights = None;
     for epoch in 1..=config.epochs {
-        rng.shuffle(&mut order);
-        let mut epoch_loss = 0.0;
-        let mut lr = 0.0;
-        for rows in order.chunks(config.batch_size) {
-            let b = rows.len();
-            let x0 = fit.batch(rows, device)?;
-            let t: Vec<usize> = (0..b).map(|_| rng.below(schedule.len())).collect();
-            let eps = (Tensor::from_vec(
-                rng.normals_f32(b * arch.assets * padded),
-                x0.shape(),
-                device,
-            )?
-            .broadcast_mul(&mask))?;
-            let regimes: Vec<u32> = rows
-                .iter()
-                .map(|&r| {
-                    if rng.uniform() < config.regime_dropout {
-                        arch.null_regime() as u32
-                    } else {
-                        fit.regimes[r]
-                    }
-                })
-                .collect();
-            let xt = add_noise(&schedule, &x0, &eps, &t)?;
-            let rs = Tensor::from_vec(regimes, b, device)?;
-            let pred = predict_eps(&net, &schedule, &xt, &t, &rs)?;
-            let loss = masked_mse(&pred, &eps, arch.window)?;
-            let loss_value = loss.to_scalar::<f32>()? as f64;
-            if !loss_value.is_finite() {
+        let (train_loss, lr) = match trainer.epoch(epoch, &fit, &bar) {
+            Ok(losses) => losses,
+            Err(e) => {
                 bar.finish_and_clear();
-                return Err(Error::Training(format!(
-                    "the loss became {loss_value} at epoch {epoch}, step {step}; nothing was \
-                     written, {} is as it was",
-                    config.out.display()
-                )));
+                return Err(e.in_stage(Error::Training));
             }
-            let (gradients, _) = opt.clipped_gradients(&loss.backward()?, config.grad_clip)?;
-            lr = learning_rate(
-                step,
-                total_steps,
-                config.warmup_steps,
-                config.learning_rate,
-                0.05,
-            );
-            opt.step(&gradients, lr)?;
-            ema.update(&opt)?;
-            epoch_loss += loss_value * b as f64;
-            step += 1;
-            bar.set_message(format!("epoch {epoch} loss {loss_value:.4}"));
-            bar.inc(1);
-        }
-        let train_loss = epoch_loss / fit.len() as f64;
-        let validation_loss = val_noise.loss(&ema_net, &val, &mask, arch.window, device)?;
+        };
+        let validation_loss = trainer
+            .validation_loss(&val)
+            .map_err(|e| e.in_stage(Error::Training))?;
         let entry = EpochLoss {
             epoch,
             train_loss,
@@ -448,40 +306,36 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
         tracing::info!(epoch, train_loss, validation_loss, "epoch finished");
         if best.is_none_or(|(_, b)| validation_loss < b) {
             best = Some((epoch, validation_loss));
-            let record = TrainingRecord {
-                data_file: config.data.display().to_string(),
-                data_sha256: data_sha.clone(),
-                test_from: format_date(config.test_from),
-                seed: config.seed,
-                epochs_run: epoch,
-                best_epoch: epoch,
-                train_windows: fit.len(),
-                validation_windows: val.len(),
-                final_train_loss: train_loss,
-                final_validation_loss: validation_loss,
-                best_validation_loss: validation_loss,
-                wall_seconds: started.elapsed().as_secs_f64(),
-                parameters,
-                prior_validation_log_likelihood: prior_validation_log_likelihood.clone(),
-            };
+            record.best_epoch = epoch;
+            record.best_validation_loss = validation_loss;
             // Kept in memory: the model folder is written once, when training ends, so a run
             // stopped early (an error, a job's timeout) leaves the previous model in place.
-            best_weights = Some(snapshot(&ema_map)?);
-            card = Some(base_card(record));
+            best_weights = Some(trainer.ema_weights()?);
         } else if best.is_some_and(|(e, _)| epoch - e >= config.patience) {
             break;
         }
     }
     bar.finish_and_clear();
-    // Final record: the best checkpoint's weights, with the whole run's history.
-    let mut card = card.expect("at least one epoch ran");
-    let last = history.last().expect("history");
-    card.training.epochs_run = last.epoch;
-    card.training.final_train_loss = last.train_loss;
-    card.training.final_validation_loss = last.validation_loss;
-    card.training.wall_seconds = started.elapsed().as_secs_f64();
-    let weights = best_weights.expect("saved with the card");
-    write_model_dir(config, &card, &weights, &log)?;
+    // The best checkpoint's weights, with the whole run's history.
+    let last = history.last().expect("at least one epoch ran");
+    record.epochs_run = last.epoch;
+    record.final_train_loss = last.train_loss;
+    record.final_validation_loss = last.validation_loss;
+    record.wall_seconds = started.elapsed().as_secs_f64();
+    let card = ModelCard {
+        format_version: 2,
+        architecture: arch,
+        schedule: config.schedule,
+        timesteps: config.timesteps,
+        assets: set.assets.clone(),
+        labels: set.rule.labels.clone(),
+        window: set.window,
+        normalisation: norm,
+        prior,
+        training: record,
+    };
+    let weights = best_weights.expect("saved with the best epoch");
+    save_model(&config.out, &card, &weights, &log)?;
     Ok(TrainReport {
         out: config.out.clone(),
         card,
@@ -489,116 +343,119 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     })
 }
 
-/// (name, var) sorted by name, so optimiser state and EMA pairs line up deterministically.
-fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
-    let mut vars: Vec<(String, Var)> = varmap
-        .data()
-        .lock()
-        .expect("varmap")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
-}
-
-/// 1 on the window's days, 0 on the padding, shaped (1, assets, padded) for broadcasting.
-pub fn pad_mask(
-    assets: usize,
-    window: usize,
-    padded: usize,
-    device: &Device,
-) -> candle_core::Result<Tensor> {
-    let row: Vec<f32> = (0..padded)
-        .map(|d| if d < window { 1.0 } else { 0.0 })
-        .collect();
-    Tensor::from_vec(row.repeat(assets), (1, assets, padded), device)
-}
-
-/// Mean squared error over the window's days only (the padding is not data).
-fn masked_mse(pred: &Tensor, target: &Tensor, window: usize) -> candle_core::Result<Tensor> {
-    (pred.narrow(2, 0, window)? - target.narrow(2, 0, window)?)?
-        .sqr()?
-        .mean_all()
-}
-
-/// Fixed timesteps and noise for the validation windows, so that validation losses of different
-/// epochs are comparable.
-struct ValidationDraws {
-    t: Vec<usize>,
-    noise: Vec<f32>,
-    schedule: NoiseSchedule,
-}
-
-impl ValidationDraws {
-    fn new(val: &Dataset, schedule: &NoiseSchedule, seed: u64) -> candle_core::Result<Self> {
-        let mut rng = SeededRng::new(seed, 2);
-        let t = (0..val.len()).map(|_| rng.below(schedule.len())).collect();
-        let noise = rng.normals_f32(val.values.len());
-        Ok(Self {
-            t,
-            noise,
-            schedule: schedule.clone(),
-        })
+/// The fitting and validation windows: the train period before `test_from`, its last
+/// `validation_fraction` by date held out for early stopping.
+fn split_checked(config: &TrainConfig, set: &WindowSet) -> Result<(Vec<usize>, Vec<usize>)> {
+    let (fit_idx, val_idx) =
+        split_train_validation(set, config.test_from, config.validation_fraction);
+    if fit_idx.len() < config.batch_size.min(16) || val_idx.is_empty() {
+        return Err(Error::option(
+            "test_from",
+            format_date(config.test_from),
+            format!(
+                "leaves {} training and {} validation windows in {}",
+                fit_idx.len(),
+                val_idx.len(),
+                config.data.display()
+            ),
+        ));
     }
+    Ok((fit_idx, val_idx))
+}
 
-    fn loss(
-        &self,
-        net: &UNet1d,
-        val: &Dataset,
-        mask: &Tensor,
-        window: usize,
-        device: &Device,
-    ) -> candle_core::Result<f64> {
-        let size = val.assets * val.padded;
-        let mut total = 0.0;
-        let rows: Vec<usize> = (0..val.len()).collect();
-        for chunk in rows.chunks(512) {
-            let b = chunk.len();
-            let x0 = val.batch(chunk, device)?;
-            let eps = Tensor::from_vec(
-                self.noise[chunk[0] * size..(chunk[0] + b) * size].to_vec(),
-                x0.shape(),
-                device,
-            )?
-            .broadcast_mul(mask)?;
-            let t: Vec<usize> = chunk.iter().map(|&r| self.t[r]).collect();
-            let xt = add_noise(&self.schedule, &x0, &eps, &t)?;
-            let rs = Tensor::from_vec(
-                chunk.iter().map(|&r| val.regimes[r]).collect::<Vec<_>>(),
-                b,
-                device,
-            )?;
-            let pred = predict_eps(net, &self.schedule, &xt, &t, &rs)?;
-            total += masked_mse(&pred, &eps, window)?.to_scalar::<f32>()? as f64 * b as f64;
+/// The network's architecture: the config's own, or the default sized to the data with the
+/// config's choices of width, amplitude input, linear path and factors.
+fn architecture(config: &TrainConfig, set: &WindowSet) -> Result<UNetConfig> {
+    let arch = config.architecture.clone().unwrap_or_else(|| {
+        let mut a = UNetConfig::small(set.assets.len(), set.window, set.rule.labels.len());
+        a.base_channels = config.base_channels.unwrap_or(a.base_channels);
+        a.amplitude_input = config.amplitude_input;
+        a.linear_path = config.linear_path;
+        a.factors = config.factors;
+        a
+    });
+    if let Some(channels) = config.base_channels {
+        if channels == 0 || arch.validate().is_err() {
+            return Err(Error::option(
+                "base_channels",
+                channels,
+                format!(
+                    "must be a positive number divisible by {} (GroupNorm groups) and {} (attention heads)",
+                    arch.groups, arch.heads
+                ),
+            ));
         }
-        Ok(total / val.len() as f64)
     }
+    if arch.factors > arch.assets {
+        return Err(Error::option(
+            "factors",
+            arch.factors,
+            format!(
+                "exceeds the {} assets of {}: a factor model needs fewer factors than assets",
+                arch.assets,
+                config.data.display()
+            ),
+        ));
+    }
+    arch.validate()?;
+    Ok(arch)
 }
 
-/// The per-epoch loss log in a model folder.
-const LOSS_LOG: &str = "loss.csv";
-
-fn write_model_dir(
+/// The Gaussian prior fitted on the fitting windows (with its volatility states, by EM), and
+/// its log-likelihood per day of the validation windows, per class; none without the prior.
+fn fit_prior(
     config: &TrainConfig,
-    card: &ModelCard,
-    weights: &HashMap<String, Tensor>,
-    log: &str,
-) -> Result<()> {
-    let dir = AtomicDir::new(&config.out)?;
-    card.save(dir.path(), weights)?;
-    write_text(&dir.path().join(LOSS_LOG), log)?;
-    dir.commit()?;
-    Ok(())
-}
-
-/// A copy of every variable's current value (the EMA weights of the best epoch so far).
-fn snapshot(varmap: &VarMap) -> Result<HashMap<String, Tensor>> {
-    let data = varmap.data().lock().expect("varmap");
-    Ok(data
-        .iter()
-        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
-        .collect::<candle_core::Result<_>>()?)
+    arch: &UNetConfig,
+    fit: &Dataset,
+    val: &Dataset,
+) -> (Option<GaussianPrior>, Vec<f64>) {
+    if !config.gaussian_prior {
+        return (None, Vec::new());
+    }
+    let (assets, padded, window) = (arch.assets, arch.padded_len(), arch.window);
+    let mut prior = GaussianPrior::fit(
+        &fit.values,
+        &fit.regimes,
+        arch.regimes,
+        assets,
+        padded,
+        window,
+    );
+    if config.volatility_levels * config.volatility_shocks > 1 {
+        let histories = prior.fit_volatility_states(
+            &fit.values,
+            &fit.regimes,
+            assets,
+            padded,
+            window,
+            (config.volatility_levels, config.volatility_shocks),
+            VOLATILITY_EM_STEPS,
+        );
+        for (class, h) in histories.iter().enumerate() {
+            let last = h.last().copied().unwrap_or(f64::NAN);
+            let before = h.len().checked_sub(2).map_or(f64::NAN, |i| h[i]);
+            tracing::info!(
+                class,
+                first = h.first().copied().unwrap_or(f64::NAN),
+                last,
+                last_step_gain = last - before,
+                "volatility states: log-likelihood per day"
+            );
+        }
+    }
+    let validation = if val.is_empty() {
+        Vec::new()
+    } else {
+        prior.log_likelihood_per_day(&val.values, &val.regimes, assets, padded, window)
+    };
+    for (class, log_likelihood) in validation.iter().enumerate() {
+        tracing::info!(
+            class,
+            log_likelihood,
+            "Gaussian prior: validation log-likelihood per day"
+        );
+    }
+    (Some(prior), validation)
 }
 
 fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {

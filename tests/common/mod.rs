@@ -215,7 +215,7 @@ pub fn write_gaussian_windows(
 /// A network that predicts nothing: the noise prediction is the prior's alone.
 pub struct PriorOnly {
     pub config: scengen::model::UNetConfig,
-    pub prior: scengen::diffusion::PriorPredictor,
+    pub prior: scengen::model::PriorPredictor,
 }
 
 impl scengen::model::Denoiser for PriorOnly {
@@ -232,7 +232,7 @@ impl scengen::model::Denoiser for PriorOnly {
         x.zeros_like()
     }
 
-    fn prior(&self) -> Option<&scengen::diffusion::PriorPredictor> {
+    fn prior(&self) -> Option<&scengen::model::PriorPredictor> {
         Some(&self.prior)
     }
 }
@@ -242,7 +242,8 @@ impl scengen::model::Denoiser for PriorOnly {
 /// unguided, as standardised `assets x padded` windows with zero padding.
 pub fn sample_prior_alone(net: &PriorOnly, n: usize, class: u32, seed: u64) -> Vec<f32> {
     use candle_core::{DType, Device, Tensor};
-    use scengen::diffusion::{guided_eps, NoiseSchedule, SamplerKind, ScheduleKind, Spacing};
+    use scengen::diffusion::{NoiseSchedule, SamplerKind, ScheduleKind, Spacing};
+    use scengen::generate::guided_eps;
     let (assets, padded, window) = (
         net.config.assets,
         net.config.padded_len(),
@@ -278,7 +279,7 @@ pub fn sample_prior_alone(net: &PriorOnly, n: usize, class: u32, seed: u64) -> V
 /// ε_G of `predictor` for the windows `x` of `shape` (batch, assets, padded) at the noise levels
 /// ᾱ `alpha_bars` and the classes `classes`, one per window, on the CPU.
 pub fn prior_eps(
-    predictor: &scengen::diffusion::PriorPredictor,
+    predictor: &scengen::model::PriorPredictor,
     x: &[f32],
     shape: (usize, usize, usize),
     alpha_bars: &[f64],

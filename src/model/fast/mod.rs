@@ -112,7 +112,7 @@ pub struct FastUNet {
     norm_out: Norm,
     conv_out: ConvWeights,
     pools: Mutex<Vec<Pool>>,
-    prior: Option<crate::diffusion::PriorPredictor>,
+    prior: Option<crate::model::PriorPredictor>,
     linear_path: Option<LinearPath>,
 }
 
@@ -217,12 +217,12 @@ impl FastUNet {
         &self.config
     }
 
-    /// Adds the Gaussian part of the noise prediction (see [`crate::diffusion::predict_eps`]).
-    pub fn set_prior(&mut self, prior: crate::diffusion::PriorPredictor) {
+    /// Adds the Gaussian part of the noise prediction (see [`crate::model::predict_eps`]).
+    pub fn set_prior(&mut self, prior: crate::model::PriorPredictor) {
         self.prior = Some(prior);
     }
 
-    pub fn prior(&self) -> Option<&crate::diffusion::PriorPredictor> {
+    pub fn prior(&self) -> Option<&crate::model::PriorPredictor> {
         self.prior.as_ref()
     }
 

@@ -3,8 +3,8 @@
 
 use candle_core::{DType, Result, Tensor};
 
-use super::{predict_eps, NoiseSchedule};
-use crate::model::Denoiser;
+use crate::diffusion::NoiseSchedule;
+use crate::model::{predict_eps, Denoiser};
 
 /// Predicted noise for `x` (batch, assets, len) at schedule index `t` for regime `regime`, guided
 /// with weight `w`. w = 1 is plain conditional sampling (one pass), w = 0 unconditional.

@@ -3,17 +3,17 @@
 //! `report.html` with the table and the cumulative-return and rolling-volatility plots.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Date32Array, Float64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 
-use super::backtest::{cumulative_wealth, Backtest, BacktestConfig, Strategy, EQUAL_WEIGHT};
+use super::run::{cumulative_wealth, Backtest, Strategy, EQUAL_WEIGHT};
 use crate::data::TRADING_DAYS;
 use crate::error::Result;
 use crate::io::{self, decimal_year, format_date, AtomicDir, AtomicFile};
-use crate::report::{escape, fmt, line_chart, Series, STYLE};
+use crate::report::{escape, fmt, line_chart, Series, StageReport, STYLE};
 use crate::stats::std_dev;
 
 /// Trading days in the rolling-volatility plot.
@@ -78,18 +78,42 @@ pub fn summary_text(b: &Backtest) -> String {
     t
 }
 
-/// Writes the four files into `config.out`, all or nothing.
-pub fn write_backtest(config: &BacktestConfig, b: &Backtest) -> Result<()> {
-    let dir = AtomicDir::new(&config.out)?;
+impl StageReport for Backtest {
+    const FILES: &'static [&'static str] = &[
+        "weights.parquet",
+        "returns.parquet",
+        "summary.json",
+        "report.html",
+    ];
+
+    fn write(&self, out: &Path) -> Result<PathBuf> {
+        write_backtest(self, out)
+    }
+
+    fn summary(&self) -> String {
+        summary_text(self)
+    }
+}
+
+/// Writes the four files into `out`, all or nothing.
+fn write_backtest(b: &Backtest, out: &Path) -> Result<PathBuf> {
+    let config = &b.config;
+    let dir = AtomicDir::new(out)?;
     let mut metadata = BTreeMap::new();
-    metadata.insert("scengen.prices".into(), config.prices.display().to_string());
-    metadata.insert("scengen.lookback".into(), config.lookback.to_string());
     metadata.insert(
-        "scengen.variance_days".into(),
+        crate::io::meta::PRICES.into(),
+        config.prices.display().to_string(),
+    );
+    metadata.insert(
+        crate::io::meta::LOOKBACK.into(),
+        config.lookback.to_string(),
+    );
+    metadata.insert(
+        crate::io::meta::VARIANCE_DAYS.into(),
         config.variance_days.to_string(),
     );
     metadata.insert(
-        "scengen.rebalance".into(),
+        crate::io::meta::REBALANCE.into(),
         serde_json::to_string(&config.rebalance).expect("json"),
     );
     write_weights(&dir.path().join("weights.parquet"), b, &metadata)?;
@@ -112,9 +136,8 @@ pub fn write_backtest(config: &BacktestConfig, b: &Backtest) -> Result<()> {
         &dir.path().join("summary.json"),
         &serde_json::to_string_pretty(&json).expect("json"),
     )?;
-    io::write_text(&dir.path().join("report.html"), &html(config, b))?;
-    dir.commit()?;
-    Ok(())
+    io::write_text(&dir.path().join("report.html"), &html(b))?;
+    dir.commit()
 }
 
 fn regime_counts(b: &Backtest) -> BTreeMap<String, usize> {
@@ -199,7 +222,8 @@ fn rolling_vol(dates: &[i32], returns: &[f64]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn html(config: &BacktestConfig, b: &Backtest) -> String {
+fn html(b: &Backtest) -> String {
+    let config = &b.config;
     let mut h = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>scengen backtest</title>\
          <style>{STYLE}</style></head><body><h1>Minimum-variance backtest</h1>\

@@ -7,10 +7,12 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use serde::Serialize;
 
-use super::{batches, sample_paths};
+use super::sample_paths;
 use crate::diffusion::SamplerKind;
 use crate::error::Result;
-use crate::model::{load_model, Denoiser, Engine, UNetConfig};
+use crate::model::{load_model, Denoiser, Engine, UNetConfig, DEFAULT_MODEL};
+use crate::rng::DEFAULT_SEED;
+use crate::scenarios::{batches, DEFAULT_REGIME};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -26,6 +28,25 @@ pub struct BenchConfig {
     pub runs: usize,
     pub seed: u64,
     pub device: Device,
+}
+
+/// The defaults: the default model and sampler on high-vix, 2,000 paths in batches of 1,000 on
+/// the CPU, the median of 3 runs.
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self {
+            model: DEFAULT_MODEL.into(),
+            regime: DEFAULT_REGIME.into(),
+            n: 2_000,
+            batch_size: super::default_batch_size(&Device::Cpu),
+            sampler: super::DEFAULT_SAMPLER,
+            guidance: None,
+            engine: Engine::Auto,
+            runs: 3,
+            seed: DEFAULT_SEED,
+            device: Device::Cpu,
+        }
+    }
 }
 
 /// The measurement.
@@ -61,9 +82,9 @@ pub struct BenchReport {
 /// Generates `n` paths `runs` times (nothing written) and reports the median.
 pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
     super::check_counts(&[
-        ("--runs", config.runs),
-        ("--n", config.n),
-        ("--batch-size", config.batch_size),
+        ("runs", config.runs),
+        ("n", config.n),
+        ("batch_size", config.batch_size),
     ])?;
     super::check_guidance(config.guidance)?;
     let model = load_model(&config.model, &config.device)?;
@@ -154,7 +175,7 @@ impl Denoiser for Timed<'_> {
         Ok(out)
     }
 
-    fn prior(&self) -> Option<&crate::diffusion::PriorPredictor> {
+    fn prior(&self) -> Option<&crate::model::PriorPredictor> {
         self.inner.prior()
     }
 }

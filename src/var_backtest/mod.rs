@@ -13,24 +13,38 @@
 //! volatility forecast for its first day to today's. A scenario path has no such forecast, so its
 //! outcome is measured in units of the path's own volatility on the days after the horizon, days
 //! the outcome does not include, as the EWMA forecast does not include the day it forecasts.
+//!
+//! The models and their VaR are `models.rs`; the files, the page and the terminal table are
+//! `report.rs`.
 
-use std::path::PathBuf;
+mod models;
+mod report;
+
+pub use models::{
+    ScenarioFile, VarModel, EWMA_SUFFIX, HISTORICAL, MIN_DAYS_AFTER_HORIZON, RISKMETRICS_LAMBDA,
+};
+pub use report::var_backtest_text;
+
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::var_models::{every_model, scenario_models, VarModel, HISTORICAL, RISKMETRICS_LAMBDA};
-use super::{check_horizons_and_levels, Portfolio};
 use crate::baselines::{backcast, log_likelihood, Garch11};
 use crate::data::{
-    held_out_days, OnMissing, Panel, RegimeCalendar, RegimeRule, Returns, SignalSource, ValueKind,
-    EMBEDDED_PRICES,
+    default_test_from, held_out_days, OnMissing, Panel, RegimeCalendar, RegimeRule, Returns,
+    SignalSource, ValueKind, DEFAULT_DATE_COLUMN, EMBEDDED_PRICES,
 };
 use crate::error::{Error, Result};
-use crate::io::{format_date, parse_date};
+use crate::io::format_date;
+use crate::report::REPORTS;
+use crate::risk::EXAMPLE_PORTFOLIO;
+use crate::risk::{check_horizons_and_levels, Portfolio};
+use crate::scenarios::DEFAULT_FOLDER;
 use crate::stats::{
     basel_zone, christoffersen_independence, conditional_coverage, kupiec_pof, mean, var_cvar,
     LikelihoodRatio, BASEL_DAYS,
 };
+use models::{every_model, scenario_models, ScenarioVar};
 
 /// Settings of one VaR backtest.
 #[derive(Debug, Clone)]
@@ -59,25 +73,37 @@ pub struct VarBacktestConfig {
     pub out: PathBuf,
 }
 
-impl VarBacktestConfig {
-    /// The defaults on the embedded data: the example portfolio, 2016 onwards, 1- and 10-day
-    /// VaR at 95% and 99%, 500 days of historical simulation, the regimes of `scengen ingest`'s
-    /// defaults.
-    pub fn embedded(scenarios: Vec<PathBuf>, out: impl Into<PathBuf>) -> Self {
+/// The defaults on the embedded data: the example portfolio, 2016 onwards, 1- and 10-day VaR at
+/// 95% and 99%, 500 days of historical simulation, every model also scaled to the RiskMetrics
+/// EWMA volatility, the regimes of `scengen ingest`'s defaults, the files in
+/// [`DEFAULT_FOLDER`], written to `reports/var-backtest`.
+impl Default for VarBacktestConfig {
+    fn default() -> Self {
         Self {
-            portfolio: crate::demo::EXAMPLE_PORTFOLIO.into(),
+            portfolio: EXAMPLE_PORTFOLIO.into(),
             prices: EMBEDDED_PRICES.into(),
-            date_column: "date".into(),
-            from: parse_date("--from", crate::demo::TEST_FROM).expect("a valid date"),
+            date_column: DEFAULT_DATE_COLUMN.into(),
+            from: default_test_from(),
             to: None,
             horizons: vec![1, 10],
             levels: vec![0.95, 0.99],
             lookback: 500,
             ewma_lambda: Some(RISKMETRICS_LAMBDA),
-            scenarios,
+            scenarios: vec![DEFAULT_FOLDER.into()],
             signal: SignalSource::embedded_index(),
             rule: RegimeRule::default(),
+            out: Path::new(REPORTS).join("var-backtest"),
+        }
+    }
+}
+
+impl VarBacktestConfig {
+    /// The defaults, reading `scenarios` and writing `out`.
+    pub fn embedded(scenarios: Vec<PathBuf>, out: impl Into<PathBuf>) -> Self {
+        Self {
+            scenarios,
             out: out.into(),
+            ..Self::default()
         }
     }
 }
@@ -143,6 +169,8 @@ pub struct HorizonForecasts {
 /// Everything the backtest produced.
 #[derive(Debug, Clone)]
 pub struct VarBacktest {
+    /// The settings it ran with (its files record them).
+    pub config: VarBacktestConfig,
     pub portfolio: Portfolio,
     pub models: Vec<VarModel>,
     pub forecasts: Vec<HorizonForecasts>,
@@ -152,7 +180,7 @@ pub struct VarBacktest {
 }
 
 /// Every model's VaR on the morning after the test period, made at its last close: with
-/// `--to` left at the end of the data, the forecast for the next trading day.
+/// `to` left at the end of the data, the forecast for the next trading day.
 #[derive(Debug, Clone, Serialize)]
 pub struct NextForecast {
     /// The last close the forecast knows.
@@ -175,13 +203,88 @@ pub struct NextVar {
     pub var: f64,
 }
 
-/// Runs the backtest; writes nothing (see [`super::write_var_backtest`]).
-pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
+/// Runs the backtest; writes nothing (see [`VarBacktest`]'s [`crate::report::StageReport`]).
+pub fn run(config: &VarBacktestConfig) -> Result<VarBacktest> {
+    check_settings(config)?;
+    let longest = *config.horizons.iter().max().expect("checked: not empty");
+    let portfolio = Portfolio::read(&config.portfolio)?;
+    let (generators, scenario_var, assets) = scenario_models(config, &portfolio)?;
+    let panel = Panel::read(&config.prices, &config.date_column, Some(&assets))?
+        .clean(ValueKind::Prices, OnMissing::Error)?;
+    let returns = Returns::from_panel(&panel, ValueKind::Prices);
+    let period = held_out_days(
+        &returns.dates,
+        &config.prices,
+        (config.from, config.to),
+        longest,
+        config.lookback,
+    )?;
+    let (first, end) = (period.start, period.end);
+    let market = Market {
+        config,
+        exposures: portfolio.exposures(&assets, &config.prices)?,
+        cumulative: cumulative_returns(&returns.columns),
+        calendar: RegimeCalendar::load(&config.signal, &config.rule, &config.date_column)?,
+        volatility: Vec::new(),
+        scenario_var,
+        days: &returns.dates,
+    }
+    .with_volatility(first);
+    let models = every_model(generators, config.ewma_lambda.is_some());
+
+    let mut forecasts = Vec::new();
+    let mut coverage = Vec::new();
+    for (h, &horizon) in config.horizons.iter().enumerate() {
+        let starts: Vec<usize> = (first..=end - horizon).step_by(horizon).collect();
+        let regimes = starts
+            .iter()
+            .map(|&t| market.regime_on(t))
+            .collect::<Result<Vec<String>>>()?;
+        let pnl: Vec<f64> = starts
+            .iter()
+            .map(|&t| market.held_pnl(t, horizon))
+            .collect();
+        for model in &models {
+            // Per level, the VaR forecast at each start.
+            let mut var = vec![Vec::with_capacity(starts.len()); config.levels.len()];
+            for (&t, regime) in starts.iter().zip(&regimes) {
+                for (l, v) in market
+                    .forecast(model, t, regime, h)?
+                    .into_iter()
+                    .enumerate()
+                {
+                    var[l].push(v);
+                }
+            }
+            for (&level, var) in config.levels.iter().zip(var) {
+                coverage.push(score(&model.name, horizon, level, &pnl, &regimes, var));
+            }
+        }
+        forecasts.push(HorizonForecasts {
+            horizon,
+            dates: starts.iter().map(|&t| market.days[t]).collect(),
+            regimes,
+            pnl,
+        });
+    }
+    let next = market.next_forecast(&models, end)?;
+    Ok(VarBacktest {
+        config: config.clone(),
+        portfolio,
+        models,
+        forecasts,
+        coverage,
+        next,
+    })
+}
+
+/// The settings no later step would refuse with a clear message.
+fn check_settings(config: &VarBacktestConfig) -> Result<()> {
     check_horizons_and_levels(&config.horizons, &config.levels)?;
     let longest = *config.horizons.iter().max().expect("checked: not empty");
     if config.lookback < longest + 19 {
         return Err(Error::option(
-            "--lookback",
+            "lookback",
             config.lookback,
             format!(
                 "leaves historical simulation fewer than 20 {longest}-day outcomes; give at least {}",
@@ -192,31 +295,18 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
     if let Some(lambda) = config.ewma_lambda {
         if !(lambda > 0.0 && lambda < 1.0) {
             return Err(Error::option(
-                "--ewma-lambda",
+                "ewma_lambda",
                 lambda,
                 "must lie strictly between 0 and 1",
             ));
         }
     }
-    let portfolio = Portfolio::read(&config.portfolio)?;
-    let (generators, scenario_var, assets) = scenario_models(config, &portfolio)?;
-    let panel = Panel::read(&config.prices, &config.date_column, Some(&assets))?
-        .clean(ValueKind::Prices, OnMissing::Error)?;
-    let returns = Returns::from_panel(&panel, ValueKind::Prices);
-    let exposures = portfolio.exposures(&assets, &config.prices)?;
-    let days = &returns.dates;
-    let period = held_out_days(
-        days,
-        &config.prices,
-        (config.from, config.to),
-        longest,
-        config.lookback,
-    )?;
-    let (first, end) = (period.start, period.end);
-    let calendar = RegimeCalendar::load(&config.signal, &config.rule, &config.date_column)?;
-    // Running sums of each asset's log returns: a holding period's return in O(1).
-    let cumulative: Vec<Vec<f64>> = returns
-        .columns
+    Ok(())
+}
+
+/// Running sums of each asset's log returns, from 0: a holding period's return in O(1).
+fn cumulative_returns(columns: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    columns
         .iter()
         .map(|c| {
             std::iter::once(0.0)
@@ -226,49 +316,81 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
                 }))
                 .collect()
         })
-        .collect();
-    let held_pnl = |start: usize, horizon: usize| -> f64 {
-        exposures
-            .iter()
-            .map(|&(a, v)| v * (cumulative[a][start + horizon] - cumulative[a][start]).exp_m1())
-            .sum()
-    };
+        .collect()
+}
 
-    // The volatility forecast for each return day and the day after the data, made at the close
-    // before it; its start comes from days before the first test day only.
-    let volatility: Vec<f64> = match config.ewma_lambda {
-        Some(lambda) => {
-            let daily: Vec<f64> = (0..days.len()).map(|s| held_pnl(s, 1)).collect();
+/// What the backtest knows of the market: the return days, the portfolio's exposures, the
+/// regime calendar, the portfolio's EWMA volatility and each scenario file's VaR.
+struct Market<'a> {
+    config: &'a VarBacktestConfig,
+    days: &'a [i32],
+    /// (asset column, market value) of each position.
+    exposures: Vec<(usize, f64)>,
+    cumulative: Vec<Vec<f64>>,
+    calendar: RegimeCalendar,
+    /// The volatility forecast for each return day and the day after the data (with EWMA
+    /// scaling; empty without).
+    volatility: Vec<f64>,
+    scenario_var: ScenarioVar,
+}
+
+impl Market<'_> {
+    /// The P&L of holding the positions from the close before return day `start` for
+    /// `horizon` days.
+    fn held_pnl(&self, start: usize, horizon: usize) -> f64 {
+        self.exposures
+            .iter()
+            .map(|&(a, v)| {
+                v * (self.cumulative[a][start + horizon] - self.cumulative[a][start]).exp_m1()
+            })
+            .sum()
+    }
+
+    /// The portfolio's EWMA volatility forecast for each return day and the day after the
+    /// data, made at the close before it; its start comes from days before `first` only.
+    fn with_volatility(mut self, first: usize) -> Self {
+        if let Some(lambda) = self.config.ewma_lambda {
+            let daily: Vec<f64> = (0..self.days.len()).map(|s| self.held_pnl(s, 1)).collect();
             let ewma = Garch11::riskmetrics(lambda);
             let mut variance = log_likelihood(&daily, &ewma, backcast(&daily[..first])).1;
             let last = *variance.last().expect("return days before the test period");
             variance.push(ewma.next_variance(*daily.last().expect("return days"), last));
-            variance.into_iter().map(f64::sqrt).collect()
+            self.volatility = variance.into_iter().map(f64::sqrt).collect();
         }
-        None => Vec::new(),
-    };
-    let models = every_model(generators, config.ewma_lambda.is_some());
-    // The morning of return day t, or of the trading day after the data for t = days.len().
-    let morning = |t: usize| match days.get(t) {
-        Some(&day) => format_date(day),
-        None => format!("the trading day after {}", format_date(days[t - 1])),
-    };
-    let regime_on = |t: usize| -> Result<String> {
+        self
+    }
+
+    /// The morning of return day t, or of the trading day after the data for t = days.len().
+    fn morning(&self, t: usize) -> String {
+        match self.days.get(t) {
+            Some(&day) => format_date(day),
+            None => format!("the trading day after {}", format_date(self.days[t - 1])),
+        }
+    }
+
+    /// The regime in force on the morning of return day t.
+    fn regime_on(&self, t: usize) -> Result<String> {
+        let days = self.days;
         let label = match days.get(t) {
-            Some(&day) => calendar.label(days[t - 1], day, "a VaR forecast")?,
-            None => calendar.label(days[t - 1], days[t - 1], "the next-day VaR forecast made")?,
+            Some(&day) => self.calendar.label(days[t - 1], day, "a VaR forecast")?,
+            None => {
+                self.calendar
+                    .label(days[t - 1], days[t - 1], "the next-day VaR forecast made")?
+            }
         };
         Ok(label.to_string())
-    };
-    // Per level, the VaR `model` forecasts on the morning of day t for the h-th horizon.
-    let forecast = |model: &VarModel, t: usize, regime: &str, h: usize| -> Result<Vec<f64>> {
+    }
+
+    /// Per level, the VaR `model` forecasts on the morning of day t for the h-th horizon.
+    fn forecast(&self, model: &VarModel, t: usize, regime: &str, h: usize) -> Result<Vec<f64>> {
+        let config = self.config;
         let horizon = config.horizons[h];
         if model.method == HISTORICAL {
             let outcomes: Vec<f64> = (t - config.lookback..=t - horizon)
                 .map(|s| {
-                    let outcome = held_pnl(s, horizon);
+                    let outcome = self.held_pnl(s, horizon);
                     if model.ewma_scaled {
-                        outcome * volatility[t] / volatility[s]
+                        outcome * self.volatility[t] / self.volatility[s]
                     } else {
                         outcome
                     }
@@ -280,87 +402,56 @@ pub fn run_var_backtest(config: &VarBacktestConfig) -> Result<VarBacktest> {
                 .map(|&level| var_cvar(&outcomes, level).0)
                 .collect());
         }
-        let file = scenario_var
+        let file = self
+            .scenario_var
             .get(&(model.method.clone(), regime.to_string()))
             .ok_or_else(|| {
                 Error::option(
-                    "--scenarios",
+                    "scenarios",
                     "",
                     format!(
                         "no `{}` scenario file for regime `{regime}`, in force on {}",
                         model.method,
-                        morning(t)
+                        self.morning(t)
                     ),
                 )
             })?;
         Ok(if model.ewma_scaled {
             file.standardized_var[h]
                 .iter()
-                .map(|v| v * volatility[t])
+                .map(|v| v * self.volatility[t])
                 .collect()
         } else {
             file.var[h].clone()
         })
-    };
+    }
 
-    let mut forecasts = Vec::new();
-    let mut coverage = Vec::new();
-    for (h, &horizon) in config.horizons.iter().enumerate() {
-        let starts: Vec<usize> = (first..=end - horizon).step_by(horizon).collect();
-        let regimes = starts
-            .iter()
-            .map(|&t| regime_on(t))
-            .collect::<Result<Vec<String>>>()?;
-        let pnl: Vec<f64> = starts.iter().map(|&t| held_pnl(t, horizon)).collect();
-        for model in &models {
-            // Per level, the VaR forecast at each start.
-            let mut var = vec![Vec::with_capacity(starts.len()); config.levels.len()];
-            for (&t, regime) in starts.iter().zip(&regimes) {
-                for (l, v) in forecast(model, t, regime, h)?.into_iter().enumerate() {
-                    var[l].push(v);
+    /// What each model says on the morning after the period (return day `end`): the figure a
+    /// nightly run reports.
+    fn next_forecast(&self, models: &[VarModel], end: usize) -> Result<NextForecast> {
+        let regime = self.regime_on(end)?;
+        let mut var = Vec::new();
+        for (h, &horizon) in self.config.horizons.iter().enumerate() {
+            for model in models {
+                let forecast = self.forecast(model, end, &regime, h)?;
+                for (&level, v) in self.config.levels.iter().zip(forecast) {
+                    var.push(NextVar {
+                        model: model.name.clone(),
+                        horizon,
+                        level,
+                        var: v,
+                    });
                 }
             }
-            for (&level, var) in config.levels.iter().zip(var) {
-                coverage.push(score(&model.name, horizon, level, &pnl, &regimes, var));
-            }
         }
-        forecasts.push(HorizonForecasts {
-            horizon,
-            dates: starts.iter().map(|&t| days[t]).collect(),
-            regimes,
-            pnl,
-        });
+        Ok(NextForecast {
+            after: format_date(self.days[end - 1]),
+            date: self.days.get(end).map(|&d| format_date(d)),
+            regime,
+            ewma_volatility: self.volatility.get(end).copied(),
+            var,
+        })
     }
-
-    // What each model says on the morning after the period: the figure a nightly run reports.
-    let regime = regime_on(end)?;
-    let mut var = Vec::new();
-    for (h, &horizon) in config.horizons.iter().enumerate() {
-        for model in &models {
-            for (&level, v) in config.levels.iter().zip(forecast(model, end, &regime, h)?) {
-                var.push(NextVar {
-                    model: model.name.clone(),
-                    horizon,
-                    level,
-                    var: v,
-                });
-            }
-        }
-    }
-    let next = NextForecast {
-        after: format_date(days[end - 1]),
-        date: days.get(end).map(|&d| format_date(d)),
-        regime,
-        ewma_volatility: volatility.get(end).copied(),
-        var,
-    };
-    Ok(VarBacktest {
-        portfolio,
-        models,
-        forecasts,
-        coverage,
-        next,
-    })
 }
 
 /// Tests one model's exceedances: a loss (−P&L) larger than the VaR forecast for that period.

@@ -2,16 +2,18 @@
 //! real-vs-real noise floor, and write `metrics.json` and `report.html`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use super::memorization::{memorization, Memorization};
 use super::metrics::{set_metrics, Paths, Reference, SetMetrics};
-use crate::data::{DailyPanel, SplitChoice, WindowSet};
+use super::report::evaluation_html;
+use crate::data::{default_test_from, DailyPanel, SplitChoice, WindowSet, DEFAULT_WINDOWS};
 use crate::error::{Error, Result};
 use crate::io::{format_date, write_text, AtomicDir};
-use crate::sample::{generator_settings, read_scenarios, set_labels};
+use crate::report::{StageReport, REPORTS};
+use crate::scenarios::{generator_settings, read_scenarios, set_labels, ScenarioSet};
 use crate::stats::{mean, std_dev};
 
 /// Settings of one evaluation.
@@ -24,6 +26,26 @@ pub struct EvaluateConfig {
     /// Scenario files with an optional label (default: the file stem).
     pub synthetic: Vec<(PathBuf, Option<String>)>,
     pub out: PathBuf,
+}
+
+/// The defaults: the test windows (from [`default_test_from`]) of [`DEFAULT_WINDOWS`]. The
+/// regime and the scenario files have none; `out` is `reports/<regime>` ([`default_out`]).
+impl Default for EvaluateConfig {
+    fn default() -> Self {
+        Self {
+            real: DEFAULT_WINDOWS.into(),
+            regime: String::new(),
+            split: SplitChoice::Test,
+            test_from: default_test_from(),
+            synthetic: Vec::new(),
+            out: PathBuf::new(),
+        }
+    }
+}
+
+/// Where a regime's evaluation goes unless told otherwise: `reports/<regime>`.
+pub fn default_out(regime: &str) -> PathBuf {
+    Path::new(REPORTS).join(regime)
 }
 
 /// One scored set.
@@ -74,10 +96,10 @@ pub struct Evaluation {
 const P_VALUES_NOTE: &str = "Real daily returns enter the tests once per distinct day and window-horizon returns only from non-overlapping windows, so no real observation is counted twice. Consecutive real days are still dependent (volatility clustering), so p-values are indicative, not exact.";
 
 /// Runs the evaluation and writes its outputs; returns what was written.
-pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
+pub fn run(config: &EvaluateConfig) -> Result<Evaluation> {
     if config.synthetic.is_empty() {
         return Err(Error::option(
-            "--synthetic",
+            "synthetic",
             "",
             "give at least one scenario file",
         ));
@@ -90,7 +112,7 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
     let split_name = format!("{:?}", config.split).to_lowercase();
     if indices.len() < 4 {
         return Err(Error::option(
-            "--split",
+            "split",
             &split_name,
             format!(
                 "{} holds {} windows of `{}` in that split (from {}); at least 4 are needed",
@@ -101,36 +123,7 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
             ),
         ));
     }
-    let scenarios = config
-        .synthetic
-        .iter()
-        .zip(labels)
-        .map(|((path, _), label)| {
-            let s = read_scenarios(path)?;
-            if s.assets != set.assets {
-                return Err(Error::bad_file(
-                    path,
-                    format!(
-                        "assets {:?} differ from the real windows' {:?}",
-                        s.assets, set.assets
-                    ),
-                ));
-            }
-            if s.window != window {
-                return Err(Error::bad_file(
-                    path,
-                    format!("paths of {} days, the real windows have {window}", s.window),
-                ));
-            }
-            if s.regime != config.regime {
-                return Err(Error::bad_file(
-                    path,
-                    format!("holds regime `{}`, not `{}`", s.regime, config.regime),
-                ));
-            }
-            Ok((label, s))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let scenarios = read_sets(config, &set, labels)?;
 
     let real_values = set.gather(&indices);
     let distinct = DailyPanel::from_windows_subset(&set, &indices);
@@ -149,14 +142,7 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
         },
         correlation: super::correlation_matrix(&distinct.values, n),
     };
-    let train_idx = set.select(None, SplitChoice::Train, config.test_from);
-    let train_values = set.gather(&train_idx);
-    let (center, scale): (Vec<f64>, Vec<f64>) = (0..n)
-        .map(|a| {
-            let col: Vec<f64> = train_values.iter().skip(a).step_by(n).copied().collect();
-            (mean(&col), std_dev(&col, 1))
-        })
-        .unzip();
+    let (train_values, center, scale) = train_standardisation(&set, config.test_from);
     let memo = |values: &[f64]| memorization(values, &train_values, window * n, &center, &scale);
 
     let reference_metrics = set_metrics(&reference.paths, &reference, &set.assets);
@@ -171,7 +157,7 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
         sets.push(ScoredSet {
             label: label.clone(),
             file: Some(s.path.display().to_string()),
-            method: s.metadata.get("scengen.method").cloned(),
+            method: s.metadata.get(crate::io::meta::METHOD).cloned(),
             generator: generator_settings(&s.metadata),
             metrics: set_metrics(&paths, &reference, &set.assets),
             memorization: memo(&s.values)?,
@@ -179,7 +165,7 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
     }
     let noise_floor = noise_floor(&set, &indices, &memo)?;
     let headline = headline(&reference_metrics, &sets, &noise_floor);
-    let evaluation = Evaluation {
+    Ok(Evaluation {
         regime: config.regime.clone(),
         split: split_name,
         test_from: format_date(config.test_from),
@@ -195,18 +181,81 @@ pub fn evaluate(config: &EvaluateConfig) -> Result<Evaluation> {
         noise_floor,
         headline,
         p_values_note: P_VALUES_NOTE,
-    };
-    let dir = AtomicDir::new(&config.out)?;
-    write_text(
-        &dir.path().join("metrics.json"),
-        &serde_json::to_string_pretty(&evaluation).expect("metrics serialise"),
-    )?;
-    write_text(
-        &dir.path().join("report.html"),
-        &crate::report::evaluation_html(&evaluation),
-    )?;
-    dir.commit()?;
-    Ok(evaluation)
+    })
+}
+
+/// Every scenario file with its label, checked against the real windows: the same assets,
+/// path length and regime.
+fn read_sets(
+    config: &EvaluateConfig,
+    set: &WindowSet,
+    labels: Vec<String>,
+) -> Result<Vec<(String, ScenarioSet)>> {
+    config
+        .synthetic
+        .iter()
+        .zip(labels)
+        .map(|((path, _), label)| {
+            let s = read_scenarios(path)?;
+            if s.assets != set.assets {
+                return Err(Error::bad_file(
+                    path,
+                    format!(
+                        "assets {:?} differ from the real windows' {:?}",
+                        s.assets, set.assets
+                    ),
+                ));
+            }
+            if s.window != set.window {
+                return Err(Error::bad_file(
+                    path,
+                    format!(
+                        "paths of {} days, the real windows have {}",
+                        s.window, set.window
+                    ),
+                ));
+            }
+            if s.regime != config.regime {
+                return Err(Error::bad_file(
+                    path,
+                    format!("holds regime `{}`, not `{}`", s.regime, config.regime),
+                ));
+            }
+            Ok((label, s))
+        })
+        .collect()
+}
+
+/// The train windows of every regime (what memorisation is measured against), with each
+/// asset's mean and standard deviation over them.
+fn train_standardisation(set: &WindowSet, test_from: i32) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let n = set.assets.len();
+    let train_values = set.gather(&set.select(None, SplitChoice::Train, test_from));
+    let (center, scale) = (0..n)
+        .map(|a| {
+            let col: Vec<f64> = train_values.iter().skip(a).step_by(n).copied().collect();
+            (mean(&col), std_dev(&col, 1))
+        })
+        .unzip();
+    (train_values, center, scale)
+}
+
+impl StageReport for Evaluation {
+    const FILES: &'static [&'static str] = &["report.html", "metrics.json"];
+
+    fn write(&self, out: &Path) -> Result<PathBuf> {
+        let dir = AtomicDir::new(out)?;
+        write_text(
+            &dir.path().join("metrics.json"),
+            &serde_json::to_string_pretty(self).expect("metrics serialise"),
+        )?;
+        write_text(&dir.path().join("report.html"), &evaluation_html(self))?;
+        dir.commit()
+    }
+
+    fn summary(&self) -> String {
+        summary_text(self)
+    }
 }
 
 /// Windows of `indices` that share no day: each starts after the previous one ends.

@@ -1,25 +1,25 @@
-//! Generation: draw scenario paths from a trained model for one regime, batch by batch, and
-//! stream them to a Parquet file with the columns `regime, path, step, <asset>...`.
+//! `scengen generate` (the diffusion model) and `scengen bench`: the pipeline that owns the
+//! sampling loop and classifier-free guidance. It draws scenario paths from a trained model for
+//! one regime, batch by batch, and streams them to a scenario file ([`crate::scenarios`]).
 
 mod bench;
-mod scenarios;
+mod guidance;
 
 pub use bench::{bench, peak_rss_mib, BenchConfig, BenchReport};
-pub use scenarios::{
-    check_no_look_ahead, default_label, for_each_diffusion_set, generator_settings, read_scenarios,
-    scenario_files, scenario_schema, set_labels, ScenarioSet, ScenarioWriter,
-};
+pub use guidance::guided_eps;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 
-use crate::diffusion::{guided_eps, NoiseSchedule, SamplerKind};
+use crate::diffusion::{NoiseSchedule, SamplerKind};
 use crate::error::{Error, Result};
-use crate::model::{load_model, Denoiser, Engine, LoadedModel};
-use crate::rng::SeededRng;
-use crate::train::pad_mask;
+use crate::model::{load_model, pad_mask, Denoiser, Engine, LoadedModel, DEFAULT_MODEL};
+use crate::rng::{SeededRng, DEFAULT_SEED};
+use crate::scenarios::{
+    batches, default_scenario_file, ScenarioWriter, DEFAULT_PATHS, DEFAULT_REGIME,
+};
 
 /// Default classifier-free guidance weight of a model without a Gaussian prior.
 pub const DEFAULT_GUIDANCE: f64 = 1.5;
@@ -47,11 +47,9 @@ fn check_counts(counts: &[(&str, usize)]) -> Result<()> {
 /// Checks a guidance weight given on the command line.
 fn check_guidance(guidance: Option<f64>) -> Result<()> {
     match guidance {
-        Some(w) if !w.is_finite() || w < 0.0 => Err(Error::option(
-            "--guidance",
-            w,
-            "must be a finite number >= 0",
-        )),
+        Some(w) if !w.is_finite() || w < 0.0 => {
+            Err(Error::option("guidance", w, "must be a finite number >= 0"))
+        }
         _ => Ok(()),
     }
 }
@@ -61,7 +59,7 @@ fn check_guidance(guidance: Option<f64>) -> Result<()> {
 /// paths have thinner tails and lower correlation than the model's ancestral (DDPM) chain; the
 /// SDE form reaches DDPM's distribution at a tenth of its evaluations, and on the embedded data
 /// it is nearer the held-out windows on correlation, kurtosis, clustering and the spread of path
-/// volatility in every regime (README, *Samplers: quality against cost*), for about twice the
+/// volatility in every regime (docs/performance.md, *Samplers: quality against cost*), for about twice the
 /// time.
 pub const DEFAULT_SAMPLER: SamplerKind = SamplerKind::SdeDpmSolver {
     steps: 100,
@@ -96,6 +94,26 @@ pub struct GenerateConfig {
     /// Which network implementation runs inference.
     pub engine: Engine,
     pub progress: bool,
+}
+
+/// The defaults: 10,000 paths of high-vix from [`DEFAULT_MODEL`] with the default sampler and the
+/// model's own guidance, in batches of 1,000 on the CPU, to `scenarios/high-vix.parquet`.
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        Self {
+            model: DEFAULT_MODEL.into(),
+            regime: DEFAULT_REGIME.into(),
+            n: DEFAULT_PATHS,
+            sampler: DEFAULT_SAMPLER,
+            guidance: None,
+            seed: DEFAULT_SEED,
+            out: default_scenario_file(DEFAULT_REGIME, None),
+            batch_size: default_batch_size(&Device::Cpu),
+            device: Device::Cpu,
+            engine: Engine::Auto,
+            progress: false,
+        }
+    }
 }
 
 /// Draws `paths` paths (their global indices) for `regime` and returns them de-standardised:
@@ -166,8 +184,8 @@ pub fn sample_paths(
         }
     }
     if let Some(bad) = out.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Training(format!(
-            "generation produced a non-finite return in path {}; the model in {} is unusable",
+        return Err(Error::Generation(format!(
+            "a non-finite return in path {}; the model in {} is unusable",
             paths.start + bad / (window * n_assets),
             model.dir.display()
         )));
@@ -178,15 +196,9 @@ pub fn sample_paths(
 /// The fewest paths whose noise a thread of [`sample_paths`] draws.
 const MIN_PATHS_PER_NOISE_THREAD: usize = 64;
 
-/// The path ranges of consecutive batches of at most `size` paths out of `n`.
-pub fn batches(n: usize, size: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
-    let size = size.max(1);
-    (0..n).step_by(size).map(move |s| s..(s + size).min(n))
-}
-
 /// Generates `config.n` paths and writes them; nothing is left behind on failure.
 pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
-    check_counts(&[("--n", config.n), ("--batch-size", config.batch_size)])?;
+    check_counts(&[("n", config.n), ("batch_size", config.batch_size)])?;
     check_guidance(config.guidance)?;
     let model = load_model(&config.model, &config.device)?;
     config.sampler.validate(model.card.timesteps)?;
@@ -196,18 +208,24 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     let regime = model.card.regime_index(&config.regime)?;
     let net = model.denoiser(config.engine)?;
     let mut metadata = BTreeMap::new();
-    metadata.insert("scengen.method".into(), "diffusion".into());
-    metadata.insert("scengen.model".into(), config.model.display().to_string());
-    metadata.insert("scengen.model_sha256".into(), model.weights_sha256.clone());
+    metadata.insert(crate::io::meta::METHOD.into(), "diffusion".into());
     metadata.insert(
-        "scengen.sampler".into(),
+        crate::io::meta::MODEL.into(),
+        config.model.display().to_string(),
+    );
+    metadata.insert(
+        crate::io::meta::MODEL_SHA256.into(),
+        model.weights_sha256.clone(),
+    );
+    metadata.insert(
+        crate::io::meta::SAMPLER.into(),
         serde_json::to_string(&config.sampler).expect("json"),
     );
-    metadata.insert("scengen.guidance".into(), guidance.to_string());
-    metadata.insert("scengen.seed".into(), config.seed.to_string());
+    metadata.insert(crate::io::meta::GUIDANCE.into(), guidance.to_string());
+    metadata.insert(crate::io::meta::SEED.into(), config.seed.to_string());
     // Consumers that must not look ahead (the backtest) check the training cut-off.
     metadata.insert(
-        "scengen.test_from".into(),
+        crate::io::meta::TEST_FROM.into(),
         model.card.training.test_from.clone(),
     );
     let mut writer = ScenarioWriter::create(
@@ -233,7 +251,8 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
             config.sampler,
             guidance,
             config.seed,
-        )?;
+        )
+        .map_err(|e| e.in_stage(Error::Generation))?;
         writer.write_paths(first, &values)?;
         bar.inc(count);
     }

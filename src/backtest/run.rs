@@ -4,19 +4,20 @@
 //! prices, until the next rebalance.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use super::min_variance::{global_min_variance, kkt_conditions, long_only_min_variance};
 use crate::covariance::{condition_number, estimate_matrices, SyntheticCorrelation, METHODS};
 use crate::data::{
-    held_out_days, OnMissing, Panel, RegimeCalendar, RegimeRule, Returns, SignalSource, ValueKind,
-    EMBEDDED_PRICES, TRADING_DAYS,
+    default_test_from, held_out_days, OnMissing, Panel, RegimeCalendar, RegimeRule, Returns,
+    SignalSource, ValueKind, DEFAULT_DATE_COLUMN, EMBEDDED_PRICES, TRADING_DAYS,
 };
 use crate::error::{Error, Result};
-use crate::io::{format_date, parse_date, year_month};
-use crate::sample::{check_no_look_ahead, for_each_diffusion_set};
+use crate::io::{format_date, year_month};
+use crate::report::REPORTS;
+use crate::scenarios::{check_no_look_ahead, for_each_diffusion_set, DEFAULT_FOLDER};
 use crate::stats::{column_variances, std_dev};
 
 /// How often the portfolios are rebuilt: on the first trading day of each period.
@@ -67,22 +68,34 @@ pub struct BacktestConfig {
     pub out: PathBuf,
 }
 
-impl BacktestConfig {
-    /// The defaults on the embedded data: 2016 onwards, 252-day lookback, 63-day variances,
-    /// monthly rebalancing, the regimes of `scengen ingest`'s defaults.
-    pub fn embedded(scenarios: Vec<PathBuf>, out: impl Into<PathBuf>) -> Self {
+/// The defaults on the embedded data: 2016 onwards, 252-day lookback, 63-day variances,
+/// monthly rebalancing, the regimes of `scengen ingest`'s defaults, the diffusion files in
+/// [`DEFAULT_FOLDER`], written to `reports/backtest`.
+impl Default for BacktestConfig {
+    fn default() -> Self {
         Self {
             prices: EMBEDDED_PRICES.into(),
-            date_column: "date".into(),
-            from: parse_date("--from", "2016-01-01").expect("a valid date"),
+            date_column: DEFAULT_DATE_COLUMN.into(),
+            from: default_test_from(),
             to: None,
             lookback: 252,
             variance_days: 63,
             rebalance: Rebalance::Monthly,
-            scenarios,
+            scenarios: vec![DEFAULT_FOLDER.into()],
             signal: SignalSource::embedded_index(),
             rule: RegimeRule::default(),
+            out: Path::new(REPORTS).join("backtest"),
+        }
+    }
+}
+
+impl BacktestConfig {
+    /// The defaults, reading `scenarios` and writing `out`.
+    pub fn embedded(scenarios: Vec<PathBuf>, out: impl Into<PathBuf>) -> Self {
+        Self {
+            scenarios,
             out: out.into(),
+            ..Self::default()
         }
     }
 }
@@ -121,6 +134,8 @@ pub struct StrategySummary {
 /// Everything the backtest produced.
 #[derive(Debug, Clone)]
 pub struct Backtest {
+    /// The settings it ran with (its files record them).
+    pub config: BacktestConfig,
     pub assets: Vec<String>,
     /// Test days, one per daily return.
     pub dates: Vec<i32>,
@@ -161,31 +176,20 @@ fn synthetic_by_regime(config: &BacktestConfig) -> Result<(Vec<String>, Syntheti
     Ok((assets.expect("at least one diffusion set"), by_regime))
 }
 
-/// Runs the backtest; writes nothing (see [`super::write_backtest`]).
-pub fn run_backtest(config: &BacktestConfig) -> Result<Backtest> {
+/// Runs the backtest; writes nothing (see [`Backtest`]'s [`crate::report::StageReport`]).
+pub fn run(config: &BacktestConfig) -> Result<Backtest> {
     if let Some(to) = config.to.filter(|to| *to < config.from) {
         return Err(Error::option(
-            "--to",
+            "to",
             format_date(to),
-            format!("is before --from {}", format_date(config.from)),
+            format!(
+                "is before the period's start, from {}",
+                format_date(config.from)
+            ),
         ));
     }
     let (assets, synthetic) = synthetic_by_regime(config)?;
-    let n = assets.len();
-    if config.lookback <= n {
-        return Err(Error::option(
-            "--lookback",
-            config.lookback,
-            format!("needs more days than the {n} assets for an invertible sample covariance"),
-        ));
-    }
-    if config.variance_days < 2 || config.variance_days > config.lookback {
-        return Err(Error::option(
-            "--variance-days",
-            config.variance_days,
-            format!("must lie in 2..={} (--lookback)", config.lookback),
-        ));
-    }
+    check_windows(config, assets.len())?;
     let panel = Panel::read(&config.prices, &config.date_column, Some(&assets))?
         .clean(ValueKind::Prices, OnMissing::Error)?;
     let returns = Returns::from_panel(&panel, ValueKind::Prices);
@@ -199,33 +203,16 @@ pub fn run_backtest(config: &BacktestConfig) -> Result<Backtest> {
         config.lookback,
     )?;
     let (first, end) = (period.start, period.end);
+    let n = assets.len();
     // Row-major daily log returns, for the estimators.
     let rows: Vec<f64> = (0..days.len())
         .flat_map(|t| returns.columns.iter().map(move |c| c[t]))
         .collect();
 
-    let mut strategies: Vec<Strategy> = METHODS
-        .iter()
-        .flat_map(|m| {
-            PORTFOLIOS
-                .iter()
-                .map(move |p| (m.to_string(), p.to_string()))
-        })
-        .chain(std::iter::once((EQUAL_WEIGHT.into(), EQUAL_WEIGHT.into())))
-        .map(|(method, portfolio)| Strategy {
-            method,
-            portfolio,
-            daily_returns: Vec::with_capacity(end - first),
-            weights: Vec::new(),
-            turnover: Vec::new(),
-            condition_numbers: Vec::new(),
-            worst_kkt_violation: 0.0,
-        })
-        .collect();
+    let mut strategies = every_strategy(end - first);
     let mut holdings: Vec<Vec<f64>> = vec![vec![0.0; n]; strategies.len()];
     let mut rebalance_dates = Vec::new();
     let mut regimes = Vec::new();
-
     for t in first..end {
         let is_rebalance =
             t == first || config.rebalance.period(days[t]) != config.rebalance.period(days[t - 1]);
@@ -233,46 +220,17 @@ pub fn run_backtest(config: &BacktestConfig) -> Result<Backtest> {
             let regime = calendar
                 .label(days[t - 1], days[t], "the rebalance")?
                 .to_string();
-            let synthetic_corr = &synthetic
-                .get(&regime)
-                .ok_or_else(|| {
-                    Error::option(
-                        "--scenarios",
-                        "",
-                        format!(
-                            "no diffusion scenario file for regime `{regime}`, in force on {}",
-                            format_date(days[t])
-                        ),
-                    )
-                })?
-                .1;
-            let recent = &rows[(t - config.variance_days) * n..t * n];
-            let matrices = estimate_matrices(
-                &rows[(t - config.lookback) * n..t * n],
-                n,
-                synthetic_corr,
-                &column_variances(recent, n),
-            );
-            let mut targets = Vec::new();
-            for (method, cov) in METHODS.iter().zip(&matrices) {
-                let kappa = condition_number(cov, n);
-                let not_invertible = || {
-                    Error::option(
-                        "--lookback",
-                        config.lookback,
-                        format!(
-                            "the {method} covariance on {} is not positive definite",
-                            format_date(days[t])
-                        ),
-                    )
-                };
-                let gmv = global_min_variance(cov, n).ok_or_else(not_invertible)?;
-                let long_only = long_only_min_variance(cov, n).ok_or_else(not_invertible)?;
-                let violation = kkt_conditions(cov, n, &long_only).worst_violation();
-                targets.push((gmv, kappa, 0.0));
-                targets.push((long_only, kappa, violation));
-            }
-            targets.push((vec![1.0 / n as f64; n], f64::NAN, 0.0));
+            let (_, synthetic_corr) = synthetic.get(&regime).ok_or_else(|| {
+                Error::option(
+                    "scenarios",
+                    "",
+                    format!(
+                        "no diffusion scenario file for regime `{regime}`, in force on {}",
+                        format_date(days[t])
+                    ),
+                )
+            })?;
+            let targets = target_weights(config, &rows, n, t, days[t], synthetic_corr)?;
             for ((strategy, held), (weights, kappa, violation)) in
                 strategies.iter_mut().zip(&mut holdings).zip(targets)
             {
@@ -306,6 +264,7 @@ pub fn run_backtest(config: &BacktestConfig) -> Result<Backtest> {
     let years = (end - first) as f64 / TRADING_DAYS;
     let summary = strategies.iter().map(|s| summarise(s, years)).collect();
     Ok(Backtest {
+        config: config.clone(),
         assets,
         dates: days[first..end].to_vec(),
         rebalance_dates,
@@ -317,6 +276,90 @@ pub fn run_backtest(config: &BacktestConfig) -> Result<Backtest> {
             .map(|(regime, (file, _))| (regime, file))
             .collect(),
     })
+}
+
+/// The lookback must give an invertible sample covariance of `n` assets, and the variance
+/// days must fit in it.
+fn check_windows(config: &BacktestConfig, n: usize) -> Result<()> {
+    if config.lookback <= n {
+        return Err(Error::option(
+            "lookback",
+            config.lookback,
+            format!("needs more days than the {n} assets for an invertible sample covariance"),
+        ));
+    }
+    if config.variance_days < 2 || config.variance_days > config.lookback {
+        return Err(Error::option(
+            "variance_days",
+            config.variance_days,
+            format!("must lie in 2..={} (the lookback)", config.lookback),
+        ));
+    }
+    Ok(())
+}
+
+/// Every (estimator, portfolio) strategy and the equal-weight reference, with room for `days`
+/// daily returns.
+fn every_strategy(days: usize) -> Vec<Strategy> {
+    METHODS
+        .iter()
+        .flat_map(|m| {
+            PORTFOLIOS
+                .iter()
+                .map(move |p| (m.to_string(), p.to_string()))
+        })
+        .chain(std::iter::once((EQUAL_WEIGHT.into(), EQUAL_WEIGHT.into())))
+        .map(|(method, portfolio)| Strategy {
+            method,
+            portfolio,
+            daily_returns: Vec::with_capacity(days),
+            weights: Vec::new(),
+            turnover: Vec::new(),
+            condition_numbers: Vec::new(),
+            worst_kkt_violation: 0.0,
+        })
+        .collect()
+}
+
+/// The target weights of every strategy on the rebalance of return day `t` (dated `day`), in
+/// the order of [`every_strategy`], each with its matrix's condition number and the long-only
+/// solution's worst KKT violation.
+fn target_weights(
+    config: &BacktestConfig,
+    rows: &[f64],
+    n: usize,
+    t: usize,
+    day: i32,
+    synthetic_corr: &SyntheticCorrelation,
+) -> Result<Vec<(Vec<f64>, f64, f64)>> {
+    let recent = &rows[(t - config.variance_days) * n..t * n];
+    let matrices = estimate_matrices(
+        &rows[(t - config.lookback) * n..t * n],
+        n,
+        synthetic_corr,
+        &column_variances(recent, n),
+    );
+    let mut targets = Vec::new();
+    for (method, cov) in METHODS.iter().zip(&matrices) {
+        let kappa = condition_number(cov, n);
+        let not_invertible = || {
+            Error::option(
+                "lookback",
+                config.lookback,
+                format!(
+                    "the {method} covariance on {} is not positive definite",
+                    format_date(day)
+                ),
+            )
+        };
+        let gmv = global_min_variance(cov, n).ok_or_else(not_invertible)?;
+        let long_only = long_only_min_variance(cov, n).ok_or_else(not_invertible)?;
+        let violation = kkt_conditions(cov, n, &long_only).worst_violation();
+        targets.push((gmv, kappa, 0.0));
+        targets.push((long_only, kappa, violation));
+    }
+    targets.push((vec![1.0 / n as f64; n], f64::NAN, 0.0));
+    Ok(targets)
 }
 
 /// Wealth from daily simple returns, starting at 1 (the value before the first day excluded).

@@ -17,7 +17,7 @@
 //! (Baum–Welch on fixed scale grids) and measures a fitted prior's log-likelihood, by which the
 //! number of states was chosen.
 
-use super::prior::EIGENVALUE_FLOOR;
+use super::EIGENVALUE_FLOOR;
 use super::{GaussianPrior, VolatilityChain};
 use crate::stats::symmetric_eigen;
 

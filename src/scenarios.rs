@@ -11,10 +11,29 @@ use arrow::array::{ArrayRef, AsArray, Float64Array, StringArray, UInt16Array, UI
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt16Type, UInt32Type};
 
 use crate::error::{first_repeat, Error, Result};
-use crate::io::{self, f64_column, format_date, parse_date, read_parquet, AtomicFile, ParquetSink};
+use crate::io::{
+    self, f64_column, format_date, meta, parse_date, read_parquet, AtomicFile, ParquetSink,
+};
 
-/// Metadata key for the window length.
-const META_WINDOW: &str = "scengen.window";
+/// Where generated scenario files go, and the folder the analyses read, unless told otherwise.
+pub const DEFAULT_FOLDER: &str = "scenarios";
+
+/// Paths per scenario set unless told otherwise.
+pub const DEFAULT_PATHS: usize = 10_000;
+
+/// The regime a single-regime command draws unless told otherwise.
+pub const DEFAULT_REGIME: &str = "high-vix";
+
+/// Where a generator writes a regime's set unless told otherwise:
+/// `scenarios/<regime>.parquet` for the diffusion model, `scenarios/<regime>-<method>.parquet`
+/// for a classical generator.
+pub fn default_scenario_file(regime: &str, method: Option<&str>) -> PathBuf {
+    let name = match method {
+        Some(method) => format!("{regime}-{method}.parquet"),
+        None => format!("{regime}.parquet"),
+    };
+    Path::new(DEFAULT_FOLDER).join(name)
+}
 
 /// Arrow schema of a scenario file for `assets`.
 pub fn scenario_schema(assets: &[String]) -> SchemaRef {
@@ -52,9 +71,9 @@ impl ScenarioWriter {
         mut metadata: BTreeMap<String, String>,
     ) -> Result<Self> {
         let schema = scenario_schema(assets);
-        metadata.insert("scengen.regime".into(), regime.to_string());
-        metadata.insert(META_WINDOW.into(), window.to_string());
-        metadata.insert("scengen.created".into(), created_stamp());
+        metadata.insert(meta::REGIME.into(), regime.to_string());
+        metadata.insert(meta::WINDOW.into(), window.to_string());
+        metadata.insert(meta::CREATED.into(), created_stamp());
         let sink = ParquetSink::create(AtomicFile::new(out)?, schema.clone(), &metadata)?;
         Ok(Self {
             sink,
@@ -157,10 +176,10 @@ pub fn read_scenarios(path: &Path) -> Result<ScenarioSet> {
     if rows == 0 {
         return Err(bad("holds no paths".into()));
     }
-    let window = match table.metadata.get(META_WINDOW) {
+    let window = match table.metadata.get(meta::WINDOW) {
         Some(w) => w
             .parse()
-            .map_err(|_| bad(format!("metadata `{META_WINDOW}` is not a number")))?,
+            .map_err(|_| bad(format!("metadata `{}` is not a number", meta::WINDOW)))?,
         None => (0..rows)
             .take_while(|&r| paths.value(r) == paths.value(0))
             .count(),
@@ -222,7 +241,7 @@ pub fn default_label(path: &Path) -> String {
 pub fn generator_settings(metadata: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     metadata
         .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("scengen.")?.to_string(), v.clone())))
+        .filter_map(|(k, v)| Some((k.strip_prefix(meta::PREFIX)?.to_string(), v.clone())))
         .collect()
 }
 
@@ -235,9 +254,9 @@ pub fn check_no_look_ahead(
     metadata: &BTreeMap<String, String>,
     from: i32,
 ) -> Result<()> {
-    match metadata.get("scengen.test_from") {
+    match metadata.get(meta::TEST_FROM) {
         Some(text) => {
-            let trained_before = parse_date("scengen.test_from", text)?;
+            let trained_before = parse_date(meta::TEST_FROM, text)?;
             if trained_before > from {
                 return Err(Error::bad_file(
                     path,
@@ -258,7 +277,7 @@ pub fn check_no_look_ahead(
     Ok(())
 }
 
-/// The report label of each scenario file: its `--label`, else [`default_label`]. A blank
+/// The report label of each scenario file: its given label, else [`default_label`]. A blank
 /// label would be a nameless row, and two files with one label (`run1/high-vix.parquet` and
 /// `run2/high-vix.parquet`) could not be told apart in a report: both are errors naming the
 /// files.
@@ -269,7 +288,7 @@ pub fn set_labels(sets: &[(PathBuf, Option<String>)]) -> Result<Vec<String>> {
         .collect();
     if let Some(blank) = labels.iter().position(|l| l.trim().is_empty()) {
         return Err(Error::option(
-            "--label",
+            "label",
             &labels[blank],
             format!(
                 "is blank; give {} a label that names it",
@@ -279,10 +298,10 @@ pub fn set_labels(sets: &[(PathBuf, Option<String>)]) -> Result<Vec<String>> {
     }
     if let Some((first, second)) = first_repeat(&labels) {
         return Err(Error::option(
-            "--label",
+            "label",
             &labels[first],
             format!(
-                "names both {} and {}; give each scenario file its own --label",
+                "names both {} and {}; give each scenario file its own label",
                 sets[first].0.display(),
                 sets[second].0.display()
             ),
@@ -292,7 +311,7 @@ pub fn set_labels(sets: &[(PathBuf, Option<String>)]) -> Result<Vec<String>> {
 }
 
 /// The scenario files named by `inputs`: files as given, folders as their `*.parquet` files in
-/// name order; an error naming `--scenarios` when there are none.
+/// name order; an error naming the `scenarios` setting when there are none.
 pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in inputs {
@@ -310,7 +329,7 @@ pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     }
     if files.is_empty() {
         return Err(Error::option(
-            "--scenarios",
+            "scenarios",
             listed(inputs),
             "no scenario files found",
         ));
@@ -320,7 +339,7 @@ pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 /// Calls `each` with every diffusion scenario set among `inputs` (files, or folders of them),
 /// one set in memory at a time. Baseline files, which share the scenarios folder, are skipped;
-/// an error names `--scenarios` when no diffusion set is found, or when two are of one regime
+/// an error names the `scenarios` setting when no diffusion set is found, or when two are of one regime
 /// (which of them would stand for it is not the tool's to guess).
 pub fn for_each_diffusion_set(
     inputs: &[PathBuf],
@@ -331,14 +350,14 @@ pub fn for_each_diffusion_set(
         let set = read_scenarios(&file)?;
         if set
             .metadata
-            .get("scengen.method")
+            .get(meta::METHOD)
             .is_some_and(|m| m != "diffusion")
         {
             continue;
         }
         if let Some(first) = seen.get(&set.regime) {
             return Err(Error::option(
-                "--scenarios",
+                "scenarios",
                 file.display(),
                 format!(
                     "a second diffusion scenario file for regime `{}` (first: {})",
@@ -354,18 +373,24 @@ pub fn for_each_diffusion_set(
         Ok(())
     } else {
         Err(Error::option(
-            "--scenarios",
+            "scenarios",
             listed(inputs),
             "no diffusion scenario file among the inputs",
         ))
     }
 }
 
-/// The `--scenarios` inputs as the user gave them, for error messages.
+/// The `scenarios` inputs as the user gave them, for error messages.
 fn listed(inputs: &[PathBuf]) -> String {
     inputs
         .iter()
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The path ranges of consecutive batches of at most `size` paths out of `n`.
+pub fn batches(n: usize, size: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let size = size.max(1);
+    (0..n).step_by(size).map(move |s| s..(s + size).min(n))
 }

@@ -11,11 +11,19 @@
 //! With volatility states (`volatility_states.rs`), each day's covariance is s²_k Σ_c for a
 //! hidden state k, and ε_G mixes the states' linear predictions by their posterior probability
 //! given the whole noisy window; with one state it is the formula above.
+//!
+//! The prior is fitted by `train` and stored in the model card; [`crate::model::predict_eps`]
+//! adds the network's correction to it.
+
+mod volatility_chain;
+mod volatility_states;
+
+pub use volatility_chain::VolatilityChain;
+pub use volatility_states::scale_grid;
 
 use candle_core::{DType, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::VolatilityChain;
 use crate::stats::symmetric_eigen;
 
 /// Floor on the eigenvalues of a fitted covariance (standardised units), so that a class with

@@ -1,16 +1,19 @@
-//! Evaluation: how close scenario paths are to real windows of the same regime (marginals, time
-//! structure, tails, cross-section, memorisation), next to a real-vs-real noise floor.
+//! `scengen evaluate`: how close scenario paths are to real windows of the same regime
+//! (marginals, time structure, tails, cross-section, memorisation), next to a real-vs-real noise
+//! floor; its report page is `report.rs`.
 
-mod evaluate;
 mod memorization;
 mod metrics;
+mod report;
+mod run;
 
-pub use evaluate::{evaluate, summary_text, EvaluateConfig, Evaluation, HeadlineRow, ScoredSet};
 pub use memorization::{memorization, Memorization};
 pub use metrics::{
     leverage, set_metrics, symmetric_eigenvalues, Paths, Reference, SetMetrics, LAGS,
     QUANTILE_LEVELS,
 };
+pub use report::evaluation_html;
+pub use run::{default_out, run, summary_text, EvaluateConfig, Evaluation, HeadlineRow, ScoredSet};
 
 use crate::data::TRADING_DAYS;
 use crate::stats::{correlation_from_covariance, covariance_matrix, pooled_acf, std_dev};

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{horizon_pnl, Portfolio, VarBacktestConfig};
+use super::VarBacktestConfig;
 use crate::error::{Error, Result};
-use crate::sample::{
+use crate::risk::{horizon_pnl, Portfolio};
+use crate::scenarios::{
     check_no_look_ahead, generator_settings, read_scenarios, scenario_files, ScenarioSet,
 };
 use crate::stats::var_cvar;
@@ -87,7 +88,7 @@ pub(super) fn scenario_models(
         }
         if let Some(h) = config.horizons.iter().find(|&&h| h > set.window) {
             return Err(Error::option(
-                "--horizons",
+                "horizons",
                 h,
                 format!(
                     "longer than the {}-day paths of {}",
@@ -102,12 +103,12 @@ pub(super) fn scenario_models(
             .find(|&&h| h + MIN_DAYS_AFTER_HORIZON > set.window);
         if let (Some(_), Some(h)) = (config.ewma_lambda, too_long_to_scale) {
             return Err(Error::option(
-                "--horizons",
+                "horizons",
                 h,
                 format!(
                     "leaves {} days of the {}-day paths of {} after it; scaling to the EWMA \
                      volatility measures each path's own volatility on at least \
-                     {MIN_DAYS_AFTER_HORIZON} (or give --no-ewma)",
+                     {MIN_DAYS_AFTER_HORIZON} (or score the models without EWMA scaling)",
                     set.window - h,
                     set.window,
                     path.display()
@@ -116,7 +117,7 @@ pub(super) fn scenario_models(
         }
         let name = set
             .metadata
-            .get("scengen.method")
+            .get(crate::io::meta::METHOD)
             .cloned()
             .unwrap_or_else(|| "diffusion".into());
         let model = models.entry(name.clone()).or_insert_with(|| VarModel {
@@ -127,7 +128,7 @@ pub(super) fn scenario_models(
         });
         if let Some(first) = model.files.get(&set.regime) {
             return Err(Error::option(
-                "--scenarios",
+                "scenarios",
                 path.display(),
                 format!(
                     "a second `{name}` scenario file for regime `{}` (first: {}); \

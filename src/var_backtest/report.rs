@@ -4,23 +4,37 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Date32Array, Float64Array, StringArray, UInt16Array};
 use arrow::datatypes::{DataType, Field, Schema};
 
-use super::var_backtest::{Coverage, VarBacktest, VarBacktestConfig};
-use super::var_models::ScenarioFile;
+use super::models::ScenarioFile;
+use super::{Coverage, HorizonForecasts, VarBacktest, VarBacktestConfig};
 use crate::error::Result;
 use crate::io::{self, decimal_year, format_date, AtomicDir, AtomicFile};
-use crate::report::{escape, fmt, line_chart, sets_table, Series, STYLE};
+use crate::report::{escape, fmt, line_chart, sets_table, Series, StageReport, STYLE};
 
 const NOTE: &str = "Each forecast is made on the morning of a test day from the scenario file of the regime in force (the regime rule applied to the signal at the previous close) or, for historical, from the trailing return days; the positions are held without trading over the horizon, and an exceedance is a real loss larger than the VaR. Longer horizons use non-overlapping holding periods. A model named with +ewma is scaled to the portfolio's volatility of the day: its VaR is multiplied by the portfolio's exponentially weighted (RiskMetrics) volatility at the previous close over the root mean square of the scenario file's 1-day P&L or, for historical, each past outcome by today's volatility over that of its own first day (Hull and White's volatility updating). Kupiec tests the exceedance rate (chi-squared, 1 degree of freedom), Christoffersen's independence test whether an exceedance follows another more often than the rate says (1 degree), conditional coverage is their sum (2 degrees); with few expected exceedances their p-values are indicative. The Basel zones count 1-day 99% exceedances in every stretch of 250 forecasts: green up to 4, yellow 5 to 9, red 10 or more.";
 
-/// Writes `var_backtest.json`, `forecasts.parquet` and `report.html` into `config.out`.
-pub fn write_var_backtest(config: &VarBacktestConfig, b: &VarBacktest) -> Result<()> {
-    let dir = AtomicDir::new(&config.out)?;
+impl StageReport for VarBacktest {
+    const FILES: &'static [&'static str] =
+        &["var_backtest.json", "forecasts.parquet", "report.html"];
+
+    fn write(&self, out: &Path) -> Result<PathBuf> {
+        write_var_backtest(self, out)
+    }
+
+    fn summary(&self) -> String {
+        var_backtest_text(self)
+    }
+}
+
+/// Writes `var_backtest.json`, `forecasts.parquet` and `report.html` into `out`.
+fn write_var_backtest(b: &VarBacktest, out: &Path) -> Result<PathBuf> {
+    let config = &b.config;
+    let dir = AtomicDir::new(out)?;
     let periods: Vec<_> = b
         .forecasts
         .iter()
@@ -55,9 +69,8 @@ pub fn write_var_backtest(config: &VarBacktestConfig, b: &VarBacktest) -> Result
         &serde_json::to_string_pretty(&json).expect("json"),
     )?;
     write_forecasts(&dir.path().join("forecasts.parquet"), config, b)?;
-    io::write_text(&dir.path().join("report.html"), &html(config, b))?;
-    dir.commit()?;
-    Ok(())
+    io::write_text(&dir.path().join("report.html"), &html(b))?;
+    dir.commit()
 }
 
 fn regime_counts(regimes: &[String]) -> BTreeMap<&str, usize> {
@@ -69,7 +82,7 @@ fn regime_counts(regimes: &[String]) -> BTreeMap<&str, usize> {
 }
 
 /// The forecasts at `horizon`, one of the backtest's.
-fn forecasts_at(b: &VarBacktest, horizon: usize) -> &super::HorizonForecasts {
+fn forecasts_at(b: &VarBacktest, horizon: usize) -> &HorizonForecasts {
     b.forecasts
         .iter()
         .find(|f| f.horizon == horizon)
@@ -123,10 +136,13 @@ fn write_forecasts(path: &Path, config: &VarBacktestConfig, b: &VarBacktest) -> 
     ];
     let mut metadata = BTreeMap::new();
     metadata.insert(
-        "scengen.portfolio".into(),
+        crate::io::meta::PORTFOLIO.into(),
         config.portfolio.display().to_string(),
     );
-    metadata.insert("scengen.prices".into(), config.prices.display().to_string());
+    metadata.insert(
+        crate::io::meta::PRICES.into(),
+        config.prices.display().to_string(),
+    );
     let batch = arrow::record_batch::RecordBatch::try_new(schema.clone(), columns)
         .expect("columns match the schema");
     io::write_batches(
@@ -243,7 +259,8 @@ pub fn var_backtest_text(b: &VarBacktest) -> String {
     t
 }
 
-fn html(config: &VarBacktestConfig, b: &VarBacktest) -> String {
+fn html(b: &VarBacktest) -> String {
+    let config = &b.config;
     let currency = b.portfolio.currency.as_deref().unwrap_or("");
     let mut h = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>scengen VaR backtest</title>\

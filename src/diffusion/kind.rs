@@ -1,0 +1,110 @@
+//! The user's choice of sampler and its settings, as stored in a scenario file's metadata, and
+//! the [`Sampler`] it builds.
+
+use serde::{Deserialize, Serialize};
+
+use super::ddim::Ddim;
+use super::dpm_solver::DpmSolver;
+use super::sampler::{Sampler, Spacing, StepGrid};
+use super::schedule::NoiseSchedule;
+
+/// Which sampler and its settings, as recorded in scenario metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "sampler", rename_all = "lowercase")]
+pub enum SamplerKind {
+    /// Ancestral sampling over all T steps (Ho et al. 2020).
+    Ddpm,
+    /// DDIM (Song et al. 2021) with `steps` network evaluations; `eta` = 0 is deterministic,
+    /// `eta` = 1 is ancestral.
+    Ddim {
+        steps: usize,
+        eta: f64,
+        #[serde(default)]
+        spacing: Spacing,
+    },
+    /// DPM-Solver++(2M) (Lu et al. 2022): second-order multistep in the data prediction.
+    #[serde(rename = "dpm-solver++")]
+    DpmSolver {
+        steps: usize,
+        #[serde(default)]
+        spacing: Spacing,
+    },
+    /// SDE-DPM-Solver++(2M) (Lu et al. 2022): the same multistep on the reverse SDE instead of
+    /// the probability-flow ODE, adding fresh noise at every step as DDPM does.
+    #[serde(rename = "sde-dpm-solver++")]
+    SdeDpmSolver {
+        steps: usize,
+        #[serde(default)]
+        spacing: Spacing,
+    },
+}
+
+impl SamplerKind {
+    /// The sampler, with predictions of x_0 clipped to ±`clip` (see [`Ddim::with_clip`]).
+    pub fn build(&self, schedule: &NoiseSchedule, clip: Option<f64>) -> Box<dyn Sampler> {
+        match *self {
+            // DDPM's ancestral step with the posterior variance β̃ is DDIM with η = 1 on every
+            // timestep: one implementation serves both.
+            SamplerKind::Ddpm => Box::new(Ddim::new(StepGrid::every_step(schedule), 1.0, clip)),
+            SamplerKind::Ddim {
+                steps,
+                eta,
+                spacing,
+            } => Box::new(Ddim::new(
+                StepGrid::new(schedule, steps, spacing),
+                eta,
+                clip,
+            )),
+            SamplerKind::DpmSolver { steps, spacing } => Box::new(DpmSolver::new(
+                StepGrid::new(schedule, steps, spacing),
+                false,
+                clip,
+            )),
+            SamplerKind::SdeDpmSolver { steps, spacing } => Box::new(DpmSolver::new(
+                StepGrid::new(schedule, steps, spacing),
+                true,
+                clip,
+            )),
+        }
+    }
+
+    /// Checks the settings against a schedule of `schedule_len` steps, naming the option at
+    /// fault. A grid has at most `schedule_len − 1` evaluations (see [`StepGrid::new`]); more
+    /// would silently run fewer than asked and record the wrong count in the output.
+    pub fn validate(&self, schedule_len: usize) -> crate::error::Result<()> {
+        use crate::error::Error;
+        let most = schedule_len.saturating_sub(1).max(1);
+        match *self {
+            SamplerKind::Ddim { steps: 0, .. }
+            | SamplerKind::DpmSolver { steps: 0, .. }
+            | SamplerKind::SdeDpmSolver { steps: 0, .. } => {
+                Err(Error::option("steps", 0, "must be at least 1"))
+            }
+            SamplerKind::Ddim { steps, .. }
+            | SamplerKind::DpmSolver { steps, .. }
+            | SamplerKind::SdeDpmSolver { steps, .. }
+                if steps > most =>
+            {
+                Err(Error::option(
+                    "steps",
+                    steps,
+                    format!("must be at most {most}: the model has {schedule_len} diffusion steps"),
+                ))
+            }
+            SamplerKind::Ddim { eta, .. } if !(0.0..=1.0).contains(&eta) => {
+                Err(Error::option("eta", eta, "must lie in [0, 1]"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Network evaluations per path without guidance.
+    pub fn steps(&self, schedule_len: usize) -> usize {
+        match *self {
+            SamplerKind::Ddpm => schedule_len,
+            SamplerKind::Ddim { steps, .. }
+            | SamplerKind::DpmSolver { steps, .. }
+            | SamplerKind::SdeDpmSolver { steps, .. } => steps,
+        }
+    }
+}
