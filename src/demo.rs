@@ -2,8 +2,8 @@
 //! default model, generate 10,000 paths per regime with the model and with each classical
 //! baseline, compare their headline figures with the real windows of the regime, write an
 //! evaluation report per regime and the risk of an example portfolio under every generator, then
-//! the covariance report, the minimum-variance backtest and the example portfolio's VaR
-//! backtest. Every setting is a stage's default; the demo only chooses where things go.
+//! the covariance report, the minimum-variance backtest, the example portfolio's VaR backtest
+//! and the forecast backtest of every generator. Every setting is a stage's default; the demo only chooses where things go.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -14,6 +14,7 @@ use scengen::covariance::{CovarianceConfig, CovarianceReport};
 use scengen::data::{ingest, IngestConfig, SplitChoice, WindowSet, DEFAULT_TEST_FROM};
 use scengen::error::Result;
 use scengen::evaluate::{default_out, summarize_paths, DailySummary, EvaluateConfig};
+use scengen::forecast_backtest::ForecastBacktestConfig;
 use scengen::generate::{generate, GenerateConfig};
 use scengen::report::StageReport;
 use scengen::risk::{RiskConfig, RiskReport, EXAMPLE_PORTFOLIO};
@@ -97,6 +98,15 @@ pub fn run(seed: u64) -> Result<()> {
     let var_backtest = demo.stage("var-backtest", &var_config.out, || {
         scengen::var_backtest::run(&var_config)
     })?;
+    let forecast_config = ForecastBacktestConfig {
+        scenarios: var_config.scenarios.clone(),
+        portfolio: Some(EXAMPLE_PORTFOLIO.into()),
+        seed,
+        ..ForecastBacktestConfig::default()
+    };
+    let forecast = demo.stage("forecast-backtest", &forecast_config.out, || {
+        scengen::forecast_backtest::run(&forecast_config)
+    })?;
 
     print_comparison(&outcomes);
     print!("{}", risk_table(&outcomes));
@@ -106,6 +116,10 @@ pub fn run(seed: u64) -> Result<()> {
     println!(
         "\nVaR backtest of the example portfolio\n{}",
         var_backtest.summary()
+    );
+    println!(
+        "\nforecast backtest: mean scores as of each week (* best)\n{}",
+        forecast.summary()
     );
     println!();
     for line in &demo.timings {

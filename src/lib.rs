@@ -7,7 +7,8 @@
 //! and `bench`), [`baselines`] (the classical generators), [`scenarios`] (the scenario file that
 //! every generator writes and every analysis reads), [`evaluate`], [`covariance`],
 //! [`backtest`] (minimum-variance portfolios out of sample), [`risk`] (a portfolio's VaR, CVaR
-//! and stress P&L over scenario paths) and [`var_backtest`]; [`report`] (the HTML toolkit),
+//! and stress P&L over scenario paths), [`var_backtest`] and [`forecast_backtest`] (every
+//! generator's scenarios scored as of each day with proper scoring rules); [`report`] (the HTML toolkit),
 //! [`stats`], [`io`], [`device`] and [`rng`] serve them all.
 //!
 //! Dependencies run one way: a stage imports the stages before it and the shared modules, never
@@ -23,6 +24,7 @@ pub mod device;
 pub mod diffusion;
 pub mod error;
 pub mod evaluate;
+pub mod forecast_backtest;
 pub mod generate;
 pub mod io;
 pub mod model;

@@ -21,7 +21,7 @@ pub enum ReturnsArg {
 }
 
 /// `--kind` and `--returns` of a [`ValueKind`].
-fn kind_args(kind: ValueKind) -> (KindArg, ReturnsArg) {
+pub(super) fn kind_args(kind: ValueKind) -> (KindArg, ReturnsArg) {
     match kind {
         ValueKind::Prices => (KindArg::Prices, ReturnsArg::Log),
         ValueKind::LogReturns => (KindArg::Returns, ReturnsArg::Log),
@@ -43,6 +43,15 @@ impl From<OnMissing> for OnMissingArg {
             OnMissing::Drop => OnMissingArg::Drop,
             OnMissing::Ffill => OnMissingArg::Ffill,
         }
+    }
+}
+
+/// The [`ValueKind`] of `--kind` and `--returns`.
+pub(super) fn value_kind(kind: KindArg, returns: ReturnsArg) -> ValueKind {
+    match (kind, returns) {
+        (KindArg::Prices, _) => ValueKind::Prices,
+        (KindArg::Returns, ReturnsArg::Log) => ValueKind::LogReturns,
+        (KindArg::Returns, ReturnsArg::Simple) => ValueKind::SimpleReturns,
     }
 }
 
@@ -140,11 +149,7 @@ impl IngestArgs {
             input: self.input,
             date_column: self.date_column,
             assets,
-            kind: match (self.kind, self.returns) {
-                (KindArg::Prices, _) => ValueKind::Prices,
-                (KindArg::Returns, ReturnsArg::Log) => ValueKind::LogReturns,
-                (KindArg::Returns, ReturnsArg::Simple) => ValueKind::SimpleReturns,
-            },
+            kind: value_kind(self.kind, self.returns),
             window: self.window,
             stride: self.stride,
             signal,

@@ -4,6 +4,7 @@
 mod backtest;
 mod covariance;
 mod evaluate;
+mod forecast;
 mod ingest;
 mod model;
 mod risk;
@@ -54,6 +55,8 @@ pub enum Command {
     Risk(risk::RiskArgs),
     /// Test a portfolio's VaR from each generator's scenarios against real P&L, day by day.
     VarBacktest(risk::VarBacktestArgs),
+    /// Score every generator's scenarios, as of each day, against what happened next.
+    ForecastBacktest(forecast::ForecastBacktestArgs),
     /// Measure generation speed (median of several runs) and print JSON.
     Bench(model::BenchArgs),
     /// Run the whole pipeline on the embedded data.
@@ -135,6 +138,10 @@ fn run_command(cli: Cli) -> Result<()> {
         Command::VarBacktest(args) => {
             let config = args.into_config()?;
             finish(&scengen::var_backtest::run(&config)?, &config.out)
+        }
+        Command::ForecastBacktest(args) => {
+            let config = args.into_config()?;
+            finish(&scengen::forecast_backtest::run(&config)?, &config.out)
         }
         Command::Bench(args) => {
             let (config, out) = args.into_config()?;

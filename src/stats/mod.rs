@@ -1,6 +1,7 @@
 //! Statistics shared by every stage: descriptive moments and quantiles here; the two-sample
 //! tests, autocorrelation, tail measures, the spread of volatility over paths and the coverage
-//! tests of VaR exceedances in their own files.
+//! tests of VaR exceedances, and the proper scoring rules of ensemble forecasts in their own
+//! files.
 
 mod acf;
 mod coverage;
@@ -9,6 +10,7 @@ mod kolmogorov;
 mod matrix;
 mod nelder_mead;
 mod paths;
+mod scoring;
 mod tails;
 mod two_sample;
 
@@ -26,6 +28,11 @@ pub use matrix::{
 };
 pub use nelder_mead::{nelder_mead, Minimum};
 pub use paths::{path_vol_dispersion, within_path_kurtosis};
+pub use scoring::{
+    crps_ensemble, crps_normal, diebold_mariano, energy_score, energy_score_with_spread,
+    energy_spread, variogram_means, variogram_score, variogram_score_with_means, DieboldMariano,
+    Estimator,
+};
 pub use tails::{tail_count, tail_indices, var_cvar};
 pub use two_sample::{
     average_ranks, bessel_k, cvm_2samp, ks_2samp, ks_exact_sf, ks_statistic, KsMethod, TestResult,

@@ -264,20 +264,11 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     let mut log = String::from("epoch,train_loss,validation_loss,learning_rate,seconds\n");
     let mut best: Option<(usize, f64)> = None;
     let mut record = TrainingRecord {
-        data_file: config.data.display().to_string(),
-        data_sha256: sha256_file(&config.data)?,
-        test_from: format_date(config.test_from),
-        seed: config.seed,
-        epochs_run: 0,
-        best_epoch: 0,
         train_windows: fit.len(),
         validation_windows: val.len(),
-        final_train_loss: f64::NAN,
-        final_validation_loss: f64::NAN,
-        best_validation_loss: f64::NAN,
-        wall_seconds: 0.0,
         parameters: trainer.parameters(),
         prior_validation_log_likelihood,
+        ..empty_record(config)?
     };
     let mut best_weights = None;
     for epoch in 1..=config.epochs {
@@ -340,6 +331,26 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
         out: config.out.clone(),
         card,
         history,
+    })
+}
+
+/// The record of a run that has not trained yet: its data, cut-off and seed.
+fn empty_record(config: &TrainConfig) -> Result<TrainingRecord> {
+    Ok(TrainingRecord {
+        data_file: config.data.display().to_string(),
+        data_sha256: sha256_file(&config.data)?,
+        test_from: format_date(config.test_from),
+        seed: config.seed,
+        epochs_run: 0,
+        best_epoch: 0,
+        train_windows: 0,
+        validation_windows: 0,
+        final_train_loss: f64::NAN,
+        final_validation_loss: f64::NAN,
+        best_validation_loss: f64::NAN,
+        wall_seconds: 0.0,
+        parameters: 0,
+        prior_validation_log_likelihood: Vec::new(),
     })
 }
 

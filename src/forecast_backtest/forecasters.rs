@@ -1,0 +1,267 @@
+//! The generators a forecast backtest scores, each behind [`Forecaster`]: scenario paths for
+//! the days after a forecast date's close, from data up to that close only.
+//! - A regime's scenario set (the diffusion model's, the bootstrap's, the Gaussian's): the same
+//!   paths on every date the regime is in force.
+//! - `fhs`: FHS-GARCH started from each asset's GARCH conditional variance at the date.
+//! - `historical`: the trailing days' overlapping h-day outcomes; `historical+ewma` the same
+//!   with every day rescaled to the date's EWMA volatility, asset by asset (filtered historical
+//!   simulation).
+
+use std::collections::BTreeMap;
+
+use crate::baselines::{backcast, fit_garch11, log_likelihood, Garch11};
+use crate::error::{Error, Result};
+use crate::rng::SeededRng;
+
+/// The classical generators' names.
+pub const FHS: &str = "fhs";
+pub const HISTORICAL: &str = "historical";
+pub const HISTORICAL_EWMA: &str = "historical+ewma";
+
+/// Paths (row-major: path, day, asset) of log returns.
+pub enum Ensemble<'a> {
+    /// The same paths on every date of a regime: what is computed from them can be kept.
+    Shared {
+        regime: String,
+        paths: &'a [f64],
+        window: usize,
+    },
+    /// Paths drawn for this date.
+    Own(Vec<f64>),
+    /// Ready-made h-day outcomes (member, asset), for historical simulation.
+    Outcomes(Vec<f64>),
+}
+
+/// A generator of scenario paths as of a date.
+pub trait Forecaster: Sync {
+    fn name(&self) -> &str;
+    /// Whether it is one of the classical generators a risk desk runs today.
+    fn classical(&self) -> bool;
+    /// The scenarios for `horizon` days after the close of return day `t`, with `regime` in
+    /// force the morning after; an [`Ensemble::Outcomes`] holds h-day outcomes directly.
+    fn ensemble(&self, t: usize, regime: &str, horizon: usize) -> Result<Ensemble<'_>>;
+}
+
+/// A generator whose paths depend on the regime alone: one scenario set per regime.
+pub struct RegimeSets {
+    pub name: String,
+    pub classical: bool,
+    /// Days per path.
+    pub window: usize,
+    /// Per regime, `paths x window x assets` log returns.
+    pub sets: BTreeMap<String, Vec<f64>>,
+}
+
+impl Forecaster for RegimeSets {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn classical(&self) -> bool {
+        self.classical
+    }
+
+    fn ensemble(&self, _t: usize, regime: &str, _horizon: usize) -> Result<Ensemble<'_>> {
+        let paths = self.sets.get(regime).ok_or_else(|| {
+            Error::option(
+                "scenarios",
+                "",
+                format!("no `{}` scenario file for regime `{regime}`", self.name),
+            )
+        })?;
+        Ok(Ensemble::Shared {
+            regime: regime.to_string(),
+            paths,
+            window: self.window,
+        })
+    }
+}
+
+/// The return history every as-of generator reads: `returns[a][t]` is asset a's log return on
+/// return day t.
+pub struct History<'a> {
+    pub returns: &'a [Vec<f64>],
+    /// The first return day of the test period: every fit uses days before it only.
+    pub first_test_day: usize,
+}
+
+/// FHS-GARCH as of each date: per asset a GARCH(1,1) fitted on the days before the test
+/// period, its conditional variance carried through the real returns up to the date, and whole
+/// days of the fit's standardised residuals resampled jointly.
+pub struct FhsAsOf {
+    params: Vec<Garch11>,
+    /// Per asset, the conditional variance of every return day, from the days before it.
+    variances: Vec<Vec<f64>>,
+    returns: Vec<Vec<f64>>,
+    /// One row of all assets per fitting day.
+    residuals: Vec<Vec<f64>>,
+    paths: usize,
+    seed: u64,
+}
+
+impl FhsAsOf {
+    pub fn fit(history: &History, paths: usize, seed: u64) -> Result<Self> {
+        let fit_days = history.first_test_day;
+        let mut params = Vec::new();
+        let mut variances = Vec::new();
+        for (a, column) in history.returns.iter().enumerate() {
+            // Fitted in percent, the scale the optimiser's tolerances are set for.
+            let r: Vec<f64> = column[..fit_days].iter().map(|x| 100.0 * x).collect();
+            let fit = fit_garch11(&r);
+            if !fit.converged {
+                return Err(Error::Fit {
+                    model: "GARCH(1,1)",
+                    reason: format!(
+                        "asset column {a} did not converge (alpha {:.4}, beta {:.4})",
+                        fit.params.alpha, fit.params.beta
+                    ),
+                });
+            }
+            let p = fit.params;
+            let bc = backcast(
+                &r.iter()
+                    .map(|x| x - crate::stats::mean(&r))
+                    .collect::<Vec<_>>(),
+            );
+            let all: Vec<f64> = column.iter().map(|x| 100.0 * x).collect();
+            let (_, var) = log_likelihood(&all, &p, bc);
+            variances.push(var.iter().map(|v| v / 1e4).collect::<Vec<f64>>());
+            params.push(Garch11 {
+                mu: p.mu / 100.0,
+                omega: p.omega / 1e4,
+                alpha: p.alpha,
+                beta: p.beta,
+            });
+        }
+        let residuals = (0..fit_days)
+            .map(|d| {
+                params
+                    .iter()
+                    .enumerate()
+                    .map(|(a, p)| (history.returns[a][d] - p.mu) / variances[a][d].sqrt())
+                    .collect()
+            })
+            .collect();
+        Ok(Self {
+            params,
+            variances,
+            returns: history.returns.to_vec(),
+            residuals,
+            paths,
+            seed,
+        })
+    }
+}
+
+impl Forecaster for FhsAsOf {
+    fn name(&self) -> &str {
+        FHS
+    }
+
+    fn classical(&self) -> bool {
+        true
+    }
+
+    fn ensemble(&self, t: usize, _regime: &str, horizon: usize) -> Result<Ensemble<'_>> {
+        let start: Vec<f64> = self
+            .params
+            .iter()
+            .enumerate()
+            .map(|(a, p)| p.next_variance(self.returns[a][t] - p.mu, self.variances[a][t]))
+            .collect();
+        let mut out = Vec::with_capacity(self.paths * horizon * self.params.len());
+        for path in 0..self.paths {
+            // Stream per (date, path): the same paths whatever else is scored.
+            let mut rng = SeededRng::new(self.seed, ((t as u64) << 24) | path as u64);
+            let mut var = start.clone();
+            for _ in 0..horizon {
+                let z = &self.residuals[rng.below(self.residuals.len())];
+                for (a, p) in self.params.iter().enumerate() {
+                    let e = var[a].sqrt() * z[a];
+                    out.push(p.mu + e);
+                    var[a] = p.next_variance(e, var[a]);
+                }
+            }
+        }
+        Ok(Ensemble::Own(out))
+    }
+}
+
+/// Historical simulation over the trailing `lookback` return days, as they are or (with an
+/// EWMA decay) each day rescaled asset by asset from its own volatility forecast to the
+/// forecast for the day after the date.
+pub struct Historical {
+    name: &'static str,
+    returns: Vec<Vec<f64>>,
+    lookback: usize,
+    /// Per asset, the EWMA volatility forecast for every return day and the day after the last.
+    volatility: Option<Vec<Vec<f64>>>,
+}
+
+impl Historical {
+    pub fn plain(history: &History, lookback: usize) -> Self {
+        Self {
+            name: HISTORICAL,
+            returns: history.returns.to_vec(),
+            lookback,
+            volatility: None,
+        }
+    }
+
+    /// With RiskMetrics volatility of decay `lambda`, started from arch's backcast over the days
+    /// before the test period.
+    pub fn filtered(history: &History, lookback: usize, lambda: f64) -> Self {
+        let ewma = Garch11::riskmetrics(lambda);
+        let volatility = history
+            .returns
+            .iter()
+            .map(|r| {
+                let (_, mut var) = log_likelihood(r, &ewma, backcast(&r[..history.first_test_day]));
+                let last = *var.last().expect("return days");
+                var.push(ewma.next_variance(*r.last().expect("return days"), last));
+                var.into_iter().map(f64::sqrt).collect()
+            })
+            .collect();
+        Self {
+            name: HISTORICAL_EWMA,
+            returns: history.returns.to_vec(),
+            lookback,
+            volatility: Some(volatility),
+        }
+    }
+}
+
+impl Forecaster for Historical {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn classical(&self) -> bool {
+        true
+    }
+
+    fn ensemble(&self, t: usize, _regime: &str, horizon: usize) -> Result<Ensemble<'_>> {
+        let n = self.returns.len();
+        // Windows of `horizon` days that end on or before day t, starting at most `lookback`
+        // days back.
+        let first = t + 1 - self.lookback;
+        let mut out = Vec::with_capacity((self.lookback - horizon + 1) * n);
+        for s in first..=t + 1 - horizon {
+            for a in 0..n {
+                let r = &self.returns[a][s..s + horizon];
+                let total: f64 = match &self.volatility {
+                    None => r.iter().sum(),
+                    Some(vol) => {
+                        let today = vol[a][t + 1];
+                        r.iter()
+                            .zip(&vol[a][s..s + horizon])
+                            .map(|(x, v)| x * today / v)
+                            .sum()
+                    }
+                };
+                out.push(total);
+            }
+        }
+        Ok(Ensemble::Outcomes(out))
+    }
+}

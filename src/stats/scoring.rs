@@ -1,0 +1,196 @@
+//! Proper scoring rules for forecasts given as an ensemble of scenarios (Gneiting & Raftery
+//! 2007), as `scoringrules` defines them, and the Diebold–Mariano test of two forecasts' mean
+//! score difference. Lower scores are better.
+
+use statrs::distribution::{Continuous, ContinuousCDF, Normal};
+
+/// How the ensemble's own spread is estimated in the kernel scores (CRPS, energy score).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Estimator {
+    /// The ensemble's empirical distribution: 1/(2 m²) Σ_i Σ_j |x_i − x_j| (`nrg`).
+    PlugIn,
+    /// Unbiased for the expected score of the law the ensemble is drawn from:
+    /// 1/(2 m (m − 1)) Σ_i Σ_j |x_i − x_j|, so ensembles of different sizes compare fairly.
+    Fair,
+}
+
+impl Estimator {
+    /// The spread term's divisor for `m` members: 2 m² or 2 m (m − 1).
+    fn divisor(self, m: usize) -> f64 {
+        let m = m as f64;
+        match self {
+            Estimator::PlugIn => 2.0 * m * m,
+            Estimator::Fair => 2.0 * m * (m - 1.0),
+        }
+    }
+}
+
+/// CRPS of an ensemble at `obs`: mean_i |x_i − y| − Σ_i Σ_j |x_i − x_j| / divisor. The double
+/// sum comes from the sorted ensemble in O(m log m). An empty ensemble (or one member with
+/// the fair estimator) scores NaN.
+pub fn crps_ensemble(ensemble: &[f64], obs: f64, estimator: Estimator) -> f64 {
+    let m = ensemble.len();
+    if m == 0 || (m == 1 && estimator == Estimator::Fair) {
+        return f64::NAN;
+    }
+    let mut sorted = ensemble.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let accuracy = sorted.iter().map(|x| (x - obs).abs()).sum::<f64>() / m as f64;
+    // Σ_{i<j} (x_(j) − x_(i)) = Σ_k x_(k) (2k − m + 1); the ordered double sum is twice that.
+    let pairs: f64 = sorted
+        .iter()
+        .enumerate()
+        .map(|(k, x)| x * (2.0 * k as f64 - m as f64 + 1.0))
+        .sum();
+    accuracy - 2.0 * pairs / estimator.divisor(m)
+}
+
+/// CRPS of N(mu, sigma²) at `obs` in closed form: σ (z (2Φ(z) − 1) + 2φ(z) − 1/√π).
+pub fn crps_normal(mu: f64, sigma: f64, obs: f64) -> f64 {
+    let standard = Normal::new(0.0, 1.0).expect("standard normal");
+    let z = (obs - mu) / sigma;
+    sigma
+        * (z * (2.0 * standard.cdf(z) - 1.0) + 2.0 * standard.pdf(z)
+            - 1.0 / std::f64::consts::PI.sqrt())
+}
+
+/// Σ_i Σ_j ||x_i − x_j|| over the ordered pairs of an ensemble of `d`-dimensional members
+/// (row-major `ensemble`, Euclidean norm): the energy score's spread term before its divisor,
+/// which depends on the ensemble alone and can be reused for several observations.
+pub fn energy_spread(ensemble: &[f64], d: usize) -> f64 {
+    let m = ensemble.len() / d;
+    let mut total = 0.0;
+    for i in 0..m {
+        let xi = &ensemble[i * d..(i + 1) * d];
+        for j in i + 1..m {
+            let xj = &ensemble[j * d..(j + 1) * d];
+            total += xi
+                .iter()
+                .zip(xj)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f64>()
+                .sqrt();
+        }
+    }
+    2.0 * total
+}
+
+/// Energy score (β = 1) of an ensemble of `d`-dimensional members (row-major) at `obs`:
+/// mean_i ||x_i − y|| − spread / divisor, with `spread` from [`energy_spread`].
+pub fn energy_score_with_spread(
+    ensemble: &[f64],
+    d: usize,
+    obs: &[f64],
+    spread: f64,
+    estimator: Estimator,
+) -> f64 {
+    let m = ensemble.len() / d;
+    if m == 0 || (m == 1 && estimator == Estimator::Fair) {
+        return f64::NAN;
+    }
+    let accuracy: f64 = ensemble
+        .chunks_exact(d)
+        .map(|x| {
+            x.iter()
+                .zip(obs)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f64>()
+                .sqrt()
+        })
+        .sum::<f64>()
+        / m as f64;
+    accuracy - spread / estimator.divisor(m)
+}
+
+/// Energy score (β = 1) of an ensemble of `d`-dimensional members (row-major) at `obs`.
+pub fn energy_score(ensemble: &[f64], d: usize, obs: &[f64], estimator: Estimator) -> f64 {
+    energy_score_with_spread(ensemble, d, obs, energy_spread(ensemble, d), estimator)
+}
+
+/// The ensemble's mean of |x_ki − x_kj|^p for every pair i < j of dimensions (in the order
+/// (0,1), (0,2), …, (1,2), …): what [`variogram_score_with_means`] compares with the
+/// observation, and depends on the ensemble alone.
+pub fn variogram_means(ensemble: &[f64], d: usize, p: f64) -> Vec<f64> {
+    let m = ensemble.len() / d;
+    let mut means = vec![0.0; d * (d.saturating_sub(1)) / 2];
+    for x in ensemble.chunks_exact(d) {
+        let mut k = 0;
+        for i in 0..d {
+            for j in i + 1..d {
+                means[k] += (x[i] - x[j]).abs().powf(p);
+                k += 1;
+            }
+        }
+    }
+    means.iter_mut().for_each(|v| *v /= m as f64);
+    means
+}
+
+/// Variogram score of order `p` with unit weights, from [`variogram_means`]: Σ over ordered
+/// pairs i ≠ j of (|y_i − y_j|^p − mean_k |x_ki − x_kj|^p)², each unordered pair counted twice
+/// as `scoringrules` does.
+pub fn variogram_score_with_means(obs: &[f64], means: &[f64], p: f64) -> f64 {
+    let d = obs.len();
+    let mut total = 0.0;
+    let mut k = 0;
+    for i in 0..d {
+        for j in i + 1..d {
+            let diff = (obs[i] - obs[j]).abs().powf(p) - means[k];
+            total += diff * diff;
+            k += 1;
+        }
+    }
+    2.0 * total
+}
+
+/// Variogram score of order `p` of an ensemble of `d`-dimensional members (row-major) at `obs`.
+pub fn variogram_score(ensemble: &[f64], d: usize, obs: &[f64], p: f64) -> f64 {
+    variogram_score_with_means(obs, &variogram_means(ensemble, d, p), p)
+}
+
+/// The Diebold–Mariano test of a mean score difference.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct DieboldMariano {
+    /// Mean of the differences d_t = score_A(t) − score_B(t): negative when A scores better.
+    pub mean_difference: f64,
+    /// mean(d) / √(S / n), with S the Newey–West (Bartlett) long-run variance.
+    pub statistic: f64,
+    /// Two-sided, from the standard normal.
+    pub p_value: f64,
+    /// Autocovariance lags in S.
+    pub lags: usize,
+    pub n: usize,
+}
+
+/// Diebold–Mariano on the differences `d` with a Newey–West variance of `lags` lags (h − 1
+/// for overlapping h-step forecasts): S = g_0 + 2 Σ_{k=1}^{L} (1 − k/(L+1)) g_k,
+/// g_k = (1/n) Σ_{t>k} (d_t − d̄)(d_{t−k} − d̄). The statistic is NaN when S is not positive.
+pub fn diebold_mariano(d: &[f64], lags: usize) -> DieboldMariano {
+    let n = d.len();
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let autocovariance = |k: usize| -> f64 {
+        (k..n)
+            .map(|t| (d[t] - mean) * (d[t - k] - mean))
+            .sum::<f64>()
+            / n as f64
+    };
+    let long_run = autocovariance(0)
+        + 2.0
+            * (1..=lags.min(n.saturating_sub(1)))
+                .map(|k| (1.0 - k as f64 / (lags as f64 + 1.0)) * autocovariance(k))
+                .sum::<f64>();
+    let statistic = if long_run > 0.0 {
+        mean / (long_run / n as f64).sqrt()
+    } else {
+        f64::NAN
+    };
+    let standard = Normal::new(0.0, 1.0).expect("standard normal");
+    DieboldMariano {
+        mean_difference: mean,
+        statistic,
+        p_value: 2.0 * (1.0 - standard.cdf(statistic.abs())),
+        lags,
+        n,
+    }
+}

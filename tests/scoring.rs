@@ -1,0 +1,170 @@
+//! Proper scoring rules and the Diebold–Mariano test against `scoringrules` and statsmodels
+//! (tests/testvectors/scoring_rules.json), and what makes them proper: a forecast that is the
+//! true law beats a wrong one on average, and the test says so.
+
+mod common;
+
+use common::*;
+use scengen::rng::SeededRng;
+use scengen::stats::{
+    crps_ensemble, crps_normal, diebold_mariano, energy_score, variogram_score, Estimator,
+};
+
+fn close(got: f64, want: f64, rel: f64, what: &str) {
+    let err = (got - want).abs() / want.abs().max(1e-300);
+    assert!(
+        err <= rel,
+        "{what}: {got} vs {want} (relative error {err:e})"
+    );
+}
+
+/// An ensemble as rows of `d` values, row-major.
+fn rows(v: &serde_json::Value) -> (Vec<f64>, usize) {
+    let members = v.as_array().unwrap();
+    let d = members[0].as_array().unwrap().len();
+    (members.iter().flat_map(as_f64s).collect(), d)
+}
+
+#[test]
+fn scores_match_scoringrules() {
+    let v = vectors("scoring_rules.json");
+    let cases = v["crps_ensemble"].as_array().unwrap();
+    assert_eq!(cases.len(), 5);
+    for (i, case) in cases.iter().enumerate() {
+        let (x, y) = (as_f64s(&case["ensemble"]), case["obs"].as_f64().unwrap());
+        let nrg = case["nrg"].as_f64().unwrap();
+        close(
+            crps_ensemble(&x, y, Estimator::PlugIn),
+            nrg,
+            1e-9,
+            &format!("crps nrg {i}"),
+        );
+        let fair = case["fair"].as_f64().unwrap();
+        close(
+            crps_ensemble(&x, y, Estimator::Fair),
+            fair,
+            1e-9,
+            &format!("crps fair {i}"),
+        );
+    }
+    for (i, case) in v["crps_normal"].as_array().unwrap().iter().enumerate() {
+        let f = |k: &str| case[k].as_f64().unwrap();
+        close(
+            crps_normal(f("mu"), f("sigma"), f("obs")),
+            f("value"),
+            1e-9,
+            &format!("crps normal {i}"),
+        );
+    }
+    let cases = v["multivariate"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for (i, case) in cases.iter().enumerate() {
+        let (x, d) = rows(&case["ensemble"]);
+        let y = as_f64s(&case["obs"]);
+        let f = |k: &str| case[k].as_f64().unwrap();
+        close(
+            energy_score(&x, d, &y, Estimator::PlugIn),
+            f("energy_nrg"),
+            1e-9,
+            &format!("es nrg {i}"),
+        );
+        close(
+            energy_score(&x, d, &y, Estimator::Fair),
+            f("energy_fair"),
+            1e-9,
+            &format!("es fair {i}"),
+        );
+        close(
+            variogram_score(&x, d, &y, 0.5),
+            f("variogram_p05"),
+            1e-9,
+            &format!("vs {i}"),
+        );
+    }
+}
+
+#[test]
+fn diebold_mariano_matches_statsmodels_hac() {
+    let v = vectors("scoring_rules.json");
+    let cases = v["diebold_mariano"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let d = as_f64s(&case["d"]);
+        let lags = case["lags"].as_u64().unwrap() as usize;
+        assert_eq!(lags + 1, case["horizon"].as_u64().unwrap() as usize);
+        let test = diebold_mariano(&d, lags);
+        close(
+            test.statistic,
+            case["dm"].as_f64().unwrap(),
+            1e-9,
+            "DM statistic",
+        );
+        close(
+            test.p_value,
+            case["p_value"].as_f64().unwrap(),
+            1e-6,
+            "DM p-value",
+        );
+    }
+}
+
+/// The univariate scores of an ensemble from the true law N(0, 1) and from a law with twice
+/// its scale, at 300 draws of the truth.
+fn true_against_wrong(rng: &mut SeededRng) -> (Vec<f64>, Vec<f64>) {
+    let (mut truth, mut wrong) = (Vec::new(), Vec::new());
+    for _ in 0..300 {
+        let y = rng.normal();
+        let own: Vec<f64> = (0..200).map(|_| rng.normal()).collect();
+        let wide: Vec<f64> = (0..200).map(|_| 2.0 * rng.normal()).collect();
+        truth.push(crps_ensemble(&own, y, Estimator::Fair));
+        wrong.push(crps_ensemble(&wide, y, Estimator::Fair));
+    }
+    (truth, wrong)
+}
+
+#[test]
+fn the_true_law_beats_a_wrong_one_and_the_test_says_so() {
+    let mut rng = SeededRng::new(11, 0);
+    let (truth, wrong) = true_against_wrong(&mut rng);
+    let d: Vec<f64> = truth.iter().zip(&wrong).map(|(a, b)| a - b).collect();
+    let test = diebold_mariano(&d, 0);
+    assert!(test.mean_difference < 0.0, "{test:?}");
+    assert!(test.p_value < 0.01, "{test:?}");
+    // The fair CRPS of a large ensemble tends to the closed form: E CRPS(N(0,1), Y) = 1/√π.
+    let mean_truth = truth.iter().sum::<f64>() / truth.len() as f64;
+    close(
+        mean_truth,
+        1.0 / std::f64::consts::PI.sqrt(),
+        0.1,
+        "mean CRPS of the truth",
+    );
+
+    // On a Gaussian panel with correlated assets, the energy and variogram scores prefer the
+    // true correlation to independence.
+    let (d, corr) = (5, 0.7);
+    let draw = |rng: &mut SeededRng, corr: f64| -> Vec<f64> {
+        let common = rng.normal();
+        (0..d)
+            .map(|_| corr.sqrt() * common + (1.0 - corr).sqrt() * rng.normal())
+            .collect()
+    };
+    let (mut energy, mut variogram) = (Vec::new(), Vec::new());
+    for _ in 0..200 {
+        let y = draw(&mut rng, corr);
+        let own: Vec<f64> = (0..100).flat_map(|_| draw(&mut rng, corr)).collect();
+        let independent: Vec<f64> = (0..100).flat_map(|_| draw(&mut rng, 0.0)).collect();
+        energy.push(
+            energy_score(&own, d, &y, Estimator::Fair)
+                - energy_score(&independent, d, &y, Estimator::Fair),
+        );
+        variogram
+            .push(variogram_score(&own, d, &y, 0.5) - variogram_score(&independent, d, &y, 0.5));
+    }
+    for (name, diff) in [("energy", energy), ("variogram", variogram)] {
+        let test = diebold_mariano(&diff, 0);
+        assert!(
+            test.mean_difference < 0.0 && test.p_value < 0.05,
+            "{name}: {test:?}"
+        );
+    }
+}
