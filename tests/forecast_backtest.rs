@@ -162,15 +162,7 @@ fn a_forecast_uses_no_data_after_its_date() {
 }
 
 fn assert_fails_cleanly(c: &ForecastBacktestConfig, check: impl Fn(&Error) -> bool) {
-    let err = run(c)
-        .and_then(|b| b.write(&c.out))
-        .expect_err("bad input must fail");
-    assert!(check(&err), "unexpected error: {err}");
-    assert!(!c.out.exists(), "output left behind for: {err}");
-}
-
-fn option_error(e: &Error, name: &str, text: &str) -> bool {
-    matches!(e, Error::InvalidOption { option, reason, .. } if option == name && reason.contains(text))
+    assert_stage_fails_cleanly(run(c), &c.out, check);
 }
 
 #[test]

@@ -250,11 +250,7 @@ fn the_backtest_on_real_prices_rebalances_monthly_without_looking_ahead() {
 }
 
 fn assert_fails_cleanly(c: &BacktestConfig, check: impl Fn(&Error) -> bool) {
-    let err = scengen::backtest::run(c)
-        .and_then(|b| b.write(&c.out))
-        .expect_err("bad input must fail");
-    assert!(check(&err), "unexpected error: {err}");
-    assert!(!c.out.exists(), "output left behind for: {err}");
+    assert_stage_fails_cleanly(scengen::backtest::run(c), &c.out, check);
 }
 
 #[test]

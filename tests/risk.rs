@@ -19,9 +19,9 @@ fn run_risk(config: &RiskConfig) -> scengen::Result<RiskReport> {
     report.write(&config.out)?;
     Ok(report)
 }
+use common::assert_stage_fails_cleanly;
 use scengen::rng::SeededRng;
 use scengen::scenarios::read_scenarios;
-use scengen::Error;
 
 const PORTFOLIO: &str = "name = \"test book\"\ncurrency = \"USD\"\n\n[positions]\n\
                          AAPL = 1_000_000\nJPM = 500_000.0\nXOM = -400_000\n";
@@ -227,9 +227,7 @@ fn tail_measures_of_a_normal_distribution() {
 }
 
 fn assert_fails_cleanly(c: &RiskConfig, check: impl Fn(&str) -> bool) {
-    let err: Error = run_risk(c).expect_err("bad input must fail");
-    assert!(check(&err.to_string()), "unexpected error: {err}");
-    assert!(!c.out.exists(), "output left behind for: {err}");
+    assert_stage_fails_cleanly(scengen::risk::run(c), &c.out, |e| check(&e.to_string()));
 }
 
 #[test]

@@ -7,7 +7,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{embedded_index, embedded_prices, embedded_windows, root};
+use common::{
+    assert_stage_fails_cleanly, embedded_index, embedded_prices, embedded_windows, option_error,
+    root,
+};
 use scengen::baselines::{generate_baseline, BaselineConfig, Method};
 use scengen::data::{realized_vol, Panel, RegimeRule, Returns, SignalSource, ValueKind};
 use scengen::io::{format_date, parse_date, read_parquet};
@@ -382,15 +385,7 @@ fn the_var_backtest_on_real_prices_counts_what_the_prices_say() {
 }
 
 fn assert_fails_cleanly(c: &VarBacktestConfig, check: impl Fn(&Error) -> bool) {
-    let err = scengen::var_backtest::run(c)
-        .and_then(|b| b.write(&c.out))
-        .expect_err("bad input must fail");
-    assert!(check(&err), "unexpected error: {err}");
-    assert!(!c.out.exists(), "output left behind for: {err}");
-}
-
-fn option_error(e: &Error, name: &str, text: &str) -> bool {
-    matches!(e, Error::InvalidOption { option, reason, .. } if option == name && reason.contains(text))
+    assert_stage_fails_cleanly(scengen::var_backtest::run(c), &c.out, check);
 }
 
 #[test]

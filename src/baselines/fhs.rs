@@ -2,10 +2,10 @@
 //! of standardised residuals resampled jointly (keeping the cross-asset dependence); each path
 //! starts from the conditional variances of a random train day of the regime.
 
-use super::garch::{fit_garch11, Garch11};
+use super::garch::{fit_asset_garch, Garch11};
 use super::PathGenerator;
 use crate::data::DailyPanel;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::rng::SeededRng;
 
 pub(super) struct Fhs {
@@ -29,27 +29,10 @@ impl Fhs {
         let mut log_likelihoods = Vec::with_capacity(n);
         let mut variances = Vec::with_capacity(n);
         for (a, asset) in assets.iter().enumerate() {
-            // Fitted in percent, the scale the optimiser's tolerances are set for.
-            let r: Vec<f64> = all_train.column(a).iter().map(|x| 100.0 * x).collect();
-            let fit = fit_garch11(&r);
-            if !fit.converged {
-                return Err(Error::Fit {
-                    model: "GARCH(1,1)",
-                    reason: format!(
-                        "asset `{asset}` did not converge (alpha {:.4}, beta {:.4})",
-                        fit.params.alpha, fit.params.beta
-                    ),
-                });
-            }
-            let p = fit.params;
-            params.push(Garch11 {
-                mu: p.mu / 100.0,
-                omega: p.omega / 1e4,
-                alpha: p.alpha,
-                beta: p.beta,
-            });
+            let fit = fit_asset_garch(&all_train.column(a), &[], asset)?;
+            params.push(fit.params);
             log_likelihoods.push(fit.log_likelihood);
-            variances.push(fit.variances.iter().map(|v| v / 1e4).collect::<Vec<f64>>());
+            variances.push(fit.variances);
         }
         let residuals = (0..all_train.len())
             .map(|d| {

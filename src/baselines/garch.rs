@@ -131,3 +131,55 @@ pub fn fit_garch11(r: &[f64]) -> GarchFit {
         variances,
     }
 }
+
+/// A GARCH(1,1) fitted to one asset's daily log returns (decimals), in decimal units.
+#[derive(Debug, Clone)]
+pub struct AssetGarch {
+    pub params: Garch11,
+    /// The fit's log-likelihood, of the returns in percent.
+    pub log_likelihood: f64,
+    /// The conditional variance of each day of `returns` and of `more` after them (decimal),
+    /// each from the days before it.
+    pub variances: Vec<f64>,
+}
+
+/// Fits a GARCH(1,1) to `returns` (decimals; in percent, the scale the optimiser's tolerances
+/// are set for) and carries its variance recursion on through `more` days after them with the
+/// fitted parameters; an error names `asset` when no start converged.
+pub fn fit_asset_garch(
+    returns: &[f64],
+    more: &[f64],
+    asset: &str,
+) -> crate::error::Result<AssetGarch> {
+    let r: Vec<f64> = returns.iter().map(|x| 100.0 * x).collect();
+    let fit = fit_garch11(&r);
+    if !fit.converged {
+        return Err(crate::error::Error::Fit {
+            model: "GARCH(1,1)",
+            reason: format!(
+                "asset `{asset}` did not converge (alpha {:.4}, beta {:.4})",
+                fit.params.alpha, fit.params.beta
+            ),
+        });
+    }
+    let p = fit.params;
+    let variances = if more.is_empty() {
+        fit.variances
+    } else {
+        // The fit's own backcast, so that the fitted days' variances are the fit's.
+        let m = mean(&r);
+        let bc = backcast(&r.iter().map(|x| x - m).collect::<Vec<_>>());
+        let all: Vec<f64> = returns.iter().chain(more).map(|x| 100.0 * x).collect();
+        log_likelihood(&all, &p, bc).1
+    };
+    Ok(AssetGarch {
+        params: Garch11 {
+            mu: p.mu / 100.0,
+            omega: p.omega / 1e4,
+            alpha: p.alpha,
+            beta: p.beta,
+        },
+        log_likelihood: fit.log_likelihood,
+        variances: variances.iter().map(|v| v / 1e4).collect(),
+    })
+}

@@ -7,7 +7,9 @@ mod bootstrap;
 mod garch;
 
 pub use bootstrap::{optimal_block_length, stationary_path};
-pub use garch::{backcast, fit_garch11, log_likelihood, Garch11, GarchFit};
+pub use garch::{
+    backcast, fit_asset_garch, fit_garch11, log_likelihood, AssetGarch, Garch11, GarchFit,
+};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::baselines::{backcast, fit_garch11, log_likelihood, Garch11};
+use crate::baselines::{backcast, fit_asset_garch, log_likelihood, Garch11};
 use crate::error::{Error, Result};
 use crate::rng::SeededRng;
 
@@ -80,6 +80,7 @@ impl Forecaster for RegimeSets {
 /// The return history every as-of generator reads: `returns[a][t]` is asset a's log return on
 /// return day t.
 pub struct History<'a> {
+    pub assets: &'a [String],
     pub returns: &'a [Vec<f64>],
     /// The first return day of the test period: every fit uses days before it only.
     pub first_test_day: usize,
@@ -105,33 +106,10 @@ impl FhsAsOf {
         let mut params = Vec::new();
         let mut variances = Vec::new();
         for (a, column) in history.returns.iter().enumerate() {
-            // Fitted in percent, the scale the optimiser's tolerances are set for.
-            let r: Vec<f64> = column[..fit_days].iter().map(|x| 100.0 * x).collect();
-            let fit = fit_garch11(&r);
-            if !fit.converged {
-                return Err(Error::Fit {
-                    model: "GARCH(1,1)",
-                    reason: format!(
-                        "asset column {a} did not converge (alpha {:.4}, beta {:.4})",
-                        fit.params.alpha, fit.params.beta
-                    ),
-                });
-            }
-            let p = fit.params;
-            let bc = backcast(
-                &r.iter()
-                    .map(|x| x - crate::stats::mean(&r))
-                    .collect::<Vec<_>>(),
-            );
-            let all: Vec<f64> = column.iter().map(|x| 100.0 * x).collect();
-            let (_, var) = log_likelihood(&all, &p, bc);
-            variances.push(var.iter().map(|v| v / 1e4).collect::<Vec<f64>>());
-            params.push(Garch11 {
-                mu: p.mu / 100.0,
-                omega: p.omega / 1e4,
-                alpha: p.alpha,
-                beta: p.beta,
-            });
+            let (fit_part, after) = column.split_at(fit_days);
+            let fit = fit_asset_garch(fit_part, after, &history.assets[a])?;
+            params.push(fit.params);
+            variances.push(fit.variances);
         }
         let residuals = (0..fit_days)
             .map(|d| {

@@ -12,7 +12,7 @@ use crate::io::{format_date, parse_date};
 use crate::model::{load_model, Engine};
 use crate::risk::{check_horizons_and_levels, Portfolio};
 use crate::scenarios::{check_no_look_ahead, generator_settings, read_scenarios, scenario_files};
-use crate::var_backtest::ScenarioFile;
+use crate::var_backtest::{check_history, ScenarioFile};
 
 /// The regime generators' sets with their files, and the assets they cover.
 pub(super) type Sets = Vec<(RegimeSets, BTreeMap<String, ScenarioFile>)>;
@@ -30,25 +30,7 @@ pub(super) fn check_settings(config: &ForecastBacktestConfig) -> Result<()> {
             "must be at least 2: a score compares the paths with each other",
         ));
     }
-    let longest = *config.horizons.iter().max().expect("checked: not empty");
-    if config.lookback < longest + 19 {
-        return Err(Error::option(
-            "lookback",
-            config.lookback,
-            format!(
-                "leaves historical simulation fewer than 20 {longest}-day outcomes; give at least {}",
-                longest + 19
-            ),
-        ));
-    }
-    if !(config.ewma_lambda > 0.0 && config.ewma_lambda < 1.0) {
-        return Err(Error::option(
-            "ewma_lambda",
-            config.ewma_lambda,
-            "must lie strictly between 0 and 1",
-        ));
-    }
-    Ok(())
+    check_history(&config.horizons, config.lookback, Some(config.ewma_lambda))
 }
 
 /// Every regime generator's paths: from the scenario files (each `scengen.method` one

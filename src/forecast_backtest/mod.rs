@@ -235,6 +235,7 @@ fn build_forecasters(
     sets: inputs::Sets,
 ) -> Result<Generators> {
     let history = History {
+        assets: &returns.assets,
         returns: &returns.columns,
         first_test_day: first,
     };

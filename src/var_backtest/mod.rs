@@ -281,18 +281,28 @@ pub fn run(config: &VarBacktestConfig) -> Result<VarBacktest> {
 /// The settings no later step would refuse with a clear message.
 fn check_settings(config: &VarBacktestConfig) -> Result<()> {
     check_horizons_and_levels(&config.horizons, &config.levels)?;
-    let longest = *config.horizons.iter().max().expect("checked: not empty");
-    if config.lookback < longest + 19 {
+    check_history(&config.horizons, config.lookback, config.ewma_lambda)
+}
+
+/// Historical simulation over `lookback` days needs 20 outcomes of the longest of `horizons`
+/// (checked non-empty), and an EWMA decay lies strictly between 0 and 1.
+pub(crate) fn check_history(
+    horizons: &[usize],
+    lookback: usize,
+    ewma_lambda: Option<f64>,
+) -> Result<()> {
+    let longest = *horizons.iter().max().expect("checked: not empty");
+    if lookback < longest + 19 {
         return Err(Error::option(
             "lookback",
-            config.lookback,
+            lookback,
             format!(
                 "leaves historical simulation fewer than 20 {longest}-day outcomes; give at least {}",
                 longest + 19
             ),
         ));
     }
-    if let Some(lambda) = config.ewma_lambda {
+    if let Some(lambda) = ewma_lambda {
         if !(lambda > 0.0 && lambda < 1.0) {
             return Err(Error::option(
                 "ewma_lambda",

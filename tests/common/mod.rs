@@ -301,3 +301,22 @@ pub fn prior_eps(
         .to_vec1()
         .unwrap()
 }
+
+/// Runs an analysis stage as its command does (run, then write into `out`), which must fail
+/// with an error `check` accepts and leave nothing at `out`.
+pub fn assert_stage_fails_cleanly<R: scengen::report::StageReport>(
+    result: scengen::Result<R>,
+    out: &Path,
+    check: impl Fn(&scengen::Error) -> bool,
+) {
+    let err = result
+        .and_then(|report| report.write(out))
+        .expect_err("bad input must fail");
+    assert!(check(&err), "unexpected error: {err}");
+    assert!(!out.exists(), "output left behind for: {err}");
+}
+
+/// Whether `e` refuses the setting `name` with a reason containing `text`.
+pub fn option_error(e: &scengen::Error, name: &str, text: &str) -> bool {
+    matches!(e, scengen::Error::InvalidOption { option, reason, .. } if option == name && reason.contains(text))
+}
