@@ -18,6 +18,29 @@ use crate::io::{
 /// Where generated scenario files go, and the folder the analyses read, unless told otherwise.
 pub const DEFAULT_FOLDER: &str = "scenarios";
 
+/// The largest daily log return a scenario file may hold (a factor of 22,026 in a day; the
+/// embedded data's largest is 1.1): beyond it P&L overflows to infinity in the analyses.
+pub const MAX_LOG_RETURN: f64 = 10.0;
+
+/// The most paths a scenario file holds: path ids are u32, numbered from 0.
+pub const MAX_PATHS: usize = u32::MAX as usize + 1;
+
+/// `n` paths for a scenario file, or an error naming the `n` setting: at least 1, and no more
+/// than the path ids can number ([`MAX_PATHS`]).
+pub fn check_path_count(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(Error::option("n", 0, "must be at least 1"));
+    }
+    if n > MAX_PATHS {
+        return Err(Error::option(
+            "n",
+            n,
+            format!("must be at most {MAX_PATHS}: path ids are 32-bit"),
+        ));
+    }
+    Ok(())
+}
+
 /// Paths per scenario set unless told otherwise.
 pub const DEFAULT_PATHS: usize = 10_000;
 
@@ -214,6 +237,13 @@ pub fn read_scenarios(path: &Path) -> Result<ScenarioSet> {
         for c in &columns {
             if !c[r].is_finite() {
                 return Err(bad(format!("row {r}: non-finite return {}", c[r])));
+            }
+            if c[r].abs() > MAX_LOG_RETURN {
+                return Err(bad(format!(
+                    "row {r}: daily log return {} is beyond ±{MAX_LOG_RETURN} (a factor of \
+                     e^{MAX_LOG_RETURN} in a day): not a market's return",
+                    c[r]
+                )));
             }
             values.push(c[r]);
         }

@@ -485,6 +485,16 @@ fn thresholds_must_increase_and_labels_match() {
         matches!(e, Error::InvalidOption { ref option, .. } if option == "labels"),
         "{e}"
     );
+    // A label names files: one that could reach outside its folder is refused.
+    for bad in ["../../x", "a/b", ".hidden", "", "with space"] {
+        let e =
+            RegimeRule::new(vec![15.0, 25.0], labels(&[bad, "normal", "high-vix"])).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidOption { ref option, .. } if option == "labels"),
+            "{bad}: {e}"
+        );
+    }
+    RegimeRule::new(vec![15.0, 25.0], labels(&["calm_1", "mid.2", "Stress-3"])).unwrap();
     assert_eq!(RegimeRule::default().classify(14.99), 0);
     assert_eq!(RegimeRule::default().classify(15.0), 1);
     assert_eq!(RegimeRule::default().classify(25.0), 2);

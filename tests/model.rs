@@ -346,6 +346,24 @@ fn trained_tiny_model(dir: &Path) -> PathBuf {
 }
 
 #[test]
+fn every_file_of_a_model_folder_has_the_same_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = trained_tiny_model(dir.path());
+    let mode = |name: &str| {
+        std::fs::metadata(model.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    // The weights were private (0600) while the card was readable by others: a shared model
+    // folder gave other users "Permission denied".
+    assert_eq!(mode("model.safetensors"), mode("config.json"));
+    assert_eq!(mode("loss.csv"), mode("config.json"));
+}
+
+#[test]
 fn unknown_regime_lists_the_known_ones_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let model = trained_tiny_model(dir.path());
@@ -445,6 +463,22 @@ fn bad_generation_counts_name_the_option_and_write_nothing() {
     .unwrap_err();
     assert!(e.to_string().contains("is a folder"), "{e}");
     expect_option(GenerateConfig { n: 0, ..g() }, "n", "at least 1");
+    // Path ids are u32: more paths than they can number are refused before anything is drawn
+    // (an unbounded n streamed until the disk was full).
+    let too_many = scengen::scenarios::MAX_PATHS + 1;
+    expect_option(
+        GenerateConfig { n: too_many, ..g() },
+        "n",
+        "at most 4294967296",
+    );
+    expect_option(
+        GenerateConfig {
+            n: usize::MAX,
+            ..g()
+        },
+        "n",
+        "path ids are 32-bit",
+    );
     expect_option(
         GenerateConfig {
             batch_size: 0,

@@ -318,6 +318,27 @@ fn the_risk_run_rejects_bad_inputs_by_name() {
         e.contains("option label:") && e.contains("is blank") && e.contains("high-vix.parquet")
     });
 
+    // A finite but absurd return: its P&L would overflow to infinity (null in risk.json).
+    let mut c = config(&out);
+    let source = scengen::scenarios::read_scenarios(&c.scenarios[0].0).unwrap();
+    let absurd = dir.path().join("absurd.parquet");
+    let mut values = source.values.clone();
+    values[7] = 1e6;
+    let mut w = scengen::scenarios::ScenarioWriter::create(
+        &absurd,
+        &source.assets,
+        &source.regime,
+        source.window,
+        Default::default(),
+    )
+    .unwrap();
+    w.write_paths(0, &values).unwrap();
+    w.finish().unwrap();
+    c.scenarios = vec![(absurd, None)];
+    assert_fails_cleanly(&c, |e| {
+        e.contains("absurd.parquet") && e.contains("daily log return 1000000 is beyond ±10")
+    });
+
     let mut c = config(&out);
     c.split = SplitChoice::Test;
     c.test_from = parse_date("t", "2030-01-01").unwrap();

@@ -18,7 +18,7 @@ use crate::data::{default_test_from, DailyPanel, SplitChoice, WindowSet, DEFAULT
 use crate::error::{Error, Result};
 use crate::rng::{SeededRng, DEFAULT_SEED};
 use crate::scenarios::{
-    batches, default_scenario_file, ScenarioWriter, DEFAULT_PATHS, DEFAULT_REGIME,
+    batches, check_path_count, default_scenario_file, ScenarioWriter, DEFAULT_PATHS, DEFAULT_REGIME,
 };
 
 /// Which classical generator.
@@ -76,9 +76,7 @@ const BATCH: usize = 1000;
 
 /// Fits the method on the regime's train days and writes `n` paths.
 pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
-    if config.n == 0 {
-        return Err(Error::option("n", 0, "must be at least 1"));
-    }
+    check_path_count(config.n)?;
     let set = WindowSet::read(&config.data)?;
     let regime = set.rule.index_of(&config.regime)?;
     let days = DailyPanel::from_windows(&set, Some(regime), SplitChoice::Train, config.test_from);

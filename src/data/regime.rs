@@ -73,6 +73,16 @@ impl RegimeRule {
                 format!("label `{dup}` is empty or repeated"),
             ));
         }
+        if let Some((label, reason)) = labels
+            .iter()
+            .find_map(|l| check_label(l).err().map(|r| (l, r)))
+        {
+            return Err(Error::option(
+                "labels",
+                labels.join(","),
+                format!("label `{label}` {reason}"),
+            ));
+        }
         Ok(Self { thresholds, labels })
     }
 
@@ -84,6 +94,18 @@ impl RegimeRule {
     /// The index of a label, or an error listing the known labels.
     pub fn index_of(&self, label: &str) -> Result<usize> {
         label_index(&self.labels, label)
+    }
+}
+
+/// Whether a regime label is safe as a file name (`scenarios/<label>.parquet`,
+/// `reports/<label>/`): 1 to 64 ASCII letters, digits, `-`, `_` and `.`, starting with a letter
+/// or digit, so that no label can reach outside its folder. The reason when it is not.
+pub fn check_label(label: &str) -> std::result::Result<(), &'static str> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    match label.chars().next() {
+        _ if label.len() > 64 => Err("is longer than 64 characters"),
+        Some(first) if first.is_ascii_alphanumeric() && label.chars().all(safe) => Ok(()),
+        _ => Err("must start with a letter or digit and hold only letters, digits, '-', '_' and '.' (it names files)"),
     }
 }
 

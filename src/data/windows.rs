@@ -10,7 +10,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt16Type, UInt32Type};
 
-use super::regime::RegimeRule;
+use super::regime::{check_label, RegimeRule};
 use crate::error::{Error, Result};
 use crate::io::{self, date_column, f64_column, format_date, meta, read_parquet, AtomicFile};
 
@@ -207,6 +207,14 @@ impl WindowSet {
             .get(meta::THRESHOLDS)
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or_default();
+        if let Some((label, reason)) = labels
+            .iter()
+            .find_map(|l| check_label(l).err().map(|r| (l, r)))
+        {
+            return Err(bad(format!(
+                "metadata `scengen.labels`: label `{label}` {reason}"
+            )));
+        }
         let rule = RegimeRule { thresholds, labels };
         let assets: Vec<String> = table
             .column_names()

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::model::{load_model, pad_mask, Denoiser, Engine, LoadedModel, DEFAULT_MODEL};
 use crate::rng::{SeededRng, DEFAULT_SEED};
 use crate::scenarios::{
-    batches, default_scenario_file, ScenarioWriter, DEFAULT_PATHS, DEFAULT_REGIME,
+    batches, check_path_count, default_scenario_file, ScenarioWriter, DEFAULT_PATHS, DEFAULT_REGIME,
 };
 
 /// Default classifier-free guidance weight of a model without a Gaussian prior.
@@ -198,7 +198,8 @@ const MIN_PATHS_PER_NOISE_THREAD: usize = 64;
 
 /// Generates `config.n` paths and writes them; nothing is left behind on failure.
 pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
-    check_counts(&[("n", config.n), ("batch_size", config.batch_size)])?;
+    check_path_count(config.n)?;
+    check_counts(&[("batch_size", config.batch_size)])?;
     check_guidance(config.guidance)?;
     let model = load_model(&config.model, &config.device)?;
     config.sampler.validate(model.card.timesteps)?;

@@ -102,8 +102,16 @@ pub fn save_model(
     let dir = crate::io::AtomicDir::new(out)?;
     let json = serde_json::to_string_pretty(card).expect("card serialises");
     crate::io::write_text(&dir.path().join(CONFIG_FILE), &json)?;
-    candle_core::safetensors::save(weights, dir.path().join(WEIGHTS_FILE))
-        .map_err(|e| Error::bad_file(dir.path().join(WEIGHTS_FILE), e))?;
+    let weights_file = dir.path().join(WEIGHTS_FILE);
+    candle_core::safetensors::save(weights, &weights_file)
+        .map_err(|e| Error::bad_file(&weights_file, e))?;
+    // The safetensors writer creates its file private (0600); the weights get the mode every
+    // other file of the folder gets (the umask's), so that the users who can read the card can
+    // read the weights.
+    let card_mode = std::fs::metadata(dir.path().join(CONFIG_FILE))
+        .map_err(|e| Error::io(dir.path().join(CONFIG_FILE), e))?
+        .permissions();
+    std::fs::set_permissions(&weights_file, card_mode).map_err(|e| Error::io(&weights_file, e))?;
     crate::io::write_text(&dir.path().join(LOSS_LOG), loss_log)?;
     dir.commit()
 }
