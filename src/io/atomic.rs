@@ -72,15 +72,27 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Prepares `target`; its folder is created if missing. A folder at `target` is an error
-    /// now rather than at the final rename, after all the work.
+    /// Prepares `target`; its folder is created if missing. Anything at `target` but a regular
+    /// file is an error now rather than at the final rename, after all the work: a folder; a
+    /// symbolic link (the rename would replace the link, not the file it names, so none is
+    /// followed silently); a device, FIFO or socket (the rename would turn `/dev/null` into a
+    /// file).
     pub fn new(target: impl AsRef<Path>) -> Result<Self> {
         let target = target.as_ref();
-        if target.is_dir() {
-            return Err(Error::bad_file(
-                target,
-                "is a folder, and this output is a file",
-            ));
+        if let Ok(meta) = fs::symlink_metadata(target) {
+            let kind = meta.file_type();
+            let refused = if kind.is_symlink() {
+                Some("is a symbolic link; give the path of the file it names")
+            } else if kind.is_dir() {
+                Some("is a folder, and this output is a file")
+            } else if !kind.is_file() {
+                Some("is not a regular file (a device, FIFO or socket); outputs replace only regular files")
+            } else {
+                None
+            };
+            if let Some(reason) = refused {
+                return Err(Error::bad_file(target, reason));
+            }
         }
         let (temp, target) = temporary_beside(target)?;
         Ok(Self {
