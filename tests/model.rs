@@ -640,3 +640,62 @@ fn a_diverging_loss_stops_training_with_a_message_and_no_partial_model() {
         assert_eq!(&std::fs::read(earlier.join(f)).unwrap(), was, "{f}");
     }
 }
+
+/// The embedded windows with the regime thresholds `thresholds` (five assets, for speed).
+fn embedded_windows_with(dir: &Path, thresholds: Vec<f64>) -> PathBuf {
+    let out = dir.join("windows.parquet");
+    let mut c = scengen::data::IngestConfig::embedded(&out);
+    c.input = embedded_prices();
+    c.assets = Some(
+        ["AAPL", "JPM", "XOM", "MSFT", "WMT"]
+            .map(String::from)
+            .to_vec(),
+    );
+    c.signal = scengen::data::SignalSource::RealizedVol {
+        path: embedded_index(),
+        column: "SPX".into(),
+    };
+    c.rule = scengen::data::RegimeRule::new(thresholds, c.rule.labels.clone()).unwrap();
+    scengen::data::ingest(&c).unwrap();
+    out
+}
+
+/// A training run on the embedded windows, small and short.
+fn embedded_train_config(data: &Path, out: &Path) -> TrainConfig {
+    let mut c = TrainConfig::new(data, out, 1, parse_date("t", "2016-01-01").unwrap());
+    c.epochs = 1;
+    c.volatility_levels = 2;
+    c.volatility_shocks = 1;
+    c
+}
+
+#[test]
+fn a_regime_without_training_windows_is_named_instead_of_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    // Realised volatility never reaches 200: no high-vix window at all.
+    let data = embedded_windows_with(dir.path(), vec![15.0, 200.0]);
+    let out = dir.path().join("model");
+    let e = train(&embedded_train_config(&data, &out)).unwrap_err();
+    assert!(
+        matches!(e, Error::BadFile { ref reason, .. } if reason.contains("regime `high-vix` has no training window before 2016-01-01")),
+        "{e}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_regime_without_validation_windows_still_gives_a_loadable_model() {
+    let dir = tempfile::tempdir().unwrap();
+    // 75 high-vix windows, none in the validation span: the prior's validation log-likelihood
+    // of that regime is NaN, which config.json holds as null.
+    let data = embedded_windows_with(dir.path(), vec![15.0, 60.0]);
+    let out = dir.path().join("model");
+    train(&embedded_train_config(&data, &out)).unwrap();
+    let card = load_model(&out, &Device::Cpu).unwrap().card;
+    let recorded = &card.training.prior_validation_log_likelihood;
+    assert!(recorded[2].is_nan(), "{recorded:?}");
+    assert!(recorded[0].is_finite(), "{recorded:?}");
+    let file = dir.path().join("high-vix.parquet");
+    generate(&gen_config(&out, file.clone(), "high-vix", 5, 1)).unwrap();
+    assert_eq!(read_scenarios(&file).unwrap().paths(), 5);
+}

@@ -50,9 +50,21 @@ pub struct TrainingRecord {
     pub parameters: usize,
     /// Log-likelihood per day of the validation windows under the Gaussian prior, per class
     /// (the regimes, then all windows): how well the volatility states fit days they were not
-    /// fitted to. Empty without the prior.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// fitted to. Empty without the prior; NaN (`null` in JSON) for a class without validation
+    /// days.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "nan_for_null"
+    )]
     pub prior_validation_log_likelihood: Vec<f64>,
+}
+
+/// Numbers that JSON wrote as `null` (a NaN, which JSON cannot hold) read back as NaN: a model
+/// with a regime that had no validation days must load like any other.
+fn nan_for_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<f64>, D::Error> {
+    let values: Vec<Option<f64>> = Deserialize::deserialize(d)?;
+    Ok(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
 /// The content of `config.json`.

@@ -371,6 +371,22 @@ fn split_checked(config: &TrainConfig, set: &WindowSet) -> Result<(Vec<usize>, V
             ),
         ));
     }
+    // The prior is fitted per regime: a regime without a fitting window has nothing to fit.
+    let fitted: std::collections::BTreeSet<usize> =
+        fit_idx.iter().map(|&w| set.windows[w].regime).collect();
+    if let Some(label) = (0..set.rule.labels.len())
+        .find(|r| !fitted.contains(r))
+        .map(|r| &set.rule.labels[r])
+    {
+        return Err(Error::bad_file(
+            &config.data,
+            format!(
+                "regime `{label}` has no training window before {}: choose thresholds that give \
+                 every regime windows before the test period",
+                format_date(config.test_from)
+            ),
+        ));
+    }
     Ok((fit_idx, val_idx))
 }
 
