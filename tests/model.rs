@@ -435,6 +435,28 @@ fn bad_model_directories_fail_clearly() {
     v["prior"] = serde_json::json!({"means": [[0.0]], "covariances": [[1.0]]});
     std::fs::write(bad_prior.join(CONFIG_FILE), v.to_string()).unwrap();
     expect_bad_model(&bad_prior, "the prior does not have");
+
+    // Sizes are bounded before anything is allocated: a billion channels asked for 240 GB and
+    // aborted the process, a trillion timesteps too.
+    for (field, value, needle) in [
+        ("base_channels", 1_000_000_000u64, "more than 4096"),
+        (
+            "embed_dim",
+            1_000_000_000,
+            "embed_dim 1000000000, more than 4096",
+        ),
+    ] {
+        let huge = copy(&format!("huge_{field}"));
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["architecture"][field] = serde_json::json!(value);
+        std::fs::write(huge.join(CONFIG_FILE), v.to_string()).unwrap();
+        expect_bad_model(&huge, needle);
+    }
+    let steps = copy("huge_timesteps");
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["timesteps"] = serde_json::json!(1_000_000_000_000u64);
+    std::fs::write(steps.join(CONFIG_FILE), v.to_string()).unwrap();
+    expect_bad_model(&steps, "timesteps 1000000000000 outside 2..=100000");
 }
 
 #[test]
@@ -543,7 +565,7 @@ fn bad_training_options_name_the_option_and_write_nothing() {
     c.factors = 4;
     expect_option(c, "factors", "4");
     // The default network's width: GroupNorm needs a multiple of its 8 groups.
-    for channels in [0, 12] {
+    for channels in [0, 12, 1_000_000_000] {
         let mut c = train_config(&data, &m, 1, 1);
         c.architecture = None;
         c.base_channels = Some(channels);

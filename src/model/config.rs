@@ -5,6 +5,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The most channels at any level of the network, and the widest embedding.
+pub const MAX_CHANNELS: usize = 4096;
+/// The most assets, days per window, regimes and levels (or blocks per level) a network has.
+pub const MAX_ASSETS: usize = 100_000;
+pub const MAX_WINDOW: usize = 10_000;
+pub const MAX_REGIMES: usize = 1_000;
+pub const MAX_LEVELS: usize = 16;
+
 /// Shape of the 1D U-Net.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UNetConfig {
@@ -102,6 +110,27 @@ impl UNetConfig {
         let bad = |what: String| Err(Error::option("model config", what, "invalid architecture"));
         if self.base_channels == 0 {
             return bad("base_channels 0".into());
+        }
+        // Sizes a config file could set to anything: bounded before a network is allocated
+        // (a billion channels asked for 240 GB and aborted the process).
+        let widest = self.channel_mults.iter().max().copied().unwrap_or(1);
+        for (name, value, most) in [
+            (
+                "widest level's channels",
+                self.base_channels.saturating_mul(widest),
+                MAX_CHANNELS,
+            ),
+            ("embed_dim", self.embed_dim, MAX_CHANNELS),
+            ("assets", self.assets, MAX_ASSETS),
+            ("window", self.window, MAX_WINDOW),
+            ("regimes", self.regimes, MAX_REGIMES),
+            ("levels", self.channel_mults.len(), MAX_LEVELS),
+            ("blocks_per_level", self.blocks_per_level, MAX_LEVELS),
+            ("linear_path", self.linear_path, MAX_CHANNELS),
+        ] {
+            if value > most {
+                return bad(format!("{name} {value}, more than {most}"));
+            }
         }
         if self.channel_mults.is_empty() || self.channel_mults.contains(&0) {
             return bad(format!("channel_mults {:?}", self.channel_mults));

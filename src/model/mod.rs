@@ -15,7 +15,7 @@ mod prior;
 mod store;
 mod unet;
 
-pub use config::UNetConfig;
+pub use config::{UNetConfig, MAX_ASSETS, MAX_CHANNELS, MAX_LEVELS, MAX_REGIMES, MAX_WINDOW};
 pub use conv::Conv1d;
 pub use factors::fold_factor_maps;
 pub use fast::FastUNet;

@@ -92,6 +92,9 @@ impl ModelCard {
     }
 }
 
+/// The most diffusion timesteps a model may have.
+pub const MAX_TIMESTEPS: usize = 100_000;
+
 /// The per-epoch loss log of a model folder.
 pub const LOSS_LOG: &str = "loss.csv";
 
@@ -173,6 +176,12 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
     let a = &card.architecture;
     a.validate()
         .map_err(|e| bad(format!("{CONFIG_FILE}: {e}")))?;
+    if !(2..=MAX_TIMESTEPS).contains(&card.timesteps) {
+        return Err(bad(format!(
+            "{CONFIG_FILE}: timesteps {} outside 2..={MAX_TIMESTEPS}",
+            card.timesteps
+        )));
+    }
     let n = card.assets.len();
     if a.assets != n
         || card.normalisation.mean.len() != n

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::io::{format_date, sha256_file};
 use crate::model::{
     check_model_target, save_model, GaussianPrior, ModelCard, TrainingRecord, UNetConfig,
-    DEFAULT_MODEL,
+    DEFAULT_MODEL, MAX_CHANNELS,
 };
 use crate::rng::DEFAULT_SEED;
 use trainer::Trainer;
@@ -407,7 +407,8 @@ fn architecture(config: &TrainConfig, set: &WindowSet) -> Result<UNetConfig> {
                 "base_channels",
                 channels,
                 format!(
-                    "must be a positive number divisible by {} (GroupNorm groups) and {} (attention heads)",
+                    "must be a positive number divisible by {} (GroupNorm groups) and {} \
+                     (attention heads), with at most {MAX_CHANNELS} channels at the widest level",
                     arch.groups, arch.heads
                 ),
             ));
