@@ -345,6 +345,13 @@ pub fn set_labels(sets: &[(PathBuf, Option<String>)]) -> Result<Vec<String>> {
 pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in inputs {
+        if !p.exists() {
+            return Err(Error::option(
+                "scenarios",
+                p.display(),
+                "no such file or folder",
+            ));
+        }
         if p.is_dir() {
             let mut found: Vec<PathBuf> = std::fs::read_dir(p)
                 .map_err(|e| Error::io(p, e))?

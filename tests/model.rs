@@ -391,6 +391,10 @@ fn bad_model_directories_fail_clearly() {
         assert!(!out.exists());
     };
     expect_bad_model(&dir.path().join("nowhere"), "config.json is missing");
+    // A file given as the model folder is named as such, not as a missing config.json in it.
+    let file = dir.path().join("model.toml");
+    std::fs::write(&file, "").unwrap();
+    expect_bad_model(&file, "is a file; a model is a folder");
 
     let copy = |name: &str| -> PathBuf {
         let d = dir.path().join(name);

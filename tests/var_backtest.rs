@@ -411,6 +411,14 @@ fn the_var_backtest_rejects_bad_inputs_by_name() {
         )
     });
 
+    // A scenarios folder that is not there is named as such.
+    let mut c = config(&out, "2016-12-31");
+    c.scenarios = vec![dir.path().join("no-such-folder")];
+    assert_fails_cleanly(&c, |e| {
+        option_error(e, "scenarios", "no such file or folder")
+            && e.to_string().contains("no-such-folder")
+    });
+
     // Two files of one generator and regime: which one stands for it is not the tool's to guess.
     let mut c = config(&out, "2016-12-31");
     c.scenarios = vec![scenarios.clone(), scenarios.join("normal-gaussian.parquet")];

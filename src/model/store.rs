@@ -163,6 +163,11 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
         path: dir.to_path_buf(),
         reason,
     };
+    if dir.is_file() {
+        return Err(bad(format!(
+            "is a file; a model is a folder holding {CONFIG_FILE} and {WEIGHTS_FILE}"
+        )));
+    }
     let config_path = dir.join(CONFIG_FILE);
     let weights_path = dir.join(WEIGHTS_FILE);
     for p in [&config_path, &weights_path] {
