@@ -1,6 +1,12 @@
 //! The command line's edge: comma-separated option values (every list option refuses an empty
 //! entry by name, before any file is read or written), and a setting the library refuses is
-//! reported under its flag.
+//! reported under its flag. The library's layout rules (`cli/architecture.rs`) and the outputs
+//! it replaces (`cli/outputs.rs`) are checked here too, in one test binary.
+
+#[path = "cli/architecture.rs"]
+mod architecture;
+#[path = "cli/outputs.rs"]
+mod outputs;
 
 use std::process::Command;
 

@@ -1,6 +1,7 @@
 //! The forecast backtest on the embedded prices (five of the stocks, a short test period):
 //! determinism, no look-ahead, the scores recomputed from the files, and each bad option by
-//! its error with nothing written. The scoring rules themselves: tests/scoring.rs.
+//! its error with nothing written. The scoring rules themselves:
+//! tests/statistics/scoring.rs.
 
 mod common;
 

@@ -1,6 +1,9 @@
-//! The evaluation's statistics against reference values from SciPy and statsmodels.
+//! The evaluation's statistics against reference values from SciPy and statsmodels; the
+//! scoring rules of the forecast backtest in `statistics/scoring.rs`.
 
 mod common;
+#[path = "statistics/scoring.rs"]
+mod scoring;
 
 use common::*;
 use scengen::stats::{

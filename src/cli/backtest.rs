@@ -30,13 +30,15 @@ impl From<Rebalance> for RebalanceArg {
 /// The real prices and the held-out period of a backtest (`backtest`, `var-backtest`).
 #[derive(Debug, clap::Args)]
 pub struct HeldOutArgs {
-    /// Parquet panel of prices: a date column and one column per asset of the scenarios.
+    /// Parquet panel of prices (or returns, with forecast-backtest --kind): a date column and one
+    /// column per asset of the scenarios.
     #[arg(long, default_value_os_t = BacktestConfig::default().prices)]
     pub prices: PathBuf,
     /// Name of the date column.
     #[arg(long, default_value_t = BacktestConfig::default().date_column)]
     pub date_column: String,
-    /// First held-out day: the first rebalance, or the first day a VaR is forecast for.
+    /// First held-out day: the first rebalance, the first day a VaR is forecast for, or the
+    /// first forecast date.
     #[arg(long, default_value_t = date(BacktestConfig::default().from))]
     pub from: String,
     /// Last held-out day (default: the end of the data).

@@ -2,9 +2,7 @@
 //! (tests/testvectors/scoring_rules.json), and what makes them proper: a forecast that is the
 //! true law beats a wrong one on average, and the test says so.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use scengen::rng::SeededRng;
 use scengen::stats::{
     crps_ensemble, crps_normal, diebold_mariano, energy_score, variogram_score, Estimator,
