@@ -48,6 +48,7 @@ fn train_config(data: &Path, out: &Path, seed: u64, epochs: usize) -> TrainConfi
     c.gaussian_prior = false;
     c.volatility_levels = 1;
     c.volatility_shocks = 1;
+    c.market_shocks = 1;
     c.epochs = epochs;
     c.batch_size = 64;
     c.learning_rate = 3e-3;

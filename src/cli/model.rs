@@ -177,6 +177,10 @@ pub struct TrainArgs {
     /// [default: 3, or 1 with --gaussian-prior false].
     #[arg(long)]
     pub volatility_shocks: Option<usize>,
+    /// Market shock sizes of the Gaussian prior, drawn afresh every day: the market direction's
+    /// scale times 0.5 to 8 (1: none) [default: 5, or 1 with --gaussian-prior false].
+    #[arg(long)]
+    pub market_shocks: Option<usize>,
     /// cpu, cuda or auto.
     #[arg(long, default_value_t = device_name(&TrainConfig::default().device))]
     pub device: String,
@@ -207,6 +211,7 @@ impl TrainArgs {
             gaussian_prior: self.gaussian_prior,
             volatility_levels: states(self.volatility_levels, defaults.volatility_levels),
             volatility_shocks: states(self.volatility_shocks, defaults.volatility_shocks),
+            market_shocks: states(self.market_shocks, defaults.market_shocks),
             device: select_device(&self.device)?,
             progress: true,
             ..defaults

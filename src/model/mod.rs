@@ -21,7 +21,9 @@ pub use factors::fold_factor_maps;
 pub use fast::FastUNet;
 pub use init::SeededInit;
 pub use noise_prediction::{pad_mask, predict_eps};
-pub use prior::{scale_grid, GaussianPrior, PriorPredictor, VolatilityChain};
+pub use prior::{
+    scale_grid, state_grid, ClassBasis, GaussianPrior, PriorPredictor, VolatilityChain,
+};
 pub use store::{
     check_model_target, load_model, save_model, LoadedModel, ModelCard, Normalisation,
     TrainingRecord, CONFIG_FILE, DEFAULT_MODEL, LOSS_LOG, WEIGHTS_FILE,

@@ -49,9 +49,10 @@ pub struct TrainingRecord {
     pub wall_seconds: f64,
     pub parameters: usize,
     /// Log-likelihood per day of the validation windows under the Gaussian prior, per class
-    /// (the regimes, then all windows): how well the volatility states fit days they were not
-    /// fitted to. Empty without the prior; NaN (`null` in JSON) for a class without validation
-    /// days.
+    /// (the regimes, then all windows). The prior is fitted on the whole train period, these
+    /// windows included, so this measures fit, not prediction (compare numbers of states on
+    /// held-out days instead, as docs/model.md does). Empty without the prior; NaN (`null` in
+    /// JSON) for a class without validation days.
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",

@@ -9,7 +9,8 @@
 //! in twenty), and generated correlations came out a third too low.
 //!
 //! With volatility states (`volatility_states.rs`), each day's covariance is s²_k Σ_c for a
-//! hidden state k, and ε_G mixes the states' linear predictions by their posterior probability
+//! hidden state k, its market direction (the top eigenvector of the class's covariance) scaled
+//! by a further m_k, and ε_G mixes the states' linear predictions by their posterior probability
 //! given the whole noisy window; with one state it is the formula above.
 //!
 //! The prior is fitted by `train` and stored in the model card; [`crate::model::predict_eps`]
@@ -19,7 +20,7 @@ mod volatility_chain;
 mod volatility_states;
 
 pub use volatility_chain::VolatilityChain;
-pub use volatility_states::scale_grid;
+pub use volatility_states::{scale_grid, state_grid};
 
 use candle_core::{DType, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,15 @@ pub struct GaussianPrior {
     /// Per class, the chain of the states (empty with a single Gaussian).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chains: Vec<VolatilityChain>,
+    /// Per state, the market shock m: the market direction's standard deviation is m times the
+    /// other directions' (see `volatility_states.rs`); empty where every m is 1, as in models
+    /// written before market shocks existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub market_scales: Vec<f64>,
+    /// Per class, the unit market direction (an eigenvector of its covariance) that the market
+    /// shocks scale; empty with `market_scales`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub market_directions: Vec<Vec<f64>>,
 }
 
 /// [`GaussianPrior`] as `config.json` holds it: models written before the chain was stored as
@@ -60,6 +70,10 @@ struct StoredPrior {
     scales: Vec<f64>,
     #[serde(default)]
     chains: Vec<VolatilityChain>,
+    #[serde(default)]
+    market_scales: Vec<f64>,
+    #[serde(default)]
+    market_directions: Vec<Vec<f64>>,
     #[serde(default)]
     initial: Vec<Vec<f64>>,
     #[serde(default)]
@@ -82,6 +96,8 @@ impl From<StoredPrior> for GaussianPrior {
             covariances: stored.covariances,
             scales: stored.scales,
             chains,
+            market_scales: stored.market_scales,
+            market_directions: stored.market_directions,
         }
     }
 }
@@ -137,6 +153,8 @@ impl GaussianPrior {
             covariances,
             scales: Vec::new(),
             chains: Vec::new(),
+            market_scales: Vec::new(),
+            market_directions: Vec::new(),
         }
     }
 
@@ -178,7 +196,47 @@ impl GaussianPrior {
                 return Err("the prior has a state scale that is not positive".into());
             }
         }
+        if !self.market_scales.is_empty() {
+            if self.market_scales.len() != self.scales.len() {
+                return Err(format!(
+                    "the prior does not have {} market shocks, one per state",
+                    self.scales.len()
+                ));
+            }
+            if self
+                .market_scales
+                .iter()
+                .any(|s| !(s.is_finite() && *s > 0.0))
+            {
+                return Err("the prior has a market shock that is not positive".into());
+            }
+            let unit = |u: &Vec<f64>| {
+                u.len() == assets && (u.iter().map(|v| v * v).sum::<f64>() - 1.0).abs() < 1e-6
+            };
+            if self.market_directions.len() != classes || !self.market_directions.iter().all(unit) {
+                return Err(format!(
+                    "the prior does not have {classes} unit market directions of {assets} assets"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Per state, the market shock m (1 for every state of a prior without market shocks).
+    pub fn market_multipliers(&self) -> Vec<f64> {
+        if self.market_scales.is_empty() {
+            vec![1.0; self.states()]
+        } else {
+            self.market_scales.clone()
+        }
+    }
+
+    /// Class `class`'s covariance in its eigenbasis: see [`ClassBasis`].
+    pub fn basis(&self, class: usize) -> ClassBasis {
+        ClassBasis::new(
+            &self.covariances[class],
+            self.market_directions.get(class).map(Vec::as_slice),
+        )
     }
 
     /// The prior's eigen-decompositions, ready to predict ε_G for windows of `window` days.
@@ -187,12 +245,16 @@ impl GaussianPrior {
         let mut values = Vec::with_capacity(self.classes() * assets);
         let mut vectors = Vec::with_capacity(self.classes() * assets * assets);
         let mut vectors_t = Vec::with_capacity(self.classes() * assets * assets);
-        for cov in &self.covariances {
-            let (lambda, u) = symmetric_eigen(cov, assets);
-            values.extend(lambda.iter().map(|l| l.max(EIGENVALUE_FLOOR) as f32));
-            vectors.extend(u.iter().map(|v| *v as f32));
-            vectors_t
-                .extend((0..assets * assets).map(|k| u[(k % assets) * assets + k / assets] as f32));
+        let mut market = Vec::with_capacity(self.classes());
+        for class in 0..self.classes() {
+            let basis = self.basis(class);
+            values.extend(basis.lambda.iter().map(|l| *l as f32));
+            vectors.extend(basis.vectors.iter().map(|v| *v as f32));
+            vectors_t.extend(
+                (0..assets * assets)
+                    .map(|k| basis.vectors[(k % assets) * assets + k / assets] as f32),
+            );
+            market.push(basis.market);
         }
         let state_variances = if self.scales.is_empty() {
             vec![1.0]
@@ -206,10 +268,75 @@ impl GaussianPrior {
             vectors,
             vectors_t,
             values,
+            market,
+            market_variances: self
+                .market_multipliers()
+                .iter()
+                .map(|m| (m * m) as f32)
+                .collect(),
             state_variances,
             chains: self.chains.clone(),
         }
     }
+}
+
+/// A class's covariance Σ = U diag(λ) Uᵀ, λ floored at [`EIGENVALUE_FLOOR`], with the column of
+/// U that is the market direction. The market direction is found by decomposing
+/// Σ + c u uᵀ for a c far above every eigenvalue: u is an eigenvector of Σ (the fit makes it
+/// one), and the shift keeps it apart from the others even where Σ has equal eigenvalues.
+pub struct ClassBasis {
+    pub lambda: Vec<f64>,
+    /// Eigenvectors in columns, row-major.
+    pub vectors: Vec<f64>,
+    /// The column of the market direction (that of the largest eigenvalue without one).
+    pub market: usize,
+}
+
+impl ClassBasis {
+    pub fn new(covariance: &[f64], market_direction: Option<&[f64]>) -> Self {
+        let n = market_direction.map_or((covariance.len() as f64).sqrt() as usize, <[f64]>::len);
+        let Some(u) = market_direction else {
+            let (lambda, vectors) = symmetric_eigen(covariance, n);
+            let market = argmax(&lambda);
+            let lambda = lambda.iter().map(|l| l.max(EIGENVALUE_FLOOR)).collect();
+            return Self {
+                lambda,
+                vectors,
+                market,
+            };
+        };
+        let shift = 1.0 + 10.0 * (0..n).map(|i| covariance[i * n + i].abs()).sum::<f64>();
+        let shifted: Vec<f64> = (0..n * n)
+            .map(|k| covariance[k] + shift * u[k / n] * u[k % n])
+            .collect();
+        let (mut lambda, vectors) = symmetric_eigen(&shifted, n);
+        let alignment: Vec<f64> = (0..n)
+            .map(|j| (0..n).map(|i| u[i] * vectors[i * n + j]).sum::<f64>().abs())
+            .collect();
+        let market = argmax(&alignment);
+        lambda[market] -= shift;
+        let lambda = lambda.iter().map(|l| l.max(EIGENVALUE_FLOOR)).collect();
+        Self {
+            lambda,
+            vectors,
+            market,
+        }
+    }
+}
+
+/// The index of the largest value.
+fn argmax(values: &[f64]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |best, (i, v)| {
+            if *v > best.1 {
+                (i, *v)
+            } else {
+                best
+            }
+        })
+        .0
 }
 
 /// [`GaussianPrior`] ready to compute ε_G. It runs on the host whatever the device of the
@@ -230,6 +357,9 @@ pub struct PriorPredictor {
     values: Vec<f32>,
     /// s²_k of each volatility state ([1] with a single Gaussian).
     state_variances: Vec<f32>,
+    /// Per class, the coordinate of the market direction; per state, m²_k, its extra variance.
+    market: Vec<usize>,
+    market_variances: Vec<f32>,
     /// Per class, the states' chain (empty with one state).
     chains: Vec<VolatilityChain>,
 }
@@ -337,12 +467,14 @@ impl PriorPredictor {
             s.level = Some(level);
             let lambda = &self.values[class * a..(class + 1) * a];
             let (signal2, noise2) = (signal * signal, noise * noise);
+            let market = self.market[class];
             s.inverse.clear();
             s.log_det.clear();
-            for v in &self.state_variances {
+            for (v, m) in self.state_variances.iter().zip(&self.market_variances) {
                 let mut log_det = 0.0f32;
-                s.inverse.extend(lambda.iter().map(|l| {
-                    let variance = signal2 * v * l + noise2;
+                s.inverse.extend(lambda.iter().enumerate().map(|(j, l)| {
+                    let shock = if j == market { v * m } else { *v };
+                    let variance = signal2 * shock * l + noise2;
                     log_det += variance.ln();
                     1.0 / variance
                 }));
