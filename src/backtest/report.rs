@@ -116,8 +116,8 @@ fn write_backtest(b: &Backtest, out: &Path) -> Result<PathBuf> {
         crate::io::meta::REBALANCE.into(),
         serde_json::to_string(&config.rebalance).expect("json"),
     );
-    write_weights(&dir.path().join("weights.parquet"), b, &metadata)?;
-    write_returns(&dir.path().join("returns.parquet"), b, &metadata)?;
+    write_weights(dir.file("weights.parquet")?, b, &metadata)?;
+    write_returns(dir.file("returns.parquet")?, b, &metadata)?;
     let json = serde_json::json!({
         "prices": config.prices.display().to_string(),
         "from": format_date(b.dates[0]),
@@ -132,11 +132,11 @@ fn write_backtest(b: &Backtest, out: &Path) -> Result<PathBuf> {
         "scenario_files": b.scenario_files,
         "strategies": b.summary,
     });
-    io::write_text(
-        &dir.path().join("summary.json"),
+    dir.write_text(
+        "summary.json",
         &serde_json::to_string_pretty(&json).expect("json"),
     )?;
-    io::write_text(&dir.path().join("report.html"), &html(b))?;
+    dir.write_text("report.html", &html(b))?;
     dir.commit()
 }
 
@@ -148,7 +148,7 @@ fn regime_counts(b: &Backtest) -> BTreeMap<String, usize> {
     counts
 }
 
-fn write_weights(path: &Path, b: &Backtest, metadata: &BTreeMap<String, String>) -> Result<()> {
+fn write_weights(out: AtomicFile, b: &Backtest, metadata: &BTreeMap<String, String>) -> Result<()> {
     let mut fields = vec![
         Field::new("date", DataType::Date32, false),
         Field::new("regime", DataType::Utf8, false),
@@ -189,11 +189,11 @@ fn write_weights(path: &Path, b: &Backtest, metadata: &BTreeMap<String, String>)
         )));
     }
     let batch = io::batch(schema.clone(), columns)?;
-    io::write_batches(AtomicFile::new(path)?, schema, metadata, [Ok(batch)])?;
+    io::write_batches(out, schema, metadata, [Ok(batch)])?;
     Ok(())
 }
 
-fn write_returns(path: &Path, b: &Backtest, metadata: &BTreeMap<String, String>) -> Result<()> {
+fn write_returns(out: AtomicFile, b: &Backtest, metadata: &BTreeMap<String, String>) -> Result<()> {
     let mut fields = vec![Field::new("date", DataType::Date32, false)];
     fields.extend(
         b.strategies
@@ -206,7 +206,7 @@ fn write_returns(path: &Path, b: &Backtest, metadata: &BTreeMap<String, String>)
         columns.push(Arc::new(Float64Array::from(s.daily_returns.clone())));
     }
     let batch = io::batch(schema.clone(), columns)?;
-    io::write_batches(AtomicFile::new(path)?, schema, metadata, [Ok(batch)])?;
+    io::write_batches(out, schema, metadata, [Ok(batch)])?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use std::path::Path;
 use clap::{Parser, Subcommand};
 
 use scengen::error::{Error, Result};
+use scengen::io::OutputLock;
 use scengen::report::StageReport;
 
 /// Financial market scenarios from diffusion models.
@@ -72,7 +73,8 @@ pub struct DemoArgs {
 }
 
 /// Runs the parsed command. The library names a setting it refuses by its config field; here
-/// it is reported under the flag that sets it.
+/// it is reported under the flag that sets it. Each command holds its output's lock from the
+/// start, so a second run aimed at the same output fails at once rather than after its work.
 pub fn run(cli: Cli) -> Result<()> {
     run_command(cli).map_err(|error| match error {
         Error::InvalidOption {
@@ -102,45 +104,61 @@ fn flag_of(setting: &str) -> String {
 fn run_command(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Ingest(args) => {
-            let summary = scengen::data::ingest(&args.into_config()?)?;
+            let config = args.into_config()?;
+            let _writing = OutputLock::acquire(&config.out)?;
+            let summary = scengen::data::ingest(&config)?;
             print!("{summary}");
             Ok(())
         }
         Command::Train(args) => {
-            let report = scengen::train::train(&args.into_config()?)?;
+            let config = args.into_config()?;
+            let _writing = OutputLock::acquire(&config.out)?;
+            let report = scengen::train::train(&config)?;
             print!("{report}");
             Ok(())
         }
         Command::Generate(args) => {
             let out = match args.into_job()? {
-                model::GenerateJob::Diffusion(c) => scengen::generate::generate(&c)?,
-                model::GenerateJob::Baseline(c) => scengen::baselines::generate_baseline(&c)?,
+                model::GenerateJob::Diffusion(c) => {
+                    let _writing = OutputLock::acquire(&c.out)?;
+                    scengen::generate::generate(&c)?
+                }
+                model::GenerateJob::Baseline(c) => {
+                    let _writing = OutputLock::acquire(&c.out)?;
+                    scengen::baselines::generate_baseline(&c)?
+                }
             };
             println!("wrote {}", out.display());
             Ok(())
         }
         Command::Evaluate(args) => {
             let config = args.into_config()?;
+            let _writing = OutputLock::acquire(&config.out)?;
             finish(&scengen::evaluate::run(&config)?, &config.out)
         }
         Command::Covariance(args) => {
             let config = args.into_config()?;
+            let _writing = OutputLock::acquire(&config.out)?;
             finish(&scengen::covariance::run(&config)?, &config.out)
         }
         Command::Backtest(args) => {
             let config = args.into_config()?;
+            let _writing = OutputLock::acquire(&config.out)?;
             finish(&scengen::backtest::run(&config)?, &config.out)
         }
         Command::Risk(args) => {
             let config = args.into_config()?;
+            let _writing = OutputLock::acquire(&config.out)?;
             finish(&scengen::risk::run(&config)?, &config.out)
         }
         Command::VarBacktest(args) => {
             let config = args.into_config()?;
+            let _writing = OutputLock::acquire(&config.out)?;
             finish(&scengen::var_backtest::run(&config)?, &config.out)
         }
         Command::ForecastBacktest(args) => {
             let config = args.into_config()?;
+            let _writing = OutputLock::acquire(&config.out)?;
             finish(&scengen::forecast_backtest::run(&config)?, &config.out)
         }
         Command::Bench(args) => {

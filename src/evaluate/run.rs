@@ -11,7 +11,7 @@ use super::metrics::{set_metrics, Paths, Reference, SetMetrics};
 use super::report::evaluation_html;
 use crate::data::{default_test_from, DailyPanel, SplitChoice, WindowSet, DEFAULT_WINDOWS};
 use crate::error::{Error, Result};
-use crate::io::{format_date, write_text, AtomicDir};
+use crate::io::{format_date, AtomicDir};
 use crate::report::{StageReport, REPORTS};
 use crate::scenarios::{generator_settings, read_scenarios, set_labels, ScenarioSet};
 use crate::stats::{mean, std_dev};
@@ -245,11 +245,11 @@ impl StageReport for Evaluation {
 
     fn write(&self, out: &Path) -> Result<PathBuf> {
         let dir = AtomicDir::new(out)?;
-        write_text(
-            &dir.path().join("metrics.json"),
+        dir.write_text(
+            "metrics.json",
             &serde_json::to_string_pretty(self).expect("metrics serialise"),
         )?;
-        write_text(&dir.path().join("report.html"), &evaluation_html(self))?;
+        dir.write_text("report.html", &evaluation_html(self))?;
         dir.commit()
     }
 

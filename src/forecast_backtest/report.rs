@@ -26,12 +26,12 @@ impl StageReport for ForecastBacktest {
 
     fn write(&self, out: &Path) -> Result<PathBuf> {
         let dir = AtomicDir::new(out)?;
-        io::write_text(
-            &dir.path().join("forecast_backtest.json"),
+        dir.write_text(
+            "forecast_backtest.json",
             &serde_json::to_string_pretty(&json(self)).expect("json"),
         )?;
-        write_scores(&dir.path().join("scores.parquet"), self)?;
-        io::write_text(&dir.path().join("report.html"), &html(self))?;
+        write_scores(dir.file("scores.parquet")?, self)?;
+        dir.write_text("report.html", &html(self))?;
         dir.commit()
     }
 
@@ -83,7 +83,7 @@ fn json(b: &ForecastBacktest) -> serde_json::Value {
 
 /// One row per (date, generator, horizon, score): the four scores, `pit_ew`, and
 /// `crps:<asset>` for every asset.
-fn write_scores(path: &Path, b: &ForecastBacktest) -> Result<()> {
+fn write_scores(out: AtomicFile, b: &ForecastBacktest) -> Result<()> {
     let mut rows: Vec<(i32, &str, u16, String, f64)> = Vec::new();
     for h in &b.horizons {
         for (g, per_date) in h.scores.iter().enumerate() {
@@ -124,7 +124,7 @@ fn write_scores(path: &Path, b: &ForecastBacktest) -> Result<()> {
         b.config.prices.display().to_string(),
     );
     let batch = io::batch(schema.clone(), columns)?;
-    io::write_batches(AtomicFile::new(path)?, schema, &metadata, [Ok(batch)])?;
+    io::write_batches(out, schema, &metadata, [Ok(batch)])?;
     Ok(())
 }
 

@@ -118,6 +118,17 @@ pub fn date_column(table: &ParquetTable, name: &str) -> Result<Vec<i32>> {
             format!("date column `{name}` is empty in row {row}"),
         ));
     }
+    let range = super::dates::DAY_RANGE;
+    if let Some(row) = days.values().iter().position(|d| !range.contains(d)) {
+        return Err(Error::bad_file(
+            &table.path,
+            format!(
+                "date column `{name}` holds day {} (days since 1970-01-01) in row {row}, \
+                 outside the years 1000 to 9999",
+                days.value(row)
+            ),
+        ));
+    }
     Ok(days.values().to_vec())
 }
 
@@ -178,19 +189,21 @@ impl ParquetSink {
             .set_max_row_group_row_count(Some(1 << 17))
             .build();
         let writer = ArrowWriter::try_new(file, schema, Some(props))
-            .map_err(|e| Error::bad_file(out.path(), e))?;
+            .map_err(|e| Error::bad_file(out.reported_path(), e))?;
         Ok(Self { writer, out })
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.writer
             .write(batch)
-            .map_err(|e| Error::bad_file(self.out.path(), e))
+            .map_err(|e| Error::bad_file(self.out.reported_path(), e))
     }
 
     pub fn finish(self) -> Result<PathBuf> {
         let Self { writer, out } = self;
-        writer.close().map_err(|e| Error::bad_file(out.path(), e))?;
+        writer
+            .close()
+            .map_err(|e| Error::bad_file(out.reported_path(), e))?;
         out.commit()
     }
 }

@@ -23,12 +23,12 @@ impl StageReport for RiskReport {
     /// Writes `risk.json`, `pnl.parquet` and `report.html` into `out`, all or nothing.
     fn write(&self, out: &Path) -> Result<PathBuf> {
         let dir = AtomicDir::new(out)?;
-        io::write_text(
-            &dir.path().join("risk.json"),
+        dir.write_text(
+            "risk.json",
             &serde_json::to_string_pretty(self).expect("json"),
         )?;
-        write_pnl(&dir.path().join("pnl.parquet"), self)?;
-        io::write_text(&dir.path().join("report.html"), &html(self))?;
+        write_pnl(dir.file("pnl.parquet")?, self)?;
+        dir.write_text("report.html", &html(self))?;
         dir.commit()
     }
 
@@ -37,7 +37,7 @@ impl StageReport for RiskReport {
     }
 }
 
-fn write_pnl(path: &Path, report: &RiskReport) -> Result<()> {
+fn write_pnl(out: AtomicFile, report: &RiskReport) -> Result<()> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("set", DataType::Utf8, false),
         Field::new("path", DataType::UInt32, false),
@@ -71,7 +71,7 @@ fn write_pnl(path: &Path, report: &RiskReport) -> Result<()> {
     );
     metadata.insert(crate::io::meta::REGIME.into(), report.regime.clone());
     let batch = io::batch(schema.clone(), columns)?;
-    io::write_batches(AtomicFile::new(path)?, schema, &metadata, [Ok(batch)])?;
+    io::write_batches(out, schema, &metadata, [Ok(batch)])?;
     Ok(())
 }
 

@@ -64,12 +64,12 @@ fn write_var_backtest(b: &VarBacktest, out: &Path) -> Result<PathBuf> {
         "next": b.next,
         "note": NOTE,
     });
-    io::write_text(
-        &dir.path().join("var_backtest.json"),
+    dir.write_text(
+        "var_backtest.json",
         &serde_json::to_string_pretty(&json).expect("json"),
     )?;
-    write_forecasts(&dir.path().join("forecasts.parquet"), config, b)?;
-    io::write_text(&dir.path().join("report.html"), &html(b))?;
+    write_forecasts(dir.file("forecasts.parquet")?, config, b)?;
+    dir.write_text("report.html", &html(b))?;
     dir.commit()
 }
 
@@ -89,7 +89,7 @@ fn forecasts_at(b: &VarBacktest, horizon: usize) -> &HorizonForecasts {
         .expect("every horizon has its forecasts")
 }
 
-fn write_forecasts(path: &Path, config: &VarBacktestConfig, b: &VarBacktest) -> Result<()> {
+fn write_forecasts(out: AtomicFile, config: &VarBacktestConfig, b: &VarBacktest) -> Result<()> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("model", DataType::Utf8, false),
         Field::new("horizon", DataType::UInt16, false),
@@ -145,12 +145,7 @@ fn write_forecasts(path: &Path, config: &VarBacktestConfig, b: &VarBacktest) -> 
     );
     let batch = arrow::record_batch::RecordBatch::try_new(schema.clone(), columns)
         .expect("columns match the schema");
-    io::write_batches(
-        AtomicFile::new(path)?,
-        schema,
-        &metadata,
-        std::iter::once(Ok(batch)),
-    )?;
+    io::write_batches(out, schema, &metadata, std::iter::once(Ok(batch)))?;
     Ok(())
 }
 
