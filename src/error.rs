@@ -83,7 +83,41 @@ pub enum Error {
 /// Result with the project's error type.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Exit status of a run that failed on its input: an option, a file, a column, a date, a
+/// value, a model folder, an output held by another run. The user's to fix.
+pub const EXIT_BAD_INPUT: i32 = 1;
+/// Exit status of a command line that does not parse (clap's).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status of a run that failed for a reason outside its inputs: a write the system
+/// refused midway (a full disk), a computation that diverged or failed. Worth a retry or an
+/// operator's look, not an edit of the inputs.
+pub const EXIT_FAILURE: i32 = 3;
+
 impl Error {
+    /// The exit status this failure ends the binary with: [`EXIT_BAD_INPUT`] or
+    /// [`EXIT_FAILURE`].
+    pub fn exit_code(&self) -> i32 {
+        use std::io::ErrorKind;
+        match self {
+            Error::Io { source, .. } => match source.kind() {
+                ErrorKind::NotFound
+                | ErrorKind::PermissionDenied
+                | ErrorKind::AlreadyExists
+                | ErrorKind::InvalidInput
+                | ErrorKind::InvalidData
+                | ErrorKind::IsADirectory
+                | ErrorKind::NotADirectory
+                | ErrorKind::ReadOnlyFilesystem
+                | ErrorKind::UnexpectedEof => EXIT_BAD_INPUT,
+                _ => EXIT_FAILURE,
+            },
+            Error::Training(_) | Error::Generation(_) | Error::Fit { .. } | Error::Tensor(_) => {
+                EXIT_FAILURE
+            }
+            _ => EXIT_BAD_INPUT,
+        }
+    }
+
     /// Shorthand for an invalid command-line or configuration value.
     pub fn option(option: &str, value: impl ToString, reason: impl ToString) -> Self {
         Error::InvalidOption {

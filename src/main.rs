@@ -22,7 +22,7 @@ fn main() {
     }
     if let Err(error) = cli::run(cli) {
         eprintln!("error: {error}");
-        std::process::exit(1);
+        std::process::exit(error.exit_code());
     }
 }
 

@@ -146,3 +146,37 @@ fn library_settings_are_reported_under_their_flags() {
     }
     assert!(!dir.path().join("model").exists());
 }
+
+/// Exit statuses tell an unattended job whose problem a failure is: 1 for bad input (the
+/// user's to fix), 3 for a failure outside the inputs (a full disk, a computation that failed).
+#[test]
+fn exit_statuses_separate_bad_input_from_failures() {
+    use scengen::error::{EXIT_BAD_INPUT, EXIT_FAILURE};
+    use std::io::{Error as IoError, ErrorKind};
+    let io = |kind| scengen::Error::Io {
+        path: "x".into(),
+        source: IoError::from(kind),
+    };
+    assert_eq!(io(ErrorKind::NotFound).exit_code(), EXIT_BAD_INPUT);
+    assert_eq!(io(ErrorKind::PermissionDenied).exit_code(), EXIT_BAD_INPUT);
+    assert_eq!(io(ErrorKind::StorageFull).exit_code(), EXIT_FAILURE);
+    assert_eq!(
+        scengen::Error::option("n", 0, "at least 1").exit_code(),
+        EXIT_BAD_INPUT
+    );
+    assert_eq!(
+        scengen::Error::Training("loss is NaN".into()).exit_code(),
+        EXIT_FAILURE
+    );
+    // End to end: a missing input file is the user's to fix, and the output's folder, made
+    // to hold its lock, is not left behind.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("models").join("m");
+    let output = Command::new(env!("CARGO_BIN_EXE_scengen"))
+        .args(["train", "--data", "no-such-windows.parquet", "--out"])
+        .arg(&out)
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(EXIT_BAD_INPUT));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

@@ -514,3 +514,180 @@ fn returns_panels_simple_and_log() {
     let expected = (p[2] / p[1]).ln();
     assert!((set.returns[0] - expected).abs() < 1e-14);
 }
+
+/// Fuzz: panels with awkward values (NaN, zero, negative, infinite, huge, tiny), duplicated,
+/// swapped or impossible dates, a signal with holes, and awkward options (window, stride,
+/// winsorizing, thresholds, labels, asset lists, kinds) are ingested or refused with an error,
+/// never a panic, and a refusal leaves no file. Seeded; `SCENGEN_FUZZ_CASES=N` runs more.
+#[test]
+fn mutated_panels_and_options_fail_with_an_error_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, signal, out) = (
+        dir.path().join("panel.parquet"),
+        dir.path().join("signal.parquet"),
+        dir.path().join("out").join("windows.parquet"),
+    );
+    let mut rng = scengen::rng::SeededRng::new(31, 7);
+    let awkward = [
+        f64::NAN,
+        0.0,
+        -1.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e300,
+        1e-300,
+        -0.999999,
+    ];
+    let bad_dates = [i32::MIN, i32::MAX, -1, 0, 2_932_897];
+    let (mut written, mut refused) = (0, 0);
+    for case in 0..fuzz_cases(300) {
+        let mut pick = |n: usize| rng.below(n);
+        let n = [3, 10, 40, 80, 80, 80][pick(6)];
+        let kind = [
+            ValueKind::Prices,
+            ValueKind::LogReturns,
+            ValueKind::SimpleReturns,
+        ][pick(3)];
+        let mut dates = days(n);
+        let mut cols: Vec<Vec<f64>> = (0..3)
+            .map(|i| {
+                let p = prices(n, (case * 3 + i) as u64);
+                match kind {
+                    ValueKind::Prices => p,
+                    _ => p
+                        .windows(2)
+                        .map(|w| w[1] / w[0] - 1.0)
+                        .chain([0.0])
+                        .collect(),
+                }
+            })
+            .collect();
+        let mut vix = vec![20.0; n];
+        let mut what = vec![format!("{n} days of {kind:?}")];
+        for _ in 0..pick(3) {
+            let (row, other) = (pick(n), pick(n));
+            match pick(5) {
+                0 | 1 => {
+                    let (col, value) = (pick(3), awkward[pick(awkward.len())]);
+                    cols[col][row] = value;
+                    what.push(format!("column {col} row {row} = {value}"));
+                }
+                2 => {
+                    dates[row] = dates[other];
+                    what.push(format!("date {row} = date {other}"));
+                }
+                3 => {
+                    dates.swap(row, other);
+                    what.push(format!("dates {row} and {other} swapped"));
+                }
+                _ => {
+                    let value = if pick(2) == 0 {
+                        vix[row] = awkward[pick(awkward.len())];
+                        format!("signal row {row} = {}", vix[row])
+                    } else {
+                        dates[row] = bad_dates[pick(bad_dates.len())];
+                        format!("date {row} = day {}", dates[row])
+                    };
+                    what.push(value);
+                }
+            }
+        }
+        let [a, b, c] = [cols[0].clone(), cols[1].clone(), cols[2].clone()];
+        write_panel(
+            &input,
+            &dates,
+            vec![Col::F64("A", a), Col::F64("B", b), Col::F64("C", c)],
+        );
+        write_panel(&signal, &days(n), vec![Col::F64("VIX", vix)]);
+        let mut config = IngestConfig::embedded(&out);
+        config.input = input.clone();
+        config.kind = kind;
+        config.window = [5, 5, 5, 5, 0, 1, 2, n.saturating_sub(1), n, n + 1, 1000][pick(11)];
+        config.stride = [1, 1, 1, 0, 3, 1000][pick(6)];
+        config.winsorize = [
+            None,
+            None,
+            None,
+            Some(0.0),
+            Some(-1.0),
+            Some(f64::NAN),
+            Some(3.0),
+            Some(1e300),
+        ][pick(8)];
+        config.on_missing = [OnMissing::Error, OnMissing::Drop, OnMissing::Ffill][pick(3)];
+        config.assets = [
+            None,
+            None,
+            None,
+            Some(vec!["A".to_string()]),
+            Some(vec!["Z".to_string()]),
+            Some(vec![]),
+            Some(vec!["A".to_string(), "A".to_string()]),
+        ][pick(7)]
+        .clone();
+        let thresholds = [
+            vec![15.0, 25.0],
+            vec![15.0, 25.0],
+            vec![15.0, 25.0],
+            vec![25.0, 15.0],
+            vec![f64::NAN],
+            vec![],
+            vec![15.0, 15.0],
+            vec![-1.0, 1e300],
+        ][pick(8)]
+        .clone();
+        let labels = ["calm", "mid", "wild", "extra"];
+        let count = (thresholds.len() + 1 + pick(4) / 3).min(labels.len());
+        config.rule = RegimeRule {
+            thresholds,
+            labels: labels[..count].iter().map(|l| l.to_string()).collect(),
+        };
+        config.signal = if pick(2) == 0 {
+            SignalSource::Level {
+                path: signal.clone(),
+                column: "VIX".into(),
+            }
+        } else {
+            SignalSource::RealizedVol {
+                path: input.clone(),
+                column: "A".into(),
+            }
+        };
+        // Half the cases keep the options sound, so that the panel's faults reach the deeper
+        // steps rather than stopping at a bad option.
+        if pick(2) == 0 {
+            config.window = 5;
+            config.stride = 1;
+            config.winsorize = None;
+            config.assets = None;
+            config.rule = RegimeRule {
+                thresholds: vec![15.0, 25.0],
+                labels: labels[..3].iter().map(|l| l.to_string()).collect(),
+            };
+        }
+        let label = format!("case {case}: {}; {config:?}", what.join("; "));
+        match no_panic(&label, || ingest(&config)) {
+            Ok(_) => written += 1,
+            Err(e) => {
+                if std::env::var("FUZZ_DEBUG").is_ok() {
+                    eprintln!("{e}");
+                }
+                refused += 1;
+                assert!(!out.exists(), "{label}: an output was left");
+            }
+        }
+        let _ = std::fs::remove_file(&out);
+        if let Some(folder) = out.parent().filter(|f| f.exists()) {
+            assert!(
+                files_in(folder).is_empty(),
+                "{label}: {:?}",
+                files_in(folder)
+            );
+        }
+    }
+    eprintln!("ingest fuzz: {written} written, {refused} refused, none panicked");
+    assert!(
+        written > 0 && refused > 0,
+        "{written} written, {refused} refused"
+    );
+}

@@ -72,9 +72,10 @@ impl RiskArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct VarBacktestArgs {
-    /// Portfolio file (TOML): a [positions] table of asset = market value.
-    #[arg(long, default_value_os_t = VarBacktestConfig::default().portfolio)]
-    pub portfolio: PathBuf,
+    /// Portfolio file (TOML): a [positions] table of asset = market value. Without it, the
+    /// example book data/example_portfolio.toml, and a note on the terminal says so.
+    #[arg(long)]
+    pub portfolio: Option<PathBuf>,
     #[command(flatten)]
     pub held_out: HeldOutArgs,
     /// Holding periods in days, comma-separated.
@@ -107,8 +108,11 @@ impl VarBacktestArgs {
     pub fn into_config(self) -> Result<VarBacktestConfig> {
         let (signal, rule) = self.regime.into_parts()?;
         let (from, to) = self.held_out.period()?;
-        Ok(VarBacktestConfig {
-            portfolio: self.portfolio,
+        let example = self.portfolio.is_none();
+        let config = VarBacktestConfig {
+            portfolio: self
+                .portfolio
+                .unwrap_or_else(|| VarBacktestConfig::default().portfolio),
             prices: self.held_out.prices,
             date_column: self.held_out.date_column,
             from,
@@ -121,6 +125,13 @@ impl VarBacktestArgs {
             signal,
             rule,
             out: self.out,
-        })
+        };
+        if example {
+            eprintln!(
+                "note: no --portfolio given; backtesting the example book {}",
+                config.portfolio.display()
+            );
+        }
+        Ok(config)
     }
 }

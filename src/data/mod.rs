@@ -12,8 +12,8 @@ pub use days::DailyPanel;
 pub use ingest::{ingest, IngestConfig, IngestSummary};
 pub use panel::{OnMissing, Panel, ValueKind, DEFAULT_DATE_COLUMN};
 pub use regime::{
-    label_index, realized_vol, RegimeCalendar, RegimeRule, SignalSource, EMBEDDED_PRICES,
-    REALIZED_VOL_DAYS, TRADING_DAYS,
+    check_label, label_index, realized_vol, RegimeCalendar, RegimeRule, SignalSource,
+    EMBEDDED_PRICES, REALIZED_VOL_DAYS, TRADING_DAYS,
 };
 pub use returns::{held_out_days, Returns};
 pub use windows::{

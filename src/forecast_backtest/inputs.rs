@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::forecasters::{Forecaster, RegimeSets, FHS, HISTORICAL, HISTORICAL_EWMA};
 use super::{ForecastBacktestConfig, GeneratorInfo};
 use crate::error::{Error, Result};
-use crate::generate::{default_guidance, sample_paths, DEFAULT_SAMPLER};
+use crate::generate::{default_guidance, sample_paths, PathDraw, DEFAULT_SAMPLER};
 use crate::io::{format_date, parse_date};
 use crate::model::{load_model, Engine};
 use crate::risk::{check_horizons_and_levels, Portfolio};
@@ -129,14 +129,18 @@ fn model_sets(
     let guidance = default_guidance(&model.card);
     let mut sets = BTreeMap::new();
     for (regime, label) in model.card.labels.iter().enumerate() {
+        let draw_with = PathDraw {
+            regime,
+            sampler: DEFAULT_SAMPLER,
+            guidance,
+            seed: config.seed,
+        };
         let values = sample_paths(
             &model,
             net,
-            regime,
+            &draw_with,
             0..config.paths,
-            DEFAULT_SAMPLER,
-            guidance,
-            config.seed,
+            &indicatif::ProgressBar::hidden(),
         )
         .map_err(|e| e.in_stage(Error::Generation))?;
         sets.insert(label.clone(), values);

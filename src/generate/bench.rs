@@ -7,7 +7,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use serde::Serialize;
 
-use super::sample_paths;
+use super::{sample_paths, PathDraw};
 use crate::diffusion::SamplerKind;
 use crate::error::Result;
 use crate::model::{load_model, Denoiser, Engine, UNetConfig, DEFAULT_MODEL};
@@ -97,6 +97,12 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
         inner: model.denoiser(config.engine)?,
         seconds: Cell::new(0.0),
     };
+    let draw_with = PathDraw {
+        regime,
+        sampler: config.sampler,
+        guidance,
+        seed: config.seed,
+    };
     let mut times = Vec::with_capacity(config.runs);
     let mut forward_times = Vec::with_capacity(config.runs);
     for _ in 0..config.runs {
@@ -106,11 +112,9 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
             sample_paths(
                 &model,
                 &net,
-                regime,
+                &draw_with,
                 paths,
-                config.sampler,
-                guidance,
-                config.seed,
+                &indicatif::ProgressBar::hidden(),
             )?;
         }
         times.push(started.elapsed().as_secs_f64());

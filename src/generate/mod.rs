@@ -16,6 +16,7 @@ use candle_core::{Device, Tensor};
 use crate::diffusion::{NoiseSchedule, SamplerKind};
 use crate::error::{Error, Result};
 use crate::model::{load_model, pad_mask, Denoiser, Engine, LoadedModel, DEFAULT_MODEL};
+use crate::report::progress_bar;
 use crate::rng::{SeededRng, DEFAULT_SEED};
 use crate::scenarios::{
     batches, check_path_count, default_scenario_file, ScenarioWriter, DEFAULT_PATHS, DEFAULT_REGIME,
@@ -116,18 +117,33 @@ impl Default for GenerateConfig {
     }
 }
 
-/// Draws `paths` paths (their global indices) for `regime` and returns them de-standardised:
+/// What a set of paths is drawn with: the regime's index, the sampler, the guidance weight and
+/// the seed whose stream p path p draws from.
+#[derive(Debug, Clone, Copy)]
+pub struct PathDraw {
+    pub regime: usize,
+    pub sampler: SamplerKind,
+    pub guidance: f64,
+    pub seed: u64,
+}
+
+/// Draws `paths` paths (their global indices) and returns them de-standardised:
 /// `paths.len() * window * assets` daily log returns, path-major, then day, then asset. Path p
-/// draws its noise from stream p of `seed`, so it does not depend on the batch it falls in.
+/// draws its noise from stream p of the seed, so it does not depend on the batch it falls in.
+/// `bar` advances by one per path and network evaluation.
 pub fn sample_paths(
     model: &LoadedModel,
     net: &dyn Denoiser,
-    regime: usize,
+    draw_with: &PathDraw,
     paths: std::ops::Range<usize>,
-    sampler_kind: SamplerKind,
-    guidance: f64,
-    seed: u64,
+    bar: &indicatif::ProgressBar,
 ) -> Result<Vec<f64>> {
+    let PathDraw {
+        regime,
+        sampler: sampler_kind,
+        guidance,
+        seed,
+    } = *draw_with;
     let device = &model.device;
     let card = &model.card;
     let arch = &card.architecture;
@@ -171,6 +187,7 @@ pub fn sample_paths(
         x = sampler
             .step(i, &x, &eps, noise.as_ref())?
             .broadcast_mul(&mask)?;
+        bar.inc(b as u64);
     }
     let x: Vec<f32> = x.flatten_all()?.to_vec1()?;
     let norm = &card.normalisation;
@@ -236,26 +253,21 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
         model.card.window,
         metadata,
     )?;
-    let bar = if config.progress {
-        indicatif::ProgressBar::new(config.n as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
+    // Counted in network evaluations of one path, so that the bar moves at every step of a
+    // batch, not once per batch of 1,000 paths.
+    let evaluations = config.sampler.steps(model.card.timesteps) as u64;
+    let bar = progress_bar(config.progress, config.n as u64 * evaluations, "path-steps");
+    let draw_with = PathDraw {
+        regime,
+        sampler: config.sampler,
+        guidance,
+        seed: config.seed,
     };
     for paths in batches(config.n, config.batch_size) {
-        let count = paths.len() as u64;
         let first = paths.start as u32;
-        let values = sample_paths(
-            &model,
-            net,
-            regime,
-            paths,
-            config.sampler,
-            guidance,
-            config.seed,
-        )
-        .map_err(|e| e.in_stage(Error::Generation))?;
+        let values = sample_paths(&model, net, &draw_with, paths, &bar)
+            .map_err(|e| e.in_stage(Error::Generation))?;
         writer.write_paths(first, &values)?;
-        bar.inc(count);
     }
     bar.finish_and_clear();
     writer.finish()

@@ -26,7 +26,7 @@ pub use prior::{
 };
 pub use store::{
     check_model_target, load_model, save_model, LoadedModel, ModelCard, Normalisation,
-    TrainingRecord, CONFIG_FILE, DEFAULT_MODEL, LOSS_LOG, WEIGHTS_FILE,
+    TrainingRecord, CONFIG_FILE, DEFAULT_MODEL, FORMAT_VERSION, LOSS_LOG, WEIGHTS_FILE,
 };
 pub use unet::UNet1d;
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::config::UNetConfig;
@@ -84,6 +84,11 @@ pub struct ModelCard {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prior: Option<crate::model::GaussianPrior>,
     pub training: TrainingRecord,
+    /// SHA-256 of `model.safetensors`, checked on load, so that flipped bits or another
+    /// model's weights are an error rather than different scenarios. Absent in models written
+    /// before it: those load unchecked, with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
 }
 
 impl ModelCard {
@@ -95,6 +100,19 @@ impl ModelCard {
 
 /// The most diffusion timesteps a model may have.
 pub const MAX_TIMESTEPS: usize = 100_000;
+
+/// The model folder format `train` writes; `generate` reads this one and the one before it
+/// (version 1 differs only in fields that have defaults).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Most a normalisation std (of daily log returns) may be: a daily standard deviation of 100%
+/// is no market's; a larger one is a corrupt card, not a volatile asset.
+const MAX_DAILY_STD: f64 = 1.0;
+/// Least a normalisation std may be: ingest refuses constant assets, and 1e-10 is far below
+/// any traded asset's daily moves.
+const MIN_DAILY_STD: f64 = 1e-10;
+/// Largest standardised return the clip may allow.
+const MAX_CLIP: f64 = 1e4;
 
 /// The per-epoch loss log of a model folder.
 pub const LOSS_LOG: &str = "loss.csv";
@@ -116,19 +134,24 @@ pub fn save_model(
     loss_log: &str,
 ) -> Result<PathBuf> {
     let dir = crate::io::AtomicDir::new(out)?;
-    let json = serde_json::to_string_pretty(card).expect("card serialises");
-    crate::io::write_text(&dir.path().join(CONFIG_FILE), &json)?;
     let weights_file = dir.path().join(WEIGHTS_FILE);
+    let shown = out.join(WEIGHTS_FILE);
     candle_core::safetensors::save(weights, &weights_file)
-        .map_err(|e| Error::bad_file(&weights_file, e))?;
+        .map_err(|e| Error::bad_file(&shown, e))?;
+    let card = ModelCard {
+        weights_sha256: Some(sha256_file(&weights_file)?),
+        ..card.clone()
+    };
+    let json = serde_json::to_string_pretty(&card).expect("card serialises");
+    dir.write_text(CONFIG_FILE, &json)?;
     // The safetensors writer creates its file private (0600); the weights get the mode every
     // other file of the folder gets (the umask's), so that the users who can read the card can
     // read the weights.
     let card_mode = std::fs::metadata(dir.path().join(CONFIG_FILE))
-        .map_err(|e| Error::io(dir.path().join(CONFIG_FILE), e))?
+        .map_err(|e| Error::io(out.join(CONFIG_FILE), e))?
         .permissions();
-    std::fs::set_permissions(&weights_file, card_mode).map_err(|e| Error::io(&weights_file, e))?;
-    crate::io::write_text(&dir.path().join(LOSS_LOG), loss_log)?;
+    std::fs::set_permissions(&weights_file, card_mode).map_err(|e| Error::io(&shown, e))?;
+    dir.write_text(LOSS_LOG, loss_log)?;
     dir.commit()
 }
 
@@ -158,7 +181,9 @@ impl LoadedModel {
     }
 }
 
-/// Loads and checks a model directory.
+/// Loads and checks a model directory: the card's every size and number first, then the
+/// weights' hash, then each tensor's shape against the architecture, all before a network is
+/// built.
 pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
     let bad = |reason: String| Error::BadModel {
         path: dir.to_path_buf(),
@@ -179,68 +204,48 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
     let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
     let card: ModelCard =
         serde_json::from_str(&text).map_err(|e| bad(format!("{CONFIG_FILE}: {e}")))?;
+    check_card(&card).map_err(|e| bad(format!("{CONFIG_FILE}: {e}")))?;
+    let weights_sha256 = sha256_file(&weights_path)?;
+    match &card.weights_sha256 {
+        Some(expected) if *expected != weights_sha256 => {
+            return Err(bad(format!(
+                "{WEIGHTS_FILE} has SHA-256 {weights_sha256}, but {CONFIG_FILE} records \
+                 {expected}: the weights are corrupt or from another model"
+            )))
+        }
+        Some(_) => {}
+        None => tracing::warn!(
+            "{}: {CONFIG_FILE} records no SHA-256 of the weights (a model written before \
+             version 0.2's manifest); they are used unchecked",
+            dir.display()
+        ),
+    }
     let a = &card.architecture;
-    a.validate()
-        .map_err(|e| bad(format!("{CONFIG_FILE}: {e}")))?;
-    if !(2..=MAX_TIMESTEPS).contains(&card.timesteps) {
-        return Err(bad(format!(
-            "{CONFIG_FILE}: timesteps {} outside 2..={MAX_TIMESTEPS}",
-            card.timesteps
-        )));
-    }
-    let n = card.assets.len();
-    if a.assets != n
-        || card.normalisation.mean.len() != n
-        || card.normalisation.std.len() != n
-        || a.regimes != card.labels.len()
-        || a.window != card.window
-    {
-        return Err(bad(format!(
-            "{CONFIG_FILE} is inconsistent: {n} assets, {} means, {} stds, {} labels, network for {} assets / {} regimes / {} days, window {}",
-            card.normalisation.mean.len(), card.normalisation.std.len(), card.labels.len(),
-            a.assets, a.regimes, a.window, card.window
-        )));
-    }
-    if card
-        .normalisation
-        .std
-        .iter()
-        .any(|s| !(s.is_finite() && *s > 0.0))
-    {
-        return Err(bad(format!(
-            "{CONFIG_FILE}: a normalisation std or the clip is not positive"
-        )));
-    }
     let tensors = candle_core::safetensors::load(&weights_path, device)
         .map_err(|e| bad(format!("{WEIGHTS_FILE} is unreadable: {e}")))?;
     let misfit =
         |e: candle_core::Error| bad(format!("{WEIGHTS_FILE} does not fit {CONFIG_FILE}: {e}"));
-    if a.factors > 0 {
-        // Checked as stored; it runs with the encoder and decoder folded into its first and last
-        // convolutions (the same function, and one network for every engine).
-        UNet1d::new(
-            a,
-            VarBuilder::from_tensors(tensors.clone(), DType::F32, device),
-        )
-        .map_err(misfit)?;
-    }
-    let expected = parameter_names(a)?;
-    if let Some(extra) = tensors.keys().find(|k| !expected.contains(*k)) {
+    // Built over the stored tensors, which checks each one's shape against the architecture
+    // and records the names the network reads; nothing new is allocated.
+    let used = NamesRead::new(tensors.clone());
+    let names = used.names.clone();
+    UNet1d::new(
+        a,
+        VarBuilder::from_backend(Box::new(used), DType::F32, device.clone()),
+    )
+    .map_err(misfit)?;
+    let names = names.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(extra) = tensors.keys().find(|k| !names.contains(*k)) {
         return Err(bad(format!(
             "{WEIGHTS_FILE} holds `{extra}`, which the architecture lacks"
         )));
     }
+    // A factor model runs with its encoder and decoder folded into its first and last
+    // convolutions (the same function, and one network for every engine).
     let (runs_as, run_tensors) = fold_factor_maps(a, &tensors).map_err(misfit)?;
     let vb = VarBuilder::from_tensors(run_tensors.clone(), DType::F32, device);
     let mut network = UNet1d::new(&runs_as, vb).map_err(misfit)?;
-    let prior = match &card.prior {
-        None => None,
-        Some(p) => {
-            p.check(a.regimes + 1, n)
-                .map_err(|e| bad(format!("{CONFIG_FILE}: {e}")))?;
-            Some(p.predictor(a.window))
-        }
-    };
+    let prior = card.prior.as_ref().map(|p| p.predictor(a.window));
     if let Some(p) = &prior {
         network.set_prior(p.clone());
     }
@@ -258,22 +263,129 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
         card,
         network,
         fast,
-        weights_sha256: sha256_file(&weights_path)?,
+        weights_sha256,
         device: device.clone(),
     })
 }
 
-/// Names of every variable of a network with this architecture.
-fn parameter_names(config: &UNetConfig) -> Result<std::collections::HashSet<String>> {
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    UNet1d::new(config, vb)?;
-    let names = varmap
-        .data()
-        .lock()
-        .expect("varmap")
-        .keys()
-        .cloned()
-        .collect();
-    Ok(names)
+/// Every size and number of a card that could make loading allocate without bound or make
+/// generation write nonsense, checked before anything is built.
+fn check_card(card: &ModelCard) -> std::result::Result<(), String> {
+    if !(1..=FORMAT_VERSION).contains(&card.format_version) {
+        return Err(format!(
+            "format_version {} is not one this scengen reads (1 to {FORMAT_VERSION}); \
+             a newer scengen wrote it",
+            card.format_version
+        ));
+    }
+    let a = &card.architecture;
+    a.validate().map_err(|e| e.to_string())?;
+    if !(2..=MAX_TIMESTEPS).contains(&card.timesteps) {
+        return Err(format!(
+            "timesteps {} outside 2..={MAX_TIMESTEPS}",
+            card.timesteps
+        ));
+    }
+    let n = card.assets.len();
+    let norm = &card.normalisation;
+    if a.assets != n
+        || norm.mean.len() != n
+        || norm.std.len() != n
+        || a.regimes != card.labels.len()
+        || a.window != card.window
+    {
+        return Err(format!(
+            "inconsistent: {n} assets, {} means, {} stds, {} labels, network for {} assets / {} regimes / {} days, window {}",
+            norm.mean.len(), norm.std.len(), card.labels.len(),
+            a.assets, a.regimes, a.window, card.window
+        ));
+    }
+    for (i, label) in card.labels.iter().enumerate() {
+        crate::data::check_label(label).map_err(|e| format!("label `{label}` {e}"))?;
+        if card.labels[..i].contains(label) {
+            return Err(format!("label `{label}` appears twice"));
+        }
+    }
+    for (asset, (&mean, &std)) in card.assets.iter().zip(norm.mean.iter().zip(&norm.std)) {
+        if !(MIN_DAILY_STD..=MAX_DAILY_STD).contains(&std) {
+            return Err(format!(
+                "normalisation std {std:e} of `{asset}` is outside {MIN_DAILY_STD:e}..={MAX_DAILY_STD} \
+                 (a daily log return's standard deviation)"
+            ));
+        }
+        if !(mean.is_finite() && mean.abs() <= MAX_DAILY_STD) {
+            return Err(format!(
+                "normalisation mean {mean} of `{asset}` is not a daily log return's"
+            ));
+        }
+    }
+    if !(norm.clip > 0.0 && norm.clip <= MAX_CLIP) {
+        return Err(format!(
+            "clip {} is outside (0, {MAX_CLIP}] (the largest standardised return)",
+            norm.clip
+        ));
+    }
+    match &card.prior {
+        Some(p) => p.check(a.regimes + 1, n)?,
+        None if !card.training.prior_validation_log_likelihood.is_empty() => {
+            return Err(
+                "the model was trained with a Gaussian prior, but its `prior` is \
+                        missing; its network predicts only what the prior leaves"
+                    .to_string(),
+            )
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// A weights backend that hands out the stored tensors (checking their shapes, as candle's
+/// own does) and records which names the network read.
+struct NamesRead {
+    tensors: HashMap<String, Tensor>,
+    names: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl NamesRead {
+    fn new(tensors: HashMap<String, Tensor>) -> Self {
+        Self {
+            tensors,
+            names: Default::default(),
+        }
+    }
+
+    fn note(&self, name: &str) {
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string());
+    }
+}
+
+impl candle_nn::var_builder::SimpleBackend for NamesRead {
+    fn get(
+        &self,
+        shape: candle_core::Shape,
+        name: &str,
+        init: candle_nn::Init,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        self.note(name);
+        candle_nn::var_builder::SimpleBackend::get(&self.tensors, shape, name, init, dtype, device)
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        self.note(name);
+        self.tensors.get_unchecked(name, dtype, device)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
 }

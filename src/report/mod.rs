@@ -15,6 +15,30 @@ use crate::error::Result;
 /// The folder every report goes under unless told otherwise: `reports/<stage>`.
 pub const REPORTS: &str = "reports";
 
+/// A terminal progress bar over `total` units (`{unit}` in its template: "steps", say), with the
+/// elapsed time, the rate and the time left; hidden when `show` is false. A bar whose total is
+/// not known yet (0) shows the elapsed time and its message, ticking on its own, so that a
+/// long setup (the prior's fit) is not silent.
+pub fn progress_bar(show: bool, total: u64, unit: &str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let template = format!(
+        "{{elapsed_precise}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit}, {{per_sec}}, \
+         {{eta}} left {{msg}}"
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&template)
+            .expect("a fixed template")
+            .progress_chars("=> "),
+    );
+    if total == 0 {
+        bar.enable_steady_tick(std::time::Duration::from_millis(500));
+    }
+    bar
+}
+
 /// The shape every analysis stage shares: `run(&config)` computes a report value and writes
 /// nothing; the report writes its files into one folder, all or nothing, and gives the summary
 /// the terminal shows.

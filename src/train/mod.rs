@@ -20,8 +20,9 @@ use crate::error::{Error, Result};
 use crate::io::{format_date, sha256_file};
 use crate::model::{
     check_model_target, save_model, GaussianPrior, ModelCard, TrainingRecord, UNetConfig,
-    DEFAULT_MODEL, MAX_CHANNELS,
+    DEFAULT_MODEL, FORMAT_VERSION, MAX_CHANNELS,
 };
+use crate::report::progress_bar;
 use crate::rng::DEFAULT_SEED;
 use trainer::Trainer;
 
@@ -261,6 +262,10 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     // The folder is written at the end; a bad out should fail now, not after the training.
     check_model_target(&config.out)?;
     let started = Instant::now();
+    // Set up before the first step: the prior's fit takes seconds to minutes (80 s on the 49
+    // industries), which a bar with no total still shows as time passing.
+    let bar = progress_bar(config.progress, 0, "steps");
+    bar.set_message("reading the windows, fitting the normalisation and the Gaussian prior");
     let set = WindowSet::read(&config.data)?;
     let (fit_idx, val_idx) = split_checked(config, &set)?;
     // The normalisation and the prior are closed-form fits of the whole train period; only the
@@ -280,7 +285,10 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     };
     let mut trainer = Trainer::new(config, &arch, prior.as_ref(), &fit, &val)
         .map_err(|e| e.in_stage(Error::Training))?;
-    let bar = progress_bar(config.progress, trainer.total_steps() as u64);
+    // The most steps; early stopping may end sooner, so the time left is an upper bound.
+    bar.disable_steady_tick();
+    bar.set_message("");
+    bar.set_length(trainer.total_steps() as u64);
 
     let mut history = Vec::new();
     let mut log = String::from("epoch,train_loss,validation_loss,learning_rate,seconds\n");
@@ -336,7 +344,7 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     record.final_validation_loss = last.validation_loss;
     record.wall_seconds = started.elapsed().as_secs_f64();
     let card = ModelCard {
-        format_version: 2,
+        format_version: FORMAT_VERSION,
         architecture: arch,
         schedule: config.schedule,
         timesteps: config.timesteps,
@@ -346,6 +354,8 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
         normalisation: norm,
         prior,
         training: record,
+        // The weights' hash is filled in as they are written.
+        weights_sha256: None,
     };
     let weights = best_weights.expect("saved with the best epoch");
     save_model(&config.out, &card, &weights, &log)?;
@@ -510,19 +520,4 @@ fn fit_prior(
         );
     }
     (Some(prior), validation)
-}
-
-fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg}",
-        )
-        .expect("template")
-        .progress_chars("=> "),
-    );
-    bar
 }

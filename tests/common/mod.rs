@@ -320,3 +320,72 @@ pub fn assert_stage_fails_cleanly<R: scengen::report::StageReport>(
 pub fn option_error(e: &scengen::Error, name: &str, text: &str) -> bool {
     matches!(e, scengen::Error::InvalidOption { option, reason, .. } if option == name && reason.contains(text))
 }
+
+/// How many cases a fuzz test runs: `SCENGEN_FUZZ_CASES` when set (a longer run by hand),
+/// `default` otherwise (the suite's bounded run).
+pub fn fuzz_cases(default: usize) -> usize {
+    std::env::var("SCENGEN_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `f`, failing the test with `case` if it panics instead of returning.
+pub fn no_panic<T>(case: &str, f: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| panic!("panicked on fuzz case: {case}"))
+}
+
+/// Replaces one leaf of a JSON document, chosen at random, with an awkward value (zero, a
+/// negative, a huge or tiny number, a string, null, an empty array or object), or removes it,
+/// or drops an array's last element. Returns what it did.
+pub fn mutate_json(v: &mut serde_json::Value, rng: &mut scengen::rng::SeededRng) -> String {
+    fn pointers(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, child) in map {
+                    pointers(child, format!("{at}/{k}"), out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                out.push(at.clone());
+                for (i, child) in items.iter().enumerate() {
+                    pointers(child, format!("{at}/{i}"), out);
+                }
+            }
+            _ => out.push(at),
+        }
+    }
+    let mut all = Vec::new();
+    pointers(v, String::new(), &mut all);
+    let at = all[rng.below(all.len())].clone();
+    let awkward = [
+        serde_json::json!(0),
+        serde_json::json!(-1),
+        serde_json::json!(1),
+        serde_json::json!(4294967296u64),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(1e300),
+        serde_json::json!(-1e300),
+        serde_json::json!(1e-300),
+        serde_json::json!(0.5),
+        serde_json::json!("x"),
+        serde_json::json!(null),
+        serde_json::json!([]),
+        serde_json::json!({}),
+        serde_json::json!(true),
+    ];
+    let target = v.pointer_mut(&at).expect("a pointer just listed");
+    match (rng.below(10), target.as_array_mut()) {
+        (0, Some(items)) if !items.is_empty() => {
+            items.pop();
+            format!("{at}: dropped the last element")
+        }
+        _ => {
+            let value = awkward[rng.below(awkward.len())].clone();
+            let text = format!("{at} = {value}");
+            *target = value;
+            text
+        }
+    }
+}

@@ -183,6 +183,31 @@ impl GaussianPrior {
         };
         sized("means", &self.means, assets)?;
         sized("covariance entries", &self.covariances, assets * assets)?;
+        if self.means.iter().flatten().any(|m| !m.is_finite()) {
+            return Err("the prior has a mean that is not finite".into());
+        }
+        for (class, c) in self.covariances.iter().enumerate() {
+            let symmetric = (0..assets).all(|i| {
+                (0..i).all(|j| {
+                    (c[i * assets + j] - c[j * assets + i]).abs()
+                        <= 1e-9 * c[i * assets + i].abs().max(1.0)
+                })
+            });
+            if c.iter().any(|v| !v.is_finite()) || !symmetric {
+                return Err(format!(
+                    "the prior's covariance of class {class} is not a finite symmetric matrix"
+                ));
+            }
+            if symmetric_eigen(c, assets)
+                .0
+                .first()
+                .is_none_or(|&least| least <= 0.0)
+            {
+                return Err(format!(
+                    "the prior's covariance of class {class} is not positive definite"
+                ));
+            }
+        }
         if !self.scales.is_empty() {
             if self.chains.len() != classes {
                 return Err(format!(
