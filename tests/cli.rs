@@ -51,7 +51,15 @@ fn list_options_refuse_empty_entries_by_name() {
         option_error(&args)
     };
     let var_backtest = |option: &str, value: &str| {
-        let args = ["var-backtest", "--out", out, option, value];
+        let args = [
+            "var-backtest",
+            "--portfolio",
+            "book.toml",
+            "--out",
+            out,
+            option,
+            value,
+        ];
         option_error(&args)
     };
     let ingest = |option: &str, value: &str| {
@@ -179,4 +187,24 @@ fn exit_statuses_separate_bad_input_from_failures() {
         .expect("the binary runs");
     assert_eq!(output.status.code(), Some(EXIT_BAD_INPUT));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// `var-backtest` without `--portfolio` backtests the example book, and says so (it did so
+/// silently).
+#[test]
+fn var_backtest_names_the_example_book_it_falls_back_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_scengen"))
+        .args(["var-backtest", "--scenarios", "no-such-folder", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "no --portfolio given; backtesting the example book data/example_portfolio.toml"
+        ),
+        "{stderr}"
+    );
 }

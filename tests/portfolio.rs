@@ -134,6 +134,11 @@ fn scenario_dir() -> &'static Path {
             TrainConfig::new(&windows, &model, 3, parse_date("t", "2016-01-01").unwrap());
         config.architecture = Some(small_embedded_arch());
         config.epochs = 1;
+        // The backtest's bookkeeping is under test, not the scenarios' fit: a prior of 2
+        // volatility levels fits in a fraction of the default's (8 x 3 x 5 states) time.
+        config.volatility_levels = 2;
+        config.volatility_shocks = 1;
+        config.market_shocks = 1;
         train(&config).unwrap();
         let scenarios = dir.join("scenarios");
         std::fs::create_dir_all(&scenarios).unwrap();

@@ -142,3 +142,19 @@ fn entries(dir: &std::path::Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A write that fails midway is reported under the output the user named, not the hidden
+/// temporary file it was going to (`.out.json.<pid>.tmp` meant nothing to the user).
+#[test]
+fn a_failed_write_names_the_output_not_its_temporary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    // This process's own temporary name, taken by a folder: the write into it fails.
+    let temp = dir
+        .path()
+        .join(format!(".out.json.{}.tmp", std::process::id()));
+    std::fs::create_dir(&temp).unwrap();
+    let e = write_text_atomic(&out, "x").unwrap_err().to_string();
+    assert!(e.contains("out.json") && !e.contains(".out.json."), "{e}");
+    assert!(!out.exists());
+}
