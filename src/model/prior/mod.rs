@@ -531,13 +531,16 @@ impl PriorPredictor {
             matmul(&s.work, &s.inverse_t, (rows, a, states), &mut s.per_state);
             s.gamma.resize(days * states, 0.0);
             for quadratic in s.per_state.chunks_exact_mut(days * states) {
-                s.log_density.clear();
-                s.log_density.extend(
-                    quadratic
-                        .chunks_exact(states)
-                        .flat_map(|q| q.iter().zip(&s.log_det))
-                        .map(|(q, l)| -0.5 * f64::from(q + l)),
-                );
+                s.log_density.resize(days * states, 0.0);
+                for (log_density, q) in s
+                    .log_density
+                    .chunks_exact_mut(states)
+                    .zip(quadratic.chunks_exact(states))
+                {
+                    for ((out, q), l) in log_density.iter_mut().zip(q).zip(&s.log_det) {
+                        *out = -0.5 * f64::from(q + l);
+                    }
+                }
                 self.chains[class].forward_backward(&s.log_density, days, &mut s.gamma, None);
                 quadratic
                     .iter_mut()
