@@ -446,6 +446,23 @@ fn architecture(config: &TrainConfig, set: &WindowSet) -> Result<UNetConfig> {
             ));
         }
     }
+    let data = (set.assets.len(), set.window, set.rule.labels.len());
+    if (arch.assets, arch.window, arch.regimes) != data {
+        return Err(Error::option(
+            "architecture",
+            format!(
+                "{} assets, {} days, {} regimes",
+                arch.assets, arch.window, arch.regimes
+            ),
+            format!(
+                "does not fit {}: {} assets, windows of {} days, {} regimes",
+                config.data.display(),
+                data.0,
+                data.1,
+                data.2
+            ),
+        ));
+    }
     if arch.factors > arch.assets {
         return Err(Error::option(
             "factors",
