@@ -66,6 +66,7 @@ fn config(method: Method, data: &Path, out: &Path, seed: u64) -> BaselineConfig 
         test_from: parse_date("t", "2016-01-01").unwrap(),
         block_length: None,
         out: out.to_path_buf(),
+        shard: Default::default(),
     }
 }
 

@@ -193,6 +193,7 @@ fn covariance_command_writes_every_estimator_per_regime() {
             test_from,
             block_length: None,
             out: tmp.clone(),
+            shard: Default::default(),
         })
         .unwrap();
         let s = scengen::scenarios::read_scenarios(&tmp).unwrap();

@@ -45,6 +45,7 @@ fn scenarios(dir: &Path, data: &Path, regime: &str, method: Method) -> PathBuf {
         test_from: test_from(),
         block_length: None,
         out: out.clone(),
+        shard: Default::default(),
     })
     .unwrap();
     out

@@ -75,6 +75,7 @@ fn gen_config(model: &Path, out: PathBuf, regime: &str, n: usize, seed: u64) -> 
         device: candle_core::Device::Cpu,
         engine: Engine::Auto,
         progress: false,
+        shard: Default::default(),
     }
 }
 
@@ -1012,4 +1013,46 @@ fn an_architecture_that_does_not_fit_the_data_is_refused() {
         option_error(&e, "architecture", "does not fit") && e.to_string().contains("3 assets"),
         "{e}"
     );
+}
+
+/// The diffusion model's shards: path p draws from stream p whichever part it falls in, so
+/// three parts of 20 paths (6 / 7 / 7) are the unsharded file's paths, value for value; a part
+/// outside its count is refused by name.
+#[test]
+fn diffusion_shards_are_the_unsharded_run() {
+    use scengen::scenarios::Shard;
+    let dir = tempfile::tempdir().unwrap();
+    let model = trained_tiny_model(dir.path());
+    let config = |out: PathBuf, shard: Shard| GenerateConfig {
+        sampler: SamplerKind::Ddim {
+            steps: 4,
+            eta: 1.0,
+            spacing: Spacing::Uniform,
+        },
+        batch_size: 4,
+        shard,
+        ..gen_config(&model, out, "stressed", 20, 9)
+    };
+    generate(&config(dir.path().join("whole.parquet"), Shard::default())).unwrap();
+    for index in 0..3 {
+        let out = dir
+            .path()
+            .join("parts")
+            .join(format!("part-{index}.parquet"));
+        generate(&config(out, Shard { index, count: 3 })).unwrap();
+    }
+    let whole = read_scenarios(&dir.path().join("whole.parquet")).unwrap();
+    let parts = read_scenarios(&dir.path().join("parts")).unwrap();
+    assert_eq!(parts.values, whole.values);
+    let one = read_scenarios(&dir.path().join("parts/part-1.parquet")).unwrap();
+    assert_eq!(one.paths(), 7);
+    assert_eq!(one.metadata["scengen.shard"], "1/3");
+
+    let e = generate(&config(
+        dir.path().join("x.parquet"),
+        Shard { index: 3, count: 3 },
+    ))
+    .unwrap_err();
+    assert!(option_error(&e, "shard", "I from 0 to N - 1"), "{e}");
+    assert!(!dir.path().join("x.parquet").exists());
 }

@@ -158,6 +158,7 @@ fn scenario_dir() -> &'static Path {
                 device: candle_core::Device::Cpu,
                 engine: Engine::Auto,
                 progress: false,
+                shard: Default::default(),
             })
             .unwrap();
         }

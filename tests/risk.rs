@@ -46,6 +46,7 @@ fn inputs() -> &'static Path {
                 test_from: parse_date("t", "2016-01-01").unwrap(),
                 block_length: None,
                 out: dir.join(format!("{regime}.parquet")),
+                shard: Default::default(),
             })
             .unwrap();
         }

@@ -112,6 +112,7 @@ fn inputs() -> &'static Path {
                     test_from: parse_date("t", "2016-01-01").unwrap(),
                     block_length: None,
                     out: scenarios.join(format!("{regime}-{name}.parquet")),
+                    shard: Default::default(),
                 })
                 .unwrap();
             }

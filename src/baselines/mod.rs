@@ -18,7 +18,8 @@ use crate::data::{default_test_from, DailyPanel, SplitChoice, WindowSet, DEFAULT
 use crate::error::{Error, Result};
 use crate::rng::{SeededRng, DEFAULT_SEED};
 use crate::scenarios::{
-    batches, check_path_count, default_scenario_file, ScenarioWriter, DEFAULT_PATHS, DEFAULT_REGIME,
+    batches_of, check_path_count, default_scenario_file, ScenarioWriter, Shard, DEFAULT_PATHS,
+    DEFAULT_REGIME,
 };
 
 /// Which classical generator.
@@ -52,6 +53,8 @@ pub struct BaselineConfig {
     /// Mean block length of the bootstrap; `None` for the Politis–White choice.
     pub block_length: Option<f64>,
     pub out: PathBuf,
+    /// Which part of the run's paths to write (the whole run by default).
+    pub shard: Shard,
 }
 
 /// The defaults: 10,000 FHS paths of high-vix fitted on the train days of [`DEFAULT_WINDOWS`]
@@ -67,6 +70,7 @@ impl Default for BaselineConfig {
             test_from: default_test_from(),
             block_length: None,
             out: default_scenario_file(DEFAULT_REGIME, Some(Method::Fhs.name())),
+            shard: Shard::default(),
         }
     }
 }
@@ -77,6 +81,7 @@ const BATCH: usize = 1000;
 /// Fits the method on the regime's train days and writes `n` paths.
 pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
     check_path_count(config.n)?;
+    config.shard.check()?;
     let set = WindowSet::read(&config.data)?;
     let regime = set.rule.index_of(&config.regime)?;
     let days = DailyPanel::from_windows(&set, Some(regime), SplitChoice::Train, config.test_from);
@@ -120,6 +125,7 @@ pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
         }
     };
     metadata.insert(crate::io::meta::PARAMETERS.into(), generator.parameters());
+    metadata.extend(config.shard.metadata(config.n));
     let mut writer = ScenarioWriter::create(
         &config.out,
         &set.assets,
@@ -127,7 +133,7 @@ pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
         set.window,
         metadata,
     )?;
-    for paths in batches(config.n, BATCH) {
+    for paths in batches_of(config.shard.paths(config.n), BATCH) {
         let start = paths.start;
         let mut values = Vec::with_capacity(paths.len() * set.window * n_assets);
         for p in paths {

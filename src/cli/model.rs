@@ -8,11 +8,11 @@ use super::date;
 use scengen::baselines::{BaselineConfig, Method};
 use scengen::device::{device_name, select_device};
 use scengen::diffusion::{SamplerKind, ScheduleKind, Spacing};
-use scengen::error::Result;
+use scengen::error::{Error, Result};
 use scengen::generate::{default_batch_size, BenchConfig, GenerateConfig, DEFAULT_SAMPLER};
 use scengen::io::parse_date;
 use scengen::model::Engine;
-use scengen::scenarios::default_scenario_file;
+use scengen::scenarios::{default_scenario_file, Shard};
 use scengen::train::TrainConfig;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -318,6 +318,11 @@ pub struct GenerateArgs {
     /// cpu, cuda or auto.
     #[arg(long, default_value_t = device_name(&GenerateConfig::default().device))]
     pub device: String,
+    /// Write only part I of N of the run's paths, as I/N (I from 0, as JOB_COMPLETION_INDEX
+    /// or SLURM_ARRAY_TASK_ID count): the parts of N runs with the same settings together hold
+    /// exactly the paths of the unsharded run, and a folder of them reads as one set.
+    #[arg(long)]
+    pub shard: Option<String>,
 }
 
 /// What `generate` will run.
@@ -328,8 +333,15 @@ pub enum GenerateJob {
 
 impl GenerateArgs {
     pub fn into_job(self) -> Result<GenerateJob> {
+        let shard = parse_shard(self.shard.as_deref())?;
         let method = match self.method {
-            MethodArg::Diffusion => return Ok(GenerateJob::Diffusion(self.into_diffusion()?)),
+            MethodArg::Diffusion => {
+                let config = GenerateConfig {
+                    shard,
+                    ..self.into_diffusion()?
+                };
+                return Ok(GenerateJob::Diffusion(config));
+            }
             MethodArg::Gaussian => Method::Gaussian,
             MethodArg::Bootstrap => Method::Bootstrap,
             MethodArg::Fhs => Method::Fhs,
@@ -346,6 +358,7 @@ impl GenerateArgs {
             test_from: parse_date("--test-from", &self.test_from)?,
             block_length: self.block_length,
             out,
+            shard,
         }))
     }
 
@@ -366,8 +379,29 @@ impl GenerateArgs {
             device,
             engine: self.sampling.engine.into(),
             progress: true,
+            shard: Shard::default(),
         })
     }
+}
+
+/// `--shard I/N`, checked by the library once parsed; none is the whole run.
+fn parse_shard(text: Option<&str>) -> Result<Shard> {
+    let Some(text) = text else {
+        return Ok(Shard::default());
+    };
+    let parsed = text
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+    let Some((index, count)) = parsed else {
+        return Err(Error::option(
+            "--shard",
+            text,
+            "expected I/N, two whole numbers such as 3/8",
+        ));
+    };
+    let shard = Shard { index, count };
+    shard.check()?;
+    Ok(shard)
 }
 
 #[derive(Debug, clap::Args)]

@@ -19,7 +19,8 @@ use crate::model::{load_model, pad_mask, Denoiser, Engine, LoadedModel, DEFAULT_
 use crate::report::progress_bar;
 use crate::rng::{SeededRng, DEFAULT_SEED};
 use crate::scenarios::{
-    batches, check_path_count, default_scenario_file, ScenarioWriter, DEFAULT_PATHS, DEFAULT_REGIME,
+    batches_of, check_path_count, default_scenario_file, ScenarioWriter, Shard, DEFAULT_PATHS,
+    DEFAULT_REGIME,
 };
 
 /// Default classifier-free guidance weight of a model without a Gaussian prior.
@@ -95,6 +96,9 @@ pub struct GenerateConfig {
     /// Which network implementation runs inference.
     pub engine: Engine,
     pub progress: bool,
+    /// Which part of the run's paths to write (the whole run by default): path ids stay the
+    /// run's, so the parts together are the unsharded file's paths, value for value.
+    pub shard: Shard,
 }
 
 /// The defaults: 10,000 paths of high-vix from [`DEFAULT_MODEL`] with the default sampler and the
@@ -113,6 +117,7 @@ impl Default for GenerateConfig {
             device: Device::Cpu,
             engine: Engine::Auto,
             progress: false,
+            shard: Shard::default(),
         }
     }
 }
@@ -216,6 +221,7 @@ const MIN_PATHS_PER_NOISE_THREAD: usize = 64;
 /// Generates `config.n` paths and writes them; nothing is left behind on failure.
 pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     check_path_count(config.n)?;
+    config.shard.check()?;
     check_counts(&[("batch_size", config.batch_size)])?;
     check_guidance(config.guidance)?;
     let model = load_model(&config.model, &config.device)?;
@@ -246,6 +252,7 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
         crate::io::meta::TEST_FROM.into(),
         model.card.training.test_from.clone(),
     );
+    metadata.extend(config.shard.metadata(config.n));
     let mut writer = ScenarioWriter::create(
         &config.out,
         &model.card.assets,
@@ -256,14 +263,19 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     // Counted in network evaluations of one path, so that the bar moves at every step of a
     // batch, not once per batch of 1,000 paths.
     let evaluations = config.sampler.steps(model.card.timesteps) as u64;
-    let bar = progress_bar(config.progress, config.n as u64 * evaluations, "path-steps");
+    let paths = config.shard.paths(config.n);
+    let bar = progress_bar(
+        config.progress,
+        paths.len() as u64 * evaluations,
+        "path-steps",
+    );
     let draw_with = PathDraw {
         regime,
         sampler: config.sampler,
         guidance,
         seed: config.seed,
     };
-    for paths in batches(config.n, config.batch_size) {
+    for paths in batches_of(paths, config.batch_size) {
         let first = paths.start as u32;
         let values = sample_paths(&model, net, &draw_with, paths, &bar)
             .map_err(|e| e.in_stage(Error::Generation))?;

@@ -61,3 +61,7 @@ pub const VARIANCE_DAYS: &str = "scengen.variance_days";
 pub const WINDOW: &str = "scengen.window";
 /// The winsorizing quantile, if any.
 pub const WINSORIZE: &str = "scengen.winsorize";
+/// Which part of a sharded run a scenario file holds, as `I/N` (absent in a whole run).
+pub const SHARD: &str = "scengen.shard";
+/// How many paths the whole run of a sharded scenario file has.
+pub const PATHS: &str = "scengen.paths";

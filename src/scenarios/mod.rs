@@ -1,7 +1,12 @@
 //! The scenario file: one row per (path, day) with columns `regime: string, path: u32,
 //! step: u16, <asset>: f64` (daily log returns), plus metadata naming the method and its
 //! settings. Every generator (diffusion or classical) writes it through [`ScenarioWriter`], and
-//! every consumer reads it through [`read_scenarios`].
+//! every consumer reads it through [`read_scenarios`]: a file, or a folder of a sharded run's
+//! parts ([`dataset`]).
+
+mod dataset;
+
+pub use dataset::{read_dataset, Shard};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -174,8 +179,16 @@ impl ScenarioSet {
     }
 }
 
-/// Reads and checks a scenario file.
+/// Reads and checks a scenario file, or a folder of a sharded run's parts as one set.
 pub fn read_scenarios(path: &Path) -> Result<ScenarioSet> {
+    if path.is_dir() {
+        return read_dataset(path);
+    }
+    Ok(read_scenario_file(path)?.0)
+}
+
+/// One scenario file, and the id of its first path.
+fn read_scenario_file(path: &Path) -> Result<(ScenarioSet, usize)> {
     let table = read_parquet(path)?;
     let bad = |reason: String| Error::bad_file(path, reason);
     let assets: Vec<String> = table
@@ -248,14 +261,15 @@ pub fn read_scenarios(path: &Path) -> Result<ScenarioSet> {
             values.push(c[r]);
         }
     }
-    Ok(ScenarioSet {
+    let set = ScenarioSet {
         path: path.to_path_buf(),
         regime,
         assets,
         window,
         values,
         metadata: table.metadata.clone(),
-    })
+    };
+    Ok((set, paths.value(0) as usize))
 }
 
 /// A scenario file's label in reports when none is given: its file name without the extension.
@@ -340,7 +354,8 @@ pub fn set_labels(sets: &[(PathBuf, Option<String>)]) -> Result<Vec<String>> {
     Ok(labels)
 }
 
-/// The scenario files named by `inputs`: files as given, folders as their `*.parquet` files in
+/// The scenario sets named by `inputs`: files as given, folders as their `*.parquet` files and
+/// their subfolders (each the parts of a sharded run, read as one set by [`read_scenarios`]) in
 /// name order; an error naming the `scenarios` setting when there are none.
 pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
@@ -356,7 +371,7 @@ pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
             let mut found: Vec<PathBuf> = std::fs::read_dir(p)
                 .map_err(|e| Error::io(p, e))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
+                .filter(|f| f.is_dir() || f.extension().is_some_and(|x| x == "parquet"))
                 .collect();
             found.sort();
             files.extend(found);
@@ -428,6 +443,14 @@ fn listed(inputs: &[PathBuf]) -> String {
 
 /// The path ranges of consecutive batches of at most `size` paths out of `n`.
 pub fn batches(n: usize, size: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
-    let size = size.max(1);
-    (0..n).step_by(size).map(move |s| s..(s + size).min(n))
+    batches_of(0..n, size)
+}
+
+/// The paths `paths` in consecutive batches of at most `size`.
+pub fn batches_of(
+    paths: std::ops::Range<usize>,
+    size: usize,
+) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let (size, end) = (size.max(1), paths.end);
+    paths.step_by(size).map(move |s| s..(s + size).min(end))
 }
