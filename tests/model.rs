@@ -895,46 +895,23 @@ fn mutated_model_folders_fail_with_an_error_never_a_panic() {
 /// equal-weight excess kurtosis above 1.5 (a Gaussian's is 0).
 #[test]
 fn a_synthetic_40_asset_panel_s_regime_covariances_are_reproduced() {
-    use scengen::data::{RegimeRule, WindowInfo, WindowSet};
     let (assets, window, count) = (40, 8, 800);
     let regimes = [("calm", 0.2, 0.01), ("stressed", 0.7, 0.025)];
     let mut rng = scengen::rng::SeededRng::new(28, 4);
-    let mut set = WindowSet {
-        assets: (0..assets).map(|a| format!("A{a}")).collect(),
-        rule: RegimeRule::new(vec![1.0], vec!["calm".into(), "stressed".into()]).unwrap(),
-        window,
-        windows: vec![],
-        dates: vec![],
-        returns: vec![],
-        metadata: Default::default(),
-    };
     let dof = 5.0;
-    for w in 0..count {
-        let regime = w % 2;
-        let (_, rho, vol) = regimes[regime];
-        let start = 10959 + (w * (window + 1)) as i32;
-        set.windows.push(WindowInfo {
-            id: w as u32,
-            start_date: start,
-            end_date: start + window as i32 - 1,
-            regime,
-        });
-        for d in 0..window {
-            set.dates.push(start + d as i32);
-            // Student-t: a normal over sqrt(chi-square / dof), rescaled to unit variance.
-            let chi2: f64 = (0..dof as usize).map(|_| rng.normal().powi(2)).sum();
-            let scale = vol * ((dof - 2.0) / chi2).sqrt();
-            let market = rng.normal();
-            for _ in 0..assets {
-                let own = rng.normal();
-                set.returns
-                    .push(scale * (f64::sqrt(rho) * market + f64::sqrt(1.0 - rho) * own));
-            }
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("synthetic.parquet");
-    set.write(&data).unwrap();
+    write_two_regime_windows(&data, (assets, window, count), |regime, day| {
+        let (_, rho, vol) = regimes[regime];
+        // Student-t: a normal over sqrt(chi-square / dof), rescaled to unit variance.
+        let chi2: f64 = (0..dof as usize).map(|_| rng.normal().powi(2)).sum();
+        let scale = vol * ((dof - 2.0) / chi2).sqrt();
+        let market = rng.normal();
+        for _ in 0..assets {
+            let own = rng.normal();
+            day.push(scale * (f64::sqrt(rho) * market + f64::sqrt(1.0 - rho) * own));
+        }
+    });
     let model = dir.path().join("model");
     let mut c = train_config(&data, &model, 1, 8);
     let defaults = TrainConfig::new(&data, &model, 1, c.test_from);

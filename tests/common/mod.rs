@@ -179,8 +179,26 @@ pub fn write_gaussian_windows(
     regime_scale: f64,
     seed: u64,
 ) {
-    use scengen::data::{RegimeRule, WindowInfo, WindowSet};
     let mut rng = scengen::rng::SeededRng::new(seed, 99);
+    write_two_regime_windows(path, (assets, window, count), |regime, day| {
+        let scale = if regime == 1 { regime_scale } else { 1.0 };
+        let z: Vec<f64> = (0..assets).map(|_| rng.normal()).collect();
+        for i in 0..assets {
+            let v: f64 = (0..=i).map(|j| chol[i * assets + j] * z[j]).sum();
+            day.push(0.01 * scale * v);
+        }
+    });
+}
+
+/// Writes a windows file of `count` windows of `window` days of `assets` assets (`A0`, `A1`,
+/// …), alternating between the regimes `calm` and `stressed`, dated from 2000 on without gaps
+/// between windows; `day(regime, out)` appends one day's returns.
+pub fn write_two_regime_windows(
+    path: &Path,
+    (assets, window, count): (usize, usize, usize),
+    mut day: impl FnMut(usize, &mut Vec<f64>),
+) {
+    use scengen::data::{RegimeRule, WindowInfo, WindowSet};
     let mut set = WindowSet {
         assets: (0..assets).map(|a| format!("A{a}")).collect(),
         rule: RegimeRule::new(vec![1.0], vec!["calm".into(), "stressed".into()]).unwrap(),
@@ -192,7 +210,6 @@ pub fn write_gaussian_windows(
     };
     for w in 0..count {
         let regime = w % 2;
-        let scale = if regime == 1 { regime_scale } else { 1.0 };
         let start = 10959 + (w * (window + 1)) as i32;
         set.windows.push(WindowInfo {
             id: w as u32,
@@ -202,11 +219,7 @@ pub fn write_gaussian_windows(
         });
         for d in 0..window {
             set.dates.push(start + d as i32);
-            let z: Vec<f64> = (0..assets).map(|_| rng.normal()).collect();
-            for i in 0..assets {
-                let v: f64 = (0..=i).map(|j| chol[i * assets + j] * z[j]).sum();
-                set.returns.push(0.01 * scale * v);
-            }
+            day(regime, &mut set.returns);
         }
     }
     set.write(path).unwrap();
