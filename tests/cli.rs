@@ -265,7 +265,8 @@ fn four_concurrent_shards_are_the_unsharded_run() {
     };
     let parts: Vec<_> = (0..4)
         .map(|i| {
-            generate(&format!("parts/part-{i}.parquet"), Some(&format!("{i}/4")))
+            let out = format!("ds/bootstrap/regime=high-vix/part-{i}.parquet");
+            generate(&out, Some(&format!("{i}/4")))
                 .spawn()
                 .expect("the binary starts")
         })
@@ -275,6 +276,14 @@ fn four_concurrent_shards_are_the_unsharded_run() {
     }
     ok(generate("whole.parquet", None));
     let read = |p: &str| scengen::scenarios::read_scenarios(&dir.path().join(p)).unwrap();
+    // The dataset layout gives one set per regime folder.
+    let sets = scengen::scenarios::scenario_files(&[dir.path().join("ds")]).unwrap();
+    assert_eq!(sets, [dir.path().join("ds/bootstrap/regime=high-vix")]);
+    std::fs::rename(
+        dir.path().join("ds/bootstrap/regime=high-vix"),
+        dir.path().join("parts"),
+    )
+    .unwrap();
     let (parts, whole) = (read("parts"), read("whole.parquet"));
     assert_eq!(parts.paths(), 1001);
     assert_eq!(parts.values, whole.values);

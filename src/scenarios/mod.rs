@@ -354,9 +354,11 @@ pub fn set_labels(sets: &[(PathBuf, Option<String>)]) -> Result<Vec<String>> {
     Ok(labels)
 }
 
-/// The scenario sets named by `inputs`: files as given, folders as their `*.parquet` files and
-/// their subfolders (each the parts of a sharded run, read as one set by [`read_scenarios`]) in
-/// name order; an error naming the `scenarios` setting when there are none.
+/// The scenario sets named by `inputs`: files as given; folders as their `*.parquet` files and,
+/// below them, every folder that holds `*.parquet` files (the parts of a sharded run, read as
+/// one set by [`read_scenarios`]), so that a dataset laid out as
+/// `<set>/regime=<regime>/part-<i>.parquet` gives one set per regime; in name order. An error
+/// names the `scenarios` setting when there are none.
 pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in inputs {
@@ -368,13 +370,11 @@ pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
             ));
         }
         if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| Error::io(p, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_dir() || f.extension().is_some_and(|x| x == "parquet"))
-                .collect();
-            found.sort();
-            files.extend(found);
+            let (parquet, folders) = folder_entries(p)?;
+            files.extend(parquet);
+            for folder in folders {
+                part_folders(&folder, &mut files)?;
+            }
         } else {
             files.push(p.clone());
         }
@@ -387,6 +387,36 @@ pub fn scenario_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         ));
     }
     Ok(files)
+}
+
+/// The `*.parquet` files and the subfolders of `dir`, each in name order.
+fn folder_entries(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    let (folders, files): (Vec<PathBuf>, Vec<PathBuf>) =
+        entries.into_iter().partition(|e| e.is_dir());
+    let parquet = files
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    Ok((parquet, folders))
+}
+
+/// Adds `dir` to `sets` when it holds `*.parquet` files (one sharded run's parts), else each
+/// folder below it that does.
+fn part_folders(dir: &Path, sets: &mut Vec<PathBuf>) -> Result<()> {
+    let (parquet, folders) = folder_entries(dir)?;
+    if !parquet.is_empty() {
+        sets.push(dir.to_path_buf());
+        return Ok(());
+    }
+    for folder in folders {
+        part_folders(&folder, sets)?;
+    }
+    Ok(())
 }
 
 /// Calls `each` with every diffusion scenario set among `inputs` (files, or folders of them),
