@@ -18,14 +18,10 @@ impl StageReport for CovarianceReport {
 
     fn write(&self, out: &Path) -> Result<PathBuf> {
         let dir = AtomicDir::new(out)?;
-        write_matrices(
-            &dir.path().join("matrices.parquet"),
-            &self.estimates,
-            &self.assets,
-        )?;
+        write_matrices(dir.file("matrices.parquet")?, &self.estimates, &self.assets)?;
         let json = serde_json::to_string_pretty(&self.estimates).expect("estimates serialise");
-        io::write_text(&dir.path().join("covariance.json"), &json)?;
-        io::write_text(&dir.path().join("report.html"), &html(&self.estimates))?;
+        dir.write_text("covariance.json", &json)?;
+        dir.write_text("report.html", &html(&self.estimates))?;
         dir.commit()
     }
 
@@ -43,7 +39,7 @@ impl StageReport for CovarianceReport {
 }
 
 /// One row per (regime, method, asset), one column per asset.
-fn write_matrices(path: &Path, all: &[Estimate], assets: &[String]) -> Result<()> {
+fn write_matrices(out: AtomicFile, all: &[Estimate], assets: &[String]) -> Result<()> {
     let n = assets.len();
     let mut fields = vec![
         Field::new("regime", DataType::Utf8, false),
@@ -77,12 +73,7 @@ fn write_matrices(path: &Path, all: &[Estimate], assets: &[String]) -> Result<()
         )));
     }
     let batch = io::batch(schema.clone(), columns)?;
-    io::write_batches(
-        AtomicFile::new(path)?,
-        schema,
-        &BTreeMap::new(),
-        [Ok(batch)],
-    )?;
+    io::write_batches(out, schema, &BTreeMap::new(), [Ok(batch)])?;
     Ok(())
 }
 

@@ -77,11 +77,6 @@ fn remove_stale_temporaries(dir: &Path, name: &str, output: Output) {
     }
 }
 
-/// Writes `text` to `path` (a file inside a folder being built, say), naming `path` on failure.
-pub fn write_text(path: &Path, text: &str) -> Result<()> {
-    fs::write(path, text).map_err(|e| Error::io(path, e))
-}
-
 /// Writes `text` to `target` all at once: a temporary file beside it, then a rename.
 pub fn write_text_atomic(target: &Path, text: &str) -> Result<PathBuf> {
     let file = AtomicFile::new(target)?;
@@ -134,8 +129,8 @@ impl AtomicFile {
         })
     }
 
-    /// The temporary path to write to; failures are reported under [`Self::target`], the
-    /// path the user asked for.
+    /// The temporary path to write to; failures are reported under [`Self::reported_path`],
+    /// the path the user asked for.
     pub fn path(&self) -> &Path {
         &self.temp
     }

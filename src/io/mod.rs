@@ -7,7 +7,7 @@ mod lock;
 pub mod meta;
 mod parquet;
 
-pub use atomic::{check_folder_target, write_text, write_text_atomic, AtomicDir, AtomicFile};
+pub use atomic::{check_folder_target, write_text_atomic, AtomicDir, AtomicFile};
 pub use dates::{decimal_year, format_date, parse_date, year_month};
 pub use lock::OutputLock;
 pub(crate) use parquet::batch;
