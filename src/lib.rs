@@ -9,7 +9,8 @@
 //! [`backtest`] (minimum-variance portfolios out of sample), [`risk`] (a portfolio's VaR, CVaR
 //! and stress P&L over scenario paths), [`var_backtest`] and [`forecast_backtest`] (every
 //! generator's scenarios scored as of each day with proper scoring rules); [`report`] (the HTML toolkit),
-//! [`stats`], [`io`], [`device`] and [`rng`] serve them all.
+//! [`stats`], [`io`], [`device`] and [`rng`] serve them all; [`pipeline`] runs a whole
+//! nightly run of the stages, re-running only what changed (`scengen run`).
 //!
 //! Dependencies run one way: a stage imports the stages before it and the shared modules, never
 //! one that imports it back (`docs/architecture.md`). The library sees no command-line flag: the
@@ -28,6 +29,7 @@ pub mod forecast_backtest;
 pub mod generate;
 pub mod io;
 pub mod model;
+pub mod pipeline;
 pub mod report;
 pub mod risk;
 pub mod rng;

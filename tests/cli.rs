@@ -7,6 +7,8 @@
 mod architecture;
 #[path = "cli/outputs.rs"]
 mod outputs;
+#[path = "cli/run.rs"]
+mod run;
 
 use std::process::Command;
 

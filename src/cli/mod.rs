@@ -8,6 +8,7 @@ mod forecast;
 mod ingest;
 mod model;
 mod risk;
+mod run;
 
 use std::path::Path;
 
@@ -62,6 +63,8 @@ pub enum Command {
     Bench(model::BenchArgs),
     /// Run the whole pipeline on the embedded data.
     Demo(DemoArgs),
+    /// Run a nightly pipeline described in a TOML file; only what changed runs again.
+    Run(run::RunArgs),
 }
 
 /// Options of `scengen demo`.
@@ -103,64 +106,6 @@ fn flag_of(setting: &str) -> String {
 
 fn run_command(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Ingest(args) => {
-            let config = args.into_config()?;
-            let _writing = OutputLock::acquire(&config.out)?;
-            let summary = scengen::data::ingest(&config)?;
-            print!("{summary}");
-            Ok(())
-        }
-        Command::Train(args) => {
-            let config = args.into_config()?;
-            let _writing = OutputLock::acquire(&config.out)?;
-            let report = scengen::train::train(&config)?;
-            print!("{report}");
-            Ok(())
-        }
-        Command::Generate(args) => {
-            let out = match args.into_job()? {
-                model::GenerateJob::Diffusion(c) => {
-                    let _writing = OutputLock::acquire(&c.out)?;
-                    scengen::generate::generate(&c)?
-                }
-                model::GenerateJob::Baseline(c) => {
-                    let _writing = OutputLock::acquire(&c.out)?;
-                    scengen::baselines::generate_baseline(&c)?
-                }
-            };
-            println!("wrote {}", out.display());
-            Ok(())
-        }
-        Command::Evaluate(args) => {
-            let config = args.into_config()?;
-            let _writing = OutputLock::acquire(&config.out)?;
-            finish(&scengen::evaluate::run(&config)?, &config.out)
-        }
-        Command::Covariance(args) => {
-            let config = args.into_config()?;
-            let _writing = OutputLock::acquire(&config.out)?;
-            finish(&scengen::covariance::run(&config)?, &config.out)
-        }
-        Command::Backtest(args) => {
-            let config = args.into_config()?;
-            let _writing = OutputLock::acquire(&config.out)?;
-            finish(&scengen::backtest::run(&config)?, &config.out)
-        }
-        Command::Risk(args) => {
-            let config = args.into_config()?;
-            let _writing = OutputLock::acquire(&config.out)?;
-            finish(&scengen::risk::run(&config)?, &config.out)
-        }
-        Command::VarBacktest(args) => {
-            let config = args.into_config()?;
-            let _writing = OutputLock::acquire(&config.out)?;
-            finish(&scengen::var_backtest::run(&config)?, &config.out)
-        }
-        Command::ForecastBacktest(args) => {
-            let config = args.into_config()?;
-            let _writing = OutputLock::acquire(&config.out)?;
-            finish(&scengen::forecast_backtest::run(&config)?, &config.out)
-        }
         Command::Bench(args) => {
             let (config, out) = args.into_config()?;
             let report = scengen::generate::bench(&config)?;
@@ -172,15 +117,107 @@ fn run_command(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => crate::demo::run(args.seed),
+        Command::Run(args) => run::run(args),
+        stage => {
+            let job = Job::of(stage)?.expect("bench, demo and run are handled above");
+            print!("{}", job.perform()?);
+            Ok(())
+        }
     }
 }
 
-/// Writes an analysis stage's report into `out`, then prints its summary and where it went.
-fn finish<R: StageReport>(report: &R, out: &Path) -> Result<()> {
+/// One stage's run, its flags checked and turned into the library's config.
+pub(crate) enum Job {
+    Ingest(scengen::data::IngestConfig),
+    Train(scengen::train::TrainConfig),
+    Generate(model::GenerateJob),
+    Evaluate(scengen::evaluate::EvaluateConfig),
+    Covariance(scengen::covariance::CovarianceConfig),
+    Backtest(scengen::backtest::BacktestConfig),
+    Risk(scengen::risk::RiskConfig),
+    VarBacktest(scengen::var_backtest::VarBacktestConfig),
+    ForecastBacktest(scengen::forecast_backtest::ForecastBacktestConfig),
+}
+
+impl Job {
+    /// The stage a command runs; `None` for the commands that are not one stage.
+    pub(crate) fn of(command: Command) -> Result<Option<Job>> {
+        Ok(Some(match command {
+            Command::Ingest(args) => Job::Ingest(args.into_config()?),
+            Command::Train(args) => Job::Train(args.into_config()?),
+            Command::Generate(args) => Job::Generate(args.into_job()?),
+            Command::Evaluate(args) => Job::Evaluate(args.into_config()?),
+            Command::Covariance(args) => Job::Covariance(args.into_config()?),
+            Command::Backtest(args) => Job::Backtest(args.into_config()?),
+            Command::Risk(args) => Job::Risk(args.into_config()?),
+            Command::VarBacktest(args) => Job::VarBacktest(args.into_config()?),
+            Command::ForecastBacktest(args) => Job::ForecastBacktest(args.into_config()?),
+            Command::Bench(_) | Command::Demo(_) | Command::Run(_) => return Ok(None),
+        }))
+    }
+
+    /// The output it writes.
+    pub(crate) fn out(&self) -> &Path {
+        match self {
+            Job::Ingest(c) => &c.out,
+            Job::Train(c) => &c.out,
+            Job::Generate(model::GenerateJob::Diffusion(c)) => &c.out,
+            Job::Generate(model::GenerateJob::Baseline(c)) => &c.out,
+            Job::Evaluate(c) => &c.out,
+            Job::Covariance(c) => &c.out,
+            Job::Backtest(c) => &c.out,
+            Job::Risk(c) => &c.out,
+            Job::VarBacktest(c) => &c.out,
+            Job::ForecastBacktest(c) => &c.out,
+        }
+    }
+
+    /// Without progress bars, for unattended runs.
+    pub(crate) fn quiet(mut self) -> Self {
+        match &mut self {
+            Job::Train(c) => c.progress = false,
+            Job::Generate(model::GenerateJob::Diffusion(c)) => c.progress = false,
+            _ => {}
+        }
+        self
+    }
+
+    /// Runs the stage, holding its output's lock from the start, so a second run aimed at the
+    /// same output fails at once rather than after its work. Returns what it has to say.
+    pub(crate) fn perform(self) -> Result<String> {
+        let _writing = OutputLock::acquire(self.out())?;
+        match self {
+            Job::Ingest(c) => Ok(scengen::data::ingest(&c)?.to_string()),
+            Job::Train(c) => Ok(scengen::train::train(&c)?.to_string()),
+            Job::Generate(model::GenerateJob::Diffusion(c)) => {
+                wrote(scengen::generate::generate(&c)?)
+            }
+            Job::Generate(model::GenerateJob::Baseline(c)) => {
+                wrote(scengen::baselines::generate_baseline(&c)?)
+            }
+            Job::Evaluate(c) => finish(&scengen::evaluate::run(&c)?, &c.out),
+            Job::Covariance(c) => finish(&scengen::covariance::run(&c)?, &c.out),
+            Job::Backtest(c) => finish(&scengen::backtest::run(&c)?, &c.out),
+            Job::Risk(c) => finish(&scengen::risk::run(&c)?, &c.out),
+            Job::VarBacktest(c) => finish(&scengen::var_backtest::run(&c)?, &c.out),
+            Job::ForecastBacktest(c) => finish(&scengen::forecast_backtest::run(&c)?, &c.out),
+        }
+    }
+}
+
+fn wrote(path: std::path::PathBuf) -> Result<String> {
+    Ok(format!("wrote {}\n", path.display()))
+}
+
+/// Writes an analysis stage's report into `out`; its summary and where it went, as text.
+fn finish<R: StageReport>(report: &R, out: &Path) -> Result<String> {
     let folder = report.write(out)?;
-    print!("{}", report.summary());
-    println!("wrote {} into {}", R::FILES.join(", "), folder.display());
-    Ok(())
+    Ok(format!(
+        "{}wrote {} into {}\n",
+        report.summary(),
+        R::FILES.join(", "),
+        folder.display()
+    ))
 }
 
 /// A day number as a flag's `YYYY-MM-DD` value.

@@ -77,6 +77,15 @@ fn remove_stale_temporaries(dir: &Path, name: &str, output: Output) {
     }
 }
 
+/// Removes what killed runs left beside the folder output `target` (see
+/// [`remove_stale_temporaries`]), for a writer that may finish without writing it.
+pub fn clear_killed_runs(target: &Path) {
+    if let Some(name) = target.file_name() {
+        let name = name.to_string_lossy();
+        remove_stale_temporaries(&parent_dir(target), &name, Output::Folder);
+    }
+}
+
 /// Writes `text` to `target` all at once: a temporary file beside it, then a rename.
 pub fn write_text_atomic(target: &Path, text: &str) -> Result<PathBuf> {
     let file = AtomicFile::new(target)?;
@@ -173,6 +182,8 @@ impl Drop for AtomicFile {
 pub struct AtomicDir {
     temp: PathBuf,
     target: PathBuf,
+    /// Entries of the old folder that the new one may leave out (see [`Self::retiring`]).
+    retired: Vec<String>,
     committed: bool,
     _lock: OutputLock,
 }
@@ -190,9 +201,17 @@ impl AtomicDir {
         Ok(Self {
             temp,
             target,
+            retired: Vec::new(),
             committed: false,
             _lock: lock,
         })
+    }
+
+    /// Lets the replacement drop these entries of the old folder: ones an earlier run of the
+    /// same writer made and recorded (a run folder's outputs of steps no longer configured).
+    pub fn retiring(mut self, names: Vec<String>) -> Self {
+        self.retired = names;
+        self
     }
 
     /// The temporary folder to write into.
@@ -243,7 +262,9 @@ impl AtomicDir {
 
     /// Refuses to replace a target that holds anything the new folder does not rewrite.
     fn check_replaceable(&self) -> Result<()> {
-        check_folder_target(&self.target, &entry_names(&self.temp)?)
+        let mut names = entry_names(&self.temp)?;
+        names.extend(self.retired.iter().cloned());
+        check_folder_target(&self.target, &names)
     }
 }
 

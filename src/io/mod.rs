@@ -7,10 +7,13 @@ mod lock;
 pub mod meta;
 mod parquet;
 
-pub use atomic::{check_folder_target, write_text_atomic, AtomicDir, AtomicFile};
+pub use atomic::{
+    check_folder_target, clear_killed_runs, write_text_atomic, AtomicDir, AtomicFile,
+};
 pub use dates::{decimal_year, format_date, parse_date, year_month};
 pub use lock::OutputLock;
 pub(crate) use parquet::batch;
 pub use parquet::{
-    date_column, f64_column, read_parquet, sha256_file, write_batches, ParquetSink, ParquetTable,
+    date_column, f64_column, hex_digest, read_parquet, sha256_file, write_batches, ParquetSink,
+    ParquetTable,
 };

@@ -239,11 +239,12 @@ pub fn sha256_file(path: impl AsRef<Path>) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hex_digest(&hasher.finalize()))
+}
+
+/// A digest as lower-case hexadecimal, the form every stored hash takes.
+pub fn hex_digest(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A batch from columns, for writers that build their arrays by hand.

@@ -67,7 +67,8 @@ impl Shard {
 
 /// Reads a folder of a sharded run's parts (its `.parquet` files) as one set, its paths in id
 /// order. The parts must be all N of one run: the same regime, assets, window and settings, each
-/// part once, their paths exactly 0..n. An error names the folder and the part at fault.
+/// part once, their paths exactly 0..n; a folder of one unsharded file is that file's set. An
+/// error names the folder and the part at fault.
 pub fn read_dataset(folder: &Path) -> Result<ScenarioSet> {
     let bad = |reason: String| Error::bad_file(folder, reason);
     let mut files: Vec<_> = std::fs::read_dir(folder)
@@ -81,7 +82,11 @@ pub fn read_dataset(folder: &Path) -> Result<ScenarioSet> {
     }
     let mut parts = Vec::with_capacity(files.len());
     for file in &files {
-        let (set, first) = read_scenario_file(file)?;
+        let (mut set, first) = read_scenario_file(file)?;
+        if files.len() == 1 && !set.metadata.contains_key(meta::SHARD) {
+            set.path = folder.to_path_buf();
+            return Ok(set);
+        }
         let shard = set
             .metadata
             .get(meta::SHARD)

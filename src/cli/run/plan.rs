@@ -1,0 +1,409 @@
+//! The steps of a run file, in order: ingest, train, generate (each generator and regime),
+//! evaluate (each regime), risk (each book and regime), var-backtest (each book), covariance,
+//! backtest and forecast-backtest. Every step's flags are checked here, before anything runs.
+
+use std::path::{Path, PathBuf};
+
+use super::{flag_text, own_list, section_flags, Flags, RunFile, Source, Value};
+use crate::cli::Job;
+use scengen::data::ValueKind;
+use scengen::error::Result;
+use scengen::pipeline::{Input, Step};
+
+const WINDOWS: &str = "windows.parquet";
+const MODEL: &str = "model";
+const SCENARIOS: &str = "scenarios";
+/// The generators of a [generate] section without `generators`: the demo's.
+const GENERATORS: [&str; 4] = ["diffusion", "gaussian", "bootstrap", "fhs"];
+/// The regime and price keys of [ingest] that the backtests share unless they set their own.
+const SHARED_WITH_BACKTESTS: [&str; 5] = ["signal", "index", "thresholds", "labels", "date-column"];
+
+/// A scenario set the run generates.
+struct Generated {
+    generator: String,
+    regime: String,
+    path: String,
+}
+
+pub(super) struct Plan<'t> {
+    source: Source<'t>,
+    file: RunFile,
+    test_from: Option<Value>,
+    ingest: Flags,
+    /// Whether the ingested panel holds returns rather than prices.
+    ingest_returns: bool,
+    steps: Vec<Step<'static>>,
+    generated: Vec<Generated>,
+}
+
+impl<'t> Plan<'t> {
+    pub(super) fn new(source: Source<'t>, file: RunFile) -> Result<Self> {
+        let test_from = file
+            .test_from
+            .as_ref()
+            .map(|v| flag_text(v).map(Value::Text))
+            .map(|v| v.ok_or_else(|| source.error_in("run", "`test-from` is a date")))
+            .transpose()?;
+        let (ingest, _) = section_flags(source, "ingest", file.ingest.as_ref(), &["out"], &[])?;
+        Ok(Self {
+            source,
+            file,
+            test_from,
+            ingest: ingest.in_run("out", WINDOWS),
+            ingest_returns: false,
+            steps: Vec::new(),
+            generated: Vec::new(),
+        })
+    }
+
+    /// Every step of the run, each checked.
+    pub(super) fn steps(mut self) -> Result<Vec<Step<'static>>> {
+        let labels = self.ingest_step()?;
+        let model = self.train_step()?;
+        self.generate_steps(model, &labels)?;
+        self.evaluate_steps()?;
+        self.risk_steps()?;
+        self.var_backtest_steps()?;
+        self.covariance_step()?;
+        self.backtest_step()?;
+        self.forecast_backtest_step()?;
+        Ok(self.steps)
+    }
+
+    /// Checks `flags` as the command line they make, and adds the step that runs them with the
+    /// user's files of its config among its inputs.
+    fn add(
+        &mut self,
+        name: String,
+        flags: Flags,
+        mut inputs: Vec<Input>,
+        out: &str,
+    ) -> Result<Job> {
+        let job = flags.job(&self.file.out, self.source)?;
+        inputs.extend(user_files(&job).into_iter().map(Input::File));
+        let step = flags.step(name, inputs, vec![out.to_string()], self.source);
+        self.steps.push(step);
+        Ok(job)
+    }
+
+    fn ingest_step(&mut self) -> Result<Vec<String>> {
+        if self.file.ingest.is_none() {
+            return Err(self.source.error_in(
+                "ingest",
+                "missing: the run's data (an empty [ingest] is the embedded S&P data)",
+            ));
+        }
+        let flags = self.ingest.clone();
+        let Job::Ingest(config) = self.add("ingest".into(), flags, vec![], WINDOWS)? else {
+            unreachable!("an ingest section is an ingest job")
+        };
+        self.ingest_returns = !matches!(config.kind, ValueKind::Prices);
+        Ok(config.rule.labels)
+    }
+
+    /// The train step, if any; the model folder generation reads and how it is an input.
+    fn train_step(&mut self) -> Result<Option<(Value, Input)>> {
+        let Some(section) = self.file.train.take() else {
+            return Ok(self
+                .file
+                .model
+                .as_ref()
+                .map(|m| (Value::Text(m.display().to_string()), Input::File(m.clone()))));
+        };
+        if self.file.model.is_some() {
+            return Err(self.source.error_in(
+                "train",
+                "given with a top-level `model`: train one, or use the one given",
+            ));
+        }
+        let (flags, _) =
+            section_flags(self.source, "train", Some(&section), &["data", "out"], &[])?;
+        let flags = flags
+            .in_run("data", WINDOWS)
+            .in_run("out", MODEL)
+            .or("test-from", self.test_from.as_ref());
+        let inputs = vec![Input::Output(WINDOWS.into())];
+        self.add("train".into(), flags, inputs, MODEL)?;
+        Ok(Some((
+            Value::InRun(MODEL.into()),
+            Input::Output(MODEL.into()),
+        )))
+    }
+
+    fn generate_steps(&mut self, model: Option<(Value, Input)>, labels: &[String]) -> Result<()> {
+        let Some(section) = self.file.generate.take() else {
+            return Ok(());
+        };
+        let reserved = ["data", "model", "regime", "method", "out", "shard"];
+        let own = ["generators", "regimes"];
+        let (base, own_values) =
+            section_flags(self.source, "generate", Some(&section), &reserved, &own)?;
+        let defaults = GENERATORS.iter().map(|g| g.to_string()).collect();
+        let generators = own_list(self.source, "generate", &own_values, "generators", defaults)?;
+        let regimes = own_list(
+            self.source,
+            "generate",
+            &own_values,
+            "regimes",
+            labels.to_vec(),
+        )?;
+        if let Some(unknown) = regimes.iter().find(|r| !labels.contains(r)) {
+            let known = labels.join(", ");
+            let reason = format!("regime `{unknown}` is not one of the data's: {known}");
+            return Err(self.source.error_in("generate", reason));
+        }
+        let base = base
+            .in_run("data", WINDOWS)
+            .or("test-from", self.test_from.as_ref());
+        for generator in &generators {
+            let model = match (&model, generator.as_str()) {
+                (_, g) if g != "diffusion" => None,
+                (Some(model), _) => Some(model.clone()),
+                (None, _) => {
+                    let reason =
+                        "the diffusion generator needs a [train] section or a top-level `model`";
+                    return Err(self.source.error_in("generate", reason));
+                }
+            };
+            for regime in &regimes {
+                let path = format!("{SCENARIOS}/{generator}/regime={regime}/part-0.parquet");
+                let mut flags = base
+                    .clone()
+                    .text("method", generator)
+                    .text("regime", regime)
+                    .in_run("out", &path);
+                let input = match &model {
+                    Some((flag, input)) => {
+                        flags = flags.set("model", flag.clone());
+                        input.clone()
+                    }
+                    None => Input::Output(WINDOWS.into()),
+                };
+                self.add(
+                    format!("generate {generator} {regime}"),
+                    flags,
+                    vec![input],
+                    &path,
+                )?;
+                self.generated.push(Generated {
+                    generator: generator.clone(),
+                    regime: regime.clone(),
+                    path,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The regimes generated, in order.
+    fn regimes(&self) -> Vec<String> {
+        let mut regimes: Vec<String> = Vec::new();
+        for set in &self.generated {
+            if !regimes.contains(&set.regime) {
+                regimes.push(set.regime.clone());
+            }
+        }
+        regimes
+    }
+
+    /// The scenario sets of `regime` as `--{option} FILE --label GENERATOR` pairs, and as inputs.
+    fn sets_of(&self, mut flags: Flags, option: &str, regime: &str) -> (Flags, Vec<Input>) {
+        let mut inputs = vec![Input::Output(WINDOWS.into())];
+        for set in self.generated.iter().filter(|s| s.regime == regime) {
+            flags = flags
+                .in_run(option, &set.path)
+                .text("label", &set.generator);
+            inputs.push(Input::Output(set.path.clone()));
+        }
+        (flags, inputs)
+    }
+
+    /// A later section's flags, or `None` without the section; refused without [generate].
+    fn later_section(
+        &mut self,
+        name: &'static str,
+        section: Option<crate::cli::run::Section>,
+        reserved: &[&str],
+    ) -> Result<Option<Flags>> {
+        let Some(section) = section else {
+            return Ok(None);
+        };
+        if self.generated.is_empty() {
+            let reason = "needs scenarios: add a [generate] section";
+            return Err(self.source.error_in(name, reason));
+        }
+        Ok(Some(
+            section_flags(self.source, name, Some(&section), reserved, &[])?.0,
+        ))
+    }
+
+    fn evaluate_steps(&mut self) -> Result<()> {
+        let reserved = ["real", "regime", "synthetic", "label", "out"];
+        let section = self.file.evaluate.take();
+        let Some(base) = self.later_section("evaluate", section, &reserved)? else {
+            return Ok(());
+        };
+        for regime in self.regimes() {
+            let flags = base
+                .clone()
+                .in_run("real", WINDOWS)
+                .text("regime", &regime)
+                .or("test-from", self.test_from.as_ref());
+            let (flags, inputs) = self.sets_of(flags, "synthetic", &regime);
+            let out = format!("reports/{regime}");
+            let flags = flags.in_run("out", &out);
+            self.add(format!("evaluate {regime}"), flags, inputs, &out)?;
+        }
+        Ok(())
+    }
+
+    /// The books of [risk] and [var-backtest], each with the name of its outputs' folder.
+    fn portfolios(&self, section: &str) -> Result<Vec<(PathBuf, String)>> {
+        if self.file.portfolios.is_empty() {
+            let reason = "needs books: a top-level `portfolios = [\"FILE.toml\", ...]`";
+            return Err(self.source.error_in(section, reason));
+        }
+        let mut books: Vec<(PathBuf, String)> = Vec::new();
+        for path in &self.file.portfolios {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if name.is_empty() || books.iter().any(|(_, n)| *n == name) {
+                let reason = format!(
+                    "portfolio {} needs a file name of its own: its outputs go under it",
+                    path.display()
+                );
+                return Err(self.source.error_in("run", reason));
+            }
+            books.push((path.clone(), name));
+        }
+        Ok(books)
+    }
+
+    fn risk_steps(&mut self) -> Result<()> {
+        let reserved = ["portfolio", "scenarios", "label", "real", "out"];
+        let section = self.file.risk.take();
+        let Some(base) = self.later_section("risk", section, &reserved)? else {
+            return Ok(());
+        };
+        for (book, name) in self.portfolios("risk")? {
+            for regime in self.regimes() {
+                let flags = base
+                    .clone()
+                    .text("portfolio", book.display())
+                    .in_run("real", WINDOWS)
+                    .or("test-from", self.test_from.as_ref());
+                let (flags, inputs) = self.sets_of(flags, "scenarios", &regime);
+                let out = format!("risk/{name}/{regime}");
+                let flags = flags.in_run("out", &out);
+                self.add(format!("risk {name} {regime}"), flags, inputs, &out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A backtest's held-out flags from [ingest] and `test-from`, unless it sets its own: the
+    /// regime signal and rule, the date column, and the panel as its prices (with `kind`, for
+    /// a stage that reads returns too). A panel of returns gives no prices to the others.
+    fn held_out(&self, section: &str, flags: Flags, reads_returns: bool) -> Result<Flags> {
+        let mut flags = flags.or("from", self.test_from.as_ref());
+        for key in SHARED_WITH_BACKTESTS {
+            flags = flags.or(key, self.ingest.get(key));
+        }
+        if reads_returns {
+            for (key, from) in [
+                ("prices", "input"),
+                ("kind", "kind"),
+                ("returns", "returns"),
+            ] {
+                flags = flags.or(key, self.ingest.get(from));
+            }
+        } else if !flags.has("prices") {
+            if self.ingest_returns {
+                let reason = "needs `prices`: the ingested panel holds returns";
+                return Err(self.source.error_in(section, reason));
+            }
+            flags = flags.or("prices", self.ingest.get("input"));
+        }
+        Ok(flags.in_run("scenarios", SCENARIOS))
+    }
+
+    fn var_backtest_steps(&mut self) -> Result<()> {
+        let section = self.file.var_backtest.take();
+        let reserved = ["portfolio", "scenarios", "out"];
+        let Some(base) = self.later_section("var-backtest", section, &reserved)? else {
+            return Ok(());
+        };
+        for (book, name) in self.portfolios("var-backtest")? {
+            let flags = self.held_out("var-backtest", base.clone(), false)?;
+            let out = format!("var-backtest/{name}");
+            let flags = flags.text("portfolio", book.display()).in_run("out", &out);
+            let inputs = vec![Input::Output(SCENARIOS.into())];
+            self.add(format!("var-backtest {name}"), flags, inputs, &out)?;
+        }
+        Ok(())
+    }
+
+    fn covariance_step(&mut self) -> Result<()> {
+        let section = self.file.covariance.take();
+        let reserved = ["real", "scenarios", "out"];
+        let Some(flags) = self.later_section("covariance", section, &reserved)? else {
+            return Ok(());
+        };
+        let flags = flags
+            .in_run("real", WINDOWS)
+            .in_run("scenarios", SCENARIOS)
+            .or("test-from", self.test_from.as_ref())
+            .in_run("out", "covariance");
+        let inputs = vec![
+            Input::Output(WINDOWS.into()),
+            Input::Output(SCENARIOS.into()),
+        ];
+        self.add("covariance".into(), flags, inputs, "covariance")?;
+        Ok(())
+    }
+
+    fn backtest_step(&mut self) -> Result<()> {
+        let section = self.file.backtest.take();
+        let Some(flags) = self.later_section("backtest", section, &["scenarios", "out"])? else {
+            return Ok(());
+        };
+        let flags = self
+            .held_out("backtest", flags, false)?
+            .in_run("out", "backtest");
+        let inputs = vec![Input::Output(SCENARIOS.into())];
+        self.add("backtest".into(), flags, inputs, "backtest")?;
+        Ok(())
+    }
+
+    fn forecast_backtest_step(&mut self) -> Result<()> {
+        let section = self.file.forecast_backtest.take();
+        let reserved = ["scenarios", "out", "model"];
+        let Some(flags) = self.later_section("forecast-backtest", section, &reserved)? else {
+            return Ok(());
+        };
+        let out = "forecast-backtest";
+        let flags = self.held_out(out, flags, true)?.in_run("out", out);
+        let inputs = vec![Input::Output(SCENARIOS.into())];
+        self.add(out.into(), flags, inputs, out)?;
+        Ok(())
+    }
+}
+
+/// The user's files a stage's config reads (its inputs from earlier steps are named apart).
+fn user_files(job: &Job) -> Vec<PathBuf> {
+    let path = |p: &Path| p.to_path_buf();
+    match job {
+        Job::Ingest(c) => vec![path(&c.input), path(c.signal.path())],
+        Job::Risk(c) => vec![path(&c.portfolio)],
+        Job::VarBacktest(c) => vec![path(&c.portfolio), path(&c.prices), path(c.signal.path())],
+        Job::Backtest(c) => vec![path(&c.prices), path(c.signal.path())],
+        Job::ForecastBacktest(c) => {
+            let mut files = vec![path(&c.prices), path(c.signal.path())];
+            files.extend(c.portfolio.clone());
+            files
+        }
+        Job::Train(_) | Job::Generate(_) | Job::Evaluate(_) | Job::Covariance(_) => Vec::new(),
+    }
+}
