@@ -1,6 +1,8 @@
 //! Ingest on the embedded data and on every kind of bad input.
 
 mod common;
+#[path = "ingest/synthetic.rs"]
+mod synthetic;
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use super::{list, parse_numbers, split_list};
-use scengen::data::{IngestConfig, OnMissing, RegimeRule, SignalSource, ValueKind};
+use scengen::data::{
+    IngestConfig, OnMissing, RegimeRule, SignalSource, SyntheticConfig, ValueKind,
+};
 use scengen::error::Result;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -162,5 +164,40 @@ impl IngestArgs {
             winsorize: self.winsorize,
             out: self.out,
         })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SyntheticArgs {
+    /// Assets.
+    #[arg(long, default_value_t = SyntheticConfig::default().assets)]
+    pub assets: usize,
+    /// Factors, the market among them.
+    #[arg(long, default_value_t = SyntheticConfig::default().factors)]
+    pub factors: usize,
+    /// Trading days (weekdays from 1990-01-01).
+    #[arg(long, default_value_t = SyntheticConfig::default().days)]
+    pub days: usize,
+    /// Seed of every draw.
+    #[arg(long, default_value_t = SyntheticConfig::default().seed)]
+    pub seed: u64,
+    /// The panel of daily log returns (ingest it with --kind returns).
+    #[arg(long, default_value_os_t = SyntheticConfig::default().out)]
+    pub out: PathBuf,
+    /// The equal-weight index's levels, column `index` (ingest --index FILE:index).
+    #[arg(long, default_value_os_t = SyntheticConfig::default().index_out)]
+    pub index_out: PathBuf,
+}
+
+impl SyntheticArgs {
+    pub fn into_config(self) -> SyntheticConfig {
+        SyntheticConfig {
+            assets: self.assets,
+            factors: self.factors,
+            days: self.days,
+            seed: self.seed,
+            out: self.out,
+            index_out: self.index_out,
+        }
     }
 }

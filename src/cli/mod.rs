@@ -63,6 +63,8 @@ pub enum Command {
     Bench(model::BenchArgs),
     /// Run the whole pipeline on the embedded data.
     Demo(DemoArgs),
+    /// Write a synthetic panel with a known factor structure and its index (for benches).
+    Synthetic(ingest::SyntheticArgs),
     /// Run a nightly pipeline described in a TOML file; only what changed runs again.
     Run(run::RunArgs),
 }
@@ -118,6 +120,18 @@ fn run_command(cli: Cli) -> Result<()> {
         }
         Command::Demo(args) => crate::demo::run(args.seed),
         Command::Run(args) => run::run(args),
+        Command::Synthetic(args) => {
+            let config = args.into_config();
+            let _panel = OutputLock::acquire(&config.out)?;
+            let _index = OutputLock::acquire(&config.index_out)?;
+            scengen::data::write_synthetic_panel(&config)?;
+            println!(
+                "wrote {} and {}",
+                config.out.display(),
+                config.index_out.display()
+            );
+            Ok(())
+        }
         stage => {
             let job = Job::of(stage)?.expect("bench, demo and run are handled above");
             print!("{}", job.perform()?);
@@ -152,7 +166,9 @@ impl Job {
             Command::Risk(args) => Job::Risk(args.into_config()?),
             Command::VarBacktest(args) => Job::VarBacktest(args.into_config()?),
             Command::ForecastBacktest(args) => Job::ForecastBacktest(args.into_config()?),
-            Command::Bench(_) | Command::Demo(_) | Command::Run(_) => return Ok(None),
+            Command::Bench(_) | Command::Demo(_) | Command::Run(_) | Command::Synthetic(_) => {
+                return Ok(None)
+            }
         }))
     }
 

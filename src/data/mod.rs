@@ -6,6 +6,7 @@ mod ingest;
 mod panel;
 mod regime;
 mod returns;
+mod synthetic;
 mod windows;
 
 pub use days::DailyPanel;
@@ -16,6 +17,7 @@ pub use regime::{
     EMBEDDED_PRICES, REALIZED_VOL_DAYS, TRADING_DAYS,
 };
 pub use returns::{held_out_days, Returns};
+pub use synthetic::{write_synthetic_panel, SyntheticConfig, SyntheticTruth};
 pub use windows::{
     default_test_from, Split, SplitChoice, WindowInfo, WindowSet, DEFAULT_TEST_FROM,
     DEFAULT_WINDOWS,

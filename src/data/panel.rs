@@ -1,9 +1,16 @@
 //! A Parquet panel: one date column and one numeric column per asset, validated row by row.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Date32Array, Float64Array};
+use arrow::datatypes::{DataType, Field, Schema};
 
 use crate::error::{first_repeat, Error, Result};
-use crate::io::{date_column, f64_column, format_date, read_parquet};
+use crate::io::{
+    batch, date_column, f64_column, format_date, read_parquet, write_batches, AtomicFile,
+};
 
 /// What the asset columns hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -80,6 +87,20 @@ impl Panel {
     }
 
     /// Number of rows.
+    /// Writes the panel as Parquet (a `date` column of dates and one float column per asset)
+    /// with `metadata`, all or nothing; [`Panel::read`] reads it back.
+    pub fn write(&self, out: &Path, metadata: &BTreeMap<String, String>) -> Result<PathBuf> {
+        let mut fields = vec![Field::new(DEFAULT_DATE_COLUMN, DataType::Date32, false)];
+        let mut arrays: Vec<ArrayRef> = vec![Arc::new(Date32Array::from(self.dates.clone()))];
+        for (name, column) in self.assets.iter().zip(&self.columns) {
+            fields.push(Field::new(name, DataType::Float64, false));
+            arrays.push(Arc::new(Float64Array::from(column.clone())));
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let batch = batch(schema.clone(), arrays);
+        write_batches(AtomicFile::new(out)?, schema, metadata, [batch])
+    }
+
     pub fn len(&self) -> usize {
         self.dates.len()
     }
