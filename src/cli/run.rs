@@ -179,9 +179,11 @@ impl Flags {
         self.render(None)[1..].join(" ")
     }
 
-    /// The stage's job with the run folder at `root`, its flags checked as the command's own.
-    fn job(&self, root: &Path, source: Source<'_>) -> Result<Job> {
-        let cli = Cli::try_parse_from(self.render(Some(root))).map_err(|e| {
+    /// The stage's job, its flags checked as the command's own: with the run folder at `root`,
+    /// or with its paths relative to the run folder (the working folder of a step), and the
+    /// user's files made absolute against `home`, the folder the run started in.
+    fn job(&self, root: Option<&Path>, home: &Path, source: Source<'_>) -> Result<Job> {
+        let cli = Cli::try_parse_from(self.render(root)).map_err(|e| {
             let message = e.to_string();
             let first = message.lines().next().unwrap_or_default();
             source.error_in(self.command, first.trim_start_matches("error: "))
@@ -190,7 +192,11 @@ impl Flags {
             Error::InvalidOption { .. } => source.error_in(self.command, e),
             other => other,
         })?;
-        Ok(job.expect("sections are stages"))
+        let mut job = job.expect("sections are stages");
+        for path in user_files(&mut job) {
+            *path = home.join(&*path);
+        }
+        Ok(job)
     }
 
     /// A step running this stage.
@@ -199,24 +205,52 @@ impl Flags {
         name: String,
         inputs: Vec<Input>,
         outputs: Vec<String>,
+        home: &Path,
         source: Source<'_>,
     ) -> Step<'static> {
         let settings = self.settings();
-        let path = source.path.to_path_buf();
-        let text = source.text.to_string();
+        let (path, text, home) = (
+            source.path.to_path_buf(),
+            source.text.to_string(),
+            home.to_path_buf(),
+        );
         Step {
             name,
             settings,
             inputs,
             outputs,
-            action: Box::new(move |root| {
+            action: Box::new(move || {
                 let source = Source {
                     path: &path,
                     text: &text,
                 };
-                self.job(root, source)?.quiet().perform().map(drop)
+                self.job(None, &home, source)?.quiet().perform().map(drop)
             }),
         }
+    }
+}
+
+/// The user's files a stage's config reads, which a step must see as absolute paths (its
+/// inputs from earlier steps are paths in the run folder, named apart).
+fn user_files(job: &mut Job) -> Vec<&mut PathBuf> {
+    match job {
+        Job::Ingest(c) => vec![&mut c.input, signal_path(&mut c.signal)],
+        Job::Risk(c) => vec![&mut c.portfolio],
+        Job::VarBacktest(c) => vec![&mut c.portfolio, &mut c.prices, signal_path(&mut c.signal)],
+        Job::Backtest(c) => vec![&mut c.prices, signal_path(&mut c.signal)],
+        Job::ForecastBacktest(c) => {
+            let mut files = vec![&mut c.prices, signal_path(&mut c.signal)];
+            files.extend(c.portfolio.as_mut());
+            files
+        }
+        Job::Train(_) | Job::Generate(_) | Job::Evaluate(_) | Job::Covariance(_) => Vec::new(),
+    }
+}
+
+fn signal_path(signal: &mut scengen::data::SignalSource) -> &mut PathBuf {
+    use scengen::data::SignalSource::{Level, RealizedVol};
+    match signal {
+        RealizedVol { path, .. } | Level { path, .. } => path,
     }
 }
 

@@ -41,8 +41,11 @@ pub enum Input {
     Output(String),
 }
 
-/// The work of a step, given the folder it writes into (the run folder's hidden copy).
-pub type Action<'a> = Box<dyn FnOnce(&Path) -> Result<()> + 'a>;
+/// The work of a step. It runs with the working folder set to the run folder's hidden copy,
+/// so it writes its outputs at their paths relative to the run folder, and what it records
+/// of them (a report naming the windows file it read) stays true once the copy is in place:
+/// the user's files must reach it as absolute paths.
+pub type Action<'a> = Box<dyn FnOnce() -> Result<()> + 'a>;
 
 /// One step of a run.
 pub struct Step<'a> {
@@ -195,7 +198,7 @@ impl Run<'_> {
             }
         }
         let root = self.staging()?.path().to_path_buf();
-        (step.action)(&root)?;
+        in_folder(&root, step.action)?;
         let mut files = Vec::new();
         for output in &step.outputs {
             for path in files_under(&root, output)? {
@@ -227,9 +230,11 @@ impl Run<'_> {
             step.settings
         ));
         for input in &step.inputs {
+            // A user's file counts by its content (its path is in the settings as written),
+            // so moving the working folder re-runs nothing.
             let (label, hash) = match input {
-                Input::File(path) => (path.display().to_string(), self.user_hash(path)?),
-                Input::Output(prefix) => (prefix.clone(), self.output_hash(prefix)),
+                Input::File(path) => ("file", self.user_hash(path)?),
+                Input::Output(prefix) => (prefix.as_str(), self.output_hash(prefix)),
             };
             hasher.update(format!("input {label} {hash}\n"));
         }
@@ -302,6 +307,15 @@ impl Run<'_> {
         }
         Ok(self.staging.as_ref().expect("made above"))
     }
+}
+
+/// Runs `action` with the working folder set to `folder`, and back again whatever it returns.
+fn in_folder(folder: &Path, action: Action<'_>) -> Result<()> {
+    let previous = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    std::env::set_current_dir(folder).map_err(|e| Error::io(folder, e))?;
+    let result = action();
+    std::env::set_current_dir(&previous).map_err(|e| Error::io(&previous, e))?;
+    result
 }
 
 /// Puts the previous run's file into the new run folder: a hard link (no copy, and the file

@@ -117,6 +117,13 @@ fn a_nightly_run_reruns_only_what_changed() {
     assert_eq!(manifest["steps"].as_array().unwrap().len(), first.len());
     let after_first = snapshot(&night.out());
     assert!(after_first.contains_key("scenarios/bootstrap/regime=high-vix/part-0.parquet"));
+    // The steps ran in a hidden copy of the run folder, which no output names: the reports
+    // and the files' metadata name the run folder's paths relative to it.
+    for path in after_first.keys() {
+        let bytes = std::fs::read(night.out().join(path)).unwrap();
+        let hidden = bytes.windows(7).any(|w| w == b".night.");
+        assert!(!hidden, "{path} names the hidden copy of the run folder");
+    }
 
     assert!(night.run().is_empty(), "nothing changed, nothing runs");
     assert_eq!(

@@ -2,9 +2,9 @@
 //! evaluate (each regime), risk (each book and regime), var-backtest (each book), covariance,
 //! backtest and forecast-backtest. Every step's flags are checked here, before anything runs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::{flag_text, own_list, section_flags, Flags, RunFile, Source, Value};
+use super::{flag_text, own_list, section_flags, user_files, Flags, RunFile, Source, Value};
 use crate::cli::Job;
 use scengen::data::ValueKind;
 use scengen::error::Result;
@@ -27,6 +27,8 @@ struct Generated {
 
 pub(super) struct Plan<'t> {
     source: Source<'t>,
+    /// The folder the run started in, against which the user's paths are made absolute.
+    home: PathBuf,
     file: RunFile,
     test_from: Option<Value>,
     ingest: Flags,
@@ -45,8 +47,12 @@ impl<'t> Plan<'t> {
             .map(|v| v.ok_or_else(|| source.error_in("run", "`test-from` is a date")))
             .transpose()?;
         let (ingest, _) = section_flags(source, "ingest", file.ingest.as_ref(), &["out"], &[])?;
+        let home = std::env::current_dir().map_err(|e| {
+            source.error_in("run", format!("the working folder cannot be read: {e}"))
+        })?;
         Ok(Self {
             source,
+            home,
             file,
             test_from,
             ingest: ingest.in_run("out", WINDOWS),
@@ -79,9 +85,14 @@ impl<'t> Plan<'t> {
         mut inputs: Vec<Input>,
         out: &str,
     ) -> Result<Job> {
-        let job = flags.job(&self.file.out, self.source)?;
-        inputs.extend(user_files(&job).into_iter().map(Input::File));
-        let step = flags.step(name, inputs, vec![out.to_string()], self.source);
+        let mut job = flags.job(Some(&self.file.out), &self.home, self.source)?;
+        inputs.extend(
+            user_files(&mut job)
+                .into_iter()
+                .map(|p| Input::File(p.clone())),
+        );
+        let outputs = vec![out.to_string()];
+        let step = flags.step(name, inputs, outputs, &self.home, self.source);
         self.steps.push(step);
         Ok(job)
     }
@@ -388,22 +399,5 @@ impl<'t> Plan<'t> {
         let inputs = vec![Input::Output(SCENARIOS.into())];
         self.add(out.into(), flags, inputs, out)?;
         Ok(())
-    }
-}
-
-/// The user's files a stage's config reads (its inputs from earlier steps are named apart).
-fn user_files(job: &Job) -> Vec<PathBuf> {
-    let path = |p: &Path| p.to_path_buf();
-    match job {
-        Job::Ingest(c) => vec![path(&c.input), path(c.signal.path())],
-        Job::Risk(c) => vec![path(&c.portfolio)],
-        Job::VarBacktest(c) => vec![path(&c.portfolio), path(&c.prices), path(c.signal.path())],
-        Job::Backtest(c) => vec![path(&c.prices), path(c.signal.path())],
-        Job::ForecastBacktest(c) => {
-            let mut files = vec![path(&c.prices), path(c.signal.path())];
-            files.extend(c.portfolio.clone());
-            files
-        }
-        Job::Train(_) | Job::Generate(_) | Job::Evaluate(_) | Job::Covariance(_) => Vec::new(),
     }
 }
