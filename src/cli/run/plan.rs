@@ -71,8 +71,8 @@ impl<'t> Plan<'t> {
         self.risk_steps()?;
         self.var_backtest_steps()?;
         self.covariance_step()?;
-        self.backtest_step()?;
-        self.forecast_backtest_step()?;
+        self.backtest_step("backtest", false)?;
+        self.backtest_step("forecast-backtest", true)?;
         Ok(self.steps)
     }
 
@@ -375,29 +375,26 @@ impl<'t> Plan<'t> {
         Ok(())
     }
 
-    fn backtest_step(&mut self) -> Result<()> {
-        let section = self.file.backtest.take();
-        let Some(flags) = self.later_section("backtest", section, &["scenarios", "out"])? else {
+    /// `[backtest]` or `[forecast-backtest]` (which reads returns too): one step over every
+    /// scenario set, on the held-out prices.
+    fn backtest_step(&mut self, name: &'static str, reads_returns: bool) -> Result<()> {
+        let section = match name {
+            "backtest" => self.file.backtest.take(),
+            _ => self.file.forecast_backtest.take(),
+        };
+        // forecast-backtest can draw from a model itself; in a run it scores the run's sets.
+        let reserved: &[&str] = match reads_returns {
+            true => &["scenarios", "out", "model"],
+            false => &["scenarios", "out"],
+        };
+        let Some(flags) = self.later_section(name, section, reserved)? else {
             return Ok(());
         };
         let flags = self
-            .held_out("backtest", flags, false)?
-            .in_run("out", "backtest");
+            .held_out(name, flags, reads_returns)?
+            .in_run("out", name);
         let inputs = vec![Input::Output(SCENARIOS.into())];
-        self.add("backtest".into(), flags, inputs, "backtest")?;
-        Ok(())
-    }
-
-    fn forecast_backtest_step(&mut self) -> Result<()> {
-        let section = self.file.forecast_backtest.take();
-        let reserved = ["scenarios", "out", "model"];
-        let Some(flags) = self.later_section("forecast-backtest", section, &reserved)? else {
-            return Ok(());
-        };
-        let out = "forecast-backtest";
-        let flags = self.held_out(out, flags, true)?.in_run("out", out);
-        let inputs = vec![Input::Output(SCENARIOS.into())];
-        self.add(out.into(), flags, inputs, out)?;
+        self.add(name.into(), flags, inputs, name)?;
         Ok(())
     }
 }
