@@ -77,7 +77,16 @@ pub struct BenchReport {
     pub forward_gflops: f64,
     pub peak_rss_mib: Option<f64>,
     pub threads: usize,
+    /// This machine's fp32 matrix-product rate, measured on [`PEAK_SIZE`]³ products on all its
+    /// threads (CPU only): the peak the forward's rate is stated against.
+    pub fp32_matmul_peak_gflops: Option<f64>,
+    /// `forward_gflops` over that peak.
+    pub forward_share_of_peak: Option<f64>,
 }
+
+/// Side of the square fp32 products that measure the machine's peak: large enough that
+/// packing and threading costs vanish (16 GFLOP each, about a tenth of a second on 2 cores).
+pub const PEAK_SIZE: usize = 2048;
 
 /// Generates `n` paths `runs` times (nothing written) and reports the median.
 pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
@@ -122,10 +131,13 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
     }
     let median = median_of(&times);
     let forward_median = median_of(&forward_times);
+    let peak = config.device.is_cpu().then(fp32_matmul_peak_gflops);
     let guided = guidance != 0.0 && guidance != 1.0;
     let evaluations = config.sampler.steps(model.card.timesteps) * if guided { 2 } else { 1 };
     // The network as it runs (a factor model's maps are folded into its convolutions).
     let flops = model.network.config().forward_flops();
+    let forward_gflops =
+        (flops as f64 * evaluations as f64 * config.n as f64) / forward_median / 1e9;
     Ok(BenchReport {
         model: config.model.display().to_string(),
         parameters: model.card.training.parameters,
@@ -144,12 +156,57 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
         flops_per_forward: flops,
         achieved_gflops: (flops as f64 * evaluations as f64 * config.n as f64) / median / 1e9,
         forward_seconds_median: forward_median,
-        forward_gflops: (flops as f64 * evaluations as f64 * config.n as f64)
-            / forward_median
-            / 1e9,
+        forward_gflops,
         peak_rss_mib: peak_rss_mib(),
         threads: candle_core::utils::get_num_threads(),
+        fp32_matmul_peak_gflops: peak,
+        forward_share_of_peak: peak.map(|p| forward_gflops / p),
     })
+}
+
+/// The best of 3 timed fp32 products of [`PEAK_SIZE`]² matrices (after one to warm up), in
+/// GFLOP/s, on every thread, through the same `gemm` kernels the network runs on (its widest
+/// instructions chosen at run time: AVX-512 where the CPU has it, else AVX2 or SSE).
+pub fn fp32_matmul_peak_gflops() -> f64 {
+    let n = PEAK_SIZE;
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.25 - 0.75).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.5 - 1.0).collect();
+    let mut c = vec![0f32; n * n];
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let mut best = f64::INFINITY;
+    for round in 0..4 {
+        let started = Instant::now();
+        // SAFETY: three n x n row-major buffers that outlive the call; c is written, a and b
+        // are only read.
+        unsafe {
+            gemm::gemm(
+                n,
+                n,
+                n,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                n as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(threads),
+            )
+        };
+        if round > 0 {
+            best = best.min(started.elapsed().as_secs_f64());
+        }
+    }
+    std::hint::black_box(&c);
+    2.0 * (n as f64).powi(3) / best / 1e9
 }
 
 fn median_of(values: &[f64]) -> f64 {
