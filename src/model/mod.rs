@@ -10,6 +10,7 @@ mod conv;
 mod factors;
 mod fast;
 mod init;
+mod matmul;
 mod noise_prediction;
 mod prior;
 mod store;
@@ -20,6 +21,7 @@ pub use conv::Conv1d;
 pub use factors::fold_factor_maps;
 pub use fast::FastUNet;
 pub use init::SeededInit;
+pub use matmul::matmul;
 pub use noise_prediction::{pad_mask, predict_eps};
 pub use prior::{
     scale_grid, state_grid, ClassBasis, GaussianPrior, PriorPredictor, VolatilityChain,

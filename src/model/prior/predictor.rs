@@ -4,6 +4,7 @@
 use candle_core::{DType, Result, Tensor};
 
 use super::VolatilityChain;
+use crate::model::matmul;
 
 /// [`GaussianPrior`] ready to compute ε_G. It runs on the host whatever the device of the
 /// windows: per window it is a few 20 x 20 projections and the forward-backward recursion over
@@ -159,7 +160,7 @@ impl PriorPredictor {
         }
         // y = Uᵀ c for every day: the rows times U.
         let u = &self.vectors[class * a * a..(class + 1) * a * a];
-        matmul(&s.days, u, (rows, a, a), &mut s.coords);
+        matmul(&s.days, u, (rows, a, a), &mut s.coords, 1);
         if states == 1 || self.chains.is_empty() {
             s.work.clear();
             for _ in 0..rows {
@@ -169,7 +170,13 @@ impl PriorPredictor {
             // log N(y; 0, diag(variance_k)) per day and state, up to a constant.
             s.work.clear();
             s.work.extend(s.coords.iter().map(|y| y * y));
-            matmul(&s.work, &s.inverse_t, (rows, a, states), &mut s.per_state);
+            matmul(
+                &s.work,
+                &s.inverse_t,
+                (rows, a, states),
+                &mut s.per_state,
+                1,
+            );
             s.gamma.resize(days * states, 0.0);
             for quadratic in s.per_state.chunks_exact_mut(days * states) {
                 s.log_density.resize(days * states, 0.0);
@@ -189,12 +196,12 @@ impl PriorPredictor {
                     .for_each(|(q, g)| *q = noise * *g as f32);
             }
             // The gains σ Σ_k γ_k / variance_k.
-            matmul(&s.per_state, &s.inverse, (rows, states, a), &mut s.work);
+            matmul(&s.per_state, &s.inverse, (rows, states, a), &mut s.work, 1);
         }
         // ε = U (gain ⊙ y) for every day, then back to assets x padded.
         s.coords.iter_mut().zip(&s.work).for_each(|(y, g)| *y *= g);
         let u_t = &self.vectors_t[class * a * a..(class + 1) * a * a];
-        matmul(&s.coords, u_t, (rows, a, a), &mut s.days);
+        matmul(&s.coords, u_t, (rows, a, a), &mut s.days, 1);
         for (window, eps) in out
             .chunks_exact_mut(a * padded)
             .zip(s.days.chunks_exact(days * a))
@@ -214,37 +221,3 @@ const MIN_WINDOWS_PER_THREAD: usize = 16;
 /// A window's class and its √ᾱ and √(1 − ᾱ) as bits: windows that share it share the states'
 /// variances.
 type Level = (usize, u32, u32);
-
-/// `out` = `lhs` (m x k) · `rhs` (k x n), all row-major.
-fn matmul(lhs: &[f32], rhs: &[f32], (m, k, n): (usize, usize, usize), out: &mut Vec<f32>) {
-    assert!(lhs.len() == m * k && rhs.len() == k * n);
-    out.clear();
-    out.resize(m * n, 0.0);
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: the three buffers hold exactly the extents given, as asserted and resized above.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
