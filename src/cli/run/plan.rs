@@ -254,16 +254,34 @@ impl<'t> Plan<'t> {
         let Some(base) = self.later_section("evaluate", section, &reserved)? else {
             return Ok(());
         };
+        self.regime_steps(base, None)
+    }
+
+    /// One step per generated regime over every generator's set of it and the real windows:
+    /// `evaluate` (no book) into `reports/<regime>`, naming the regime; `risk` of `book` into
+    /// `risk/<book>/<regime>`, which reads the regime from the sets.
+    fn regime_steps(&mut self, base: Flags, book: Option<&str>) -> Result<()> {
         for regime in self.regimes() {
             let flags = base
                 .clone()
                 .in_run("real", WINDOWS)
-                .text("regime", &regime)
                 .or("test-from", self.test_from.as_ref());
-            let (flags, inputs) = self.sets_of(flags, "synthetic", &regime);
-            let out = format!("reports/{regime}");
-            let flags = flags.in_run("out", &out);
-            self.add(format!("evaluate {regime}"), flags, inputs, &out)?;
+            let (flags, option, name, out) = match book {
+                None => (
+                    flags.text("regime", &regime),
+                    "synthetic",
+                    format!("evaluate {regime}"),
+                    format!("reports/{regime}"),
+                ),
+                Some(book) => (
+                    flags,
+                    "scenarios",
+                    format!("risk {book} {regime}"),
+                    format!("risk/{book}/{regime}"),
+                ),
+            };
+            let (flags, inputs) = self.sets_of(flags, option, &regime);
+            self.add(name, flags.in_run("out", &out), inputs, &out)?;
         }
         Ok(())
     }
@@ -299,17 +317,8 @@ impl<'t> Plan<'t> {
             return Ok(());
         };
         for (book, name) in self.portfolios("risk")? {
-            for regime in self.regimes() {
-                let flags = base
-                    .clone()
-                    .text("portfolio", book.display())
-                    .in_run("real", WINDOWS)
-                    .or("test-from", self.test_from.as_ref());
-                let (flags, inputs) = self.sets_of(flags, "scenarios", &regime);
-                let out = format!("risk/{name}/{regime}");
-                let flags = flags.in_run("out", &out);
-                self.add(format!("risk {name} {regime}"), flags, inputs, &out)?;
-            }
+            let flags = base.clone().text("portfolio", book.display());
+            self.regime_steps(flags, Some(&name))?;
         }
         Ok(())
     }
