@@ -221,7 +221,7 @@ impl Demo {
         let out = default_scenario_file(label, None);
         generate(&GenerateConfig {
             model: self.model.clone(),
-            regime: label.to_string(),
+            regime: Some(label.to_string()),
             seed: self.seed,
             out: out.clone(),
             progress: true,

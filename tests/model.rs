@@ -64,7 +64,8 @@ fn train_config(data: &Path, out: &Path, seed: u64, epochs: usize) -> TrainConfi
 fn gen_config(model: &Path, out: PathBuf, regime: &str, n: usize, seed: u64) -> GenerateConfig {
     GenerateConfig {
         model: model.to_path_buf(),
-        regime: regime.into(),
+        regime: Some(regime.into()),
+        as_of: None,
         n,
         sampler: SamplerKind::Ddim {
             steps: 40,

@@ -145,7 +145,8 @@ fn scenario_dir() -> &'static Path {
         for regime in ["low-vix", "normal", "high-vix"] {
             generate(&GenerateConfig {
                 model: model.clone(),
-                regime: regime.into(),
+                regime: Some(regime.into()),
+                as_of: None,
                 n: 100,
                 sampler: SamplerKind::DpmSolver {
                     steps: 5,

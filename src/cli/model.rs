@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use clap::{ArgAction, ValueEnum};
 
 use super::date;
+use super::ingest::{value_kind, KindArg, RegimeArgs, ReturnsArg};
 use scengen::baselines::{BaselineConfig, Method};
+use scengen::data::{DEFAULT_DATE_COLUMN, EMBEDDED_PRICES};
 use scengen::device::{device_name, select_device};
 use scengen::diffusion::{SamplerKind, ScheduleKind, Spacing};
 use scengen::error::{Error, Result};
-use scengen::generate::{default_batch_size, BenchConfig, GenerateConfig, DEFAULT_SAMPLER};
+use scengen::generate::{default_batch_size, AsOf, BenchConfig, GenerateConfig, DEFAULT_SAMPLER};
 use scengen::io::parse_date;
 use scengen::model::Engine;
 use scengen::scenarios::{default_scenario_file, Shard};
@@ -300,9 +302,12 @@ pub struct GenerateArgs {
     /// Model directory written by `scengen train`.
     #[arg(long, default_value_os_t = GenerateConfig::default().model)]
     pub model: PathBuf,
-    /// Regime label, e.g. high-vix.
-    #[arg(long)]
-    pub regime: String,
+    /// Regime label, e.g. high-vix (with --as-of: the regime in force after that close when
+    /// not given).
+    #[arg(long, required_unless_present = "as_of")]
+    pub regime: Option<String>,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
     /// Number of paths.
     #[arg(long, default_value_t = GenerateConfig::default().n)]
     pub n: usize,
@@ -325,6 +330,48 @@ pub struct GenerateArgs {
     pub shard: Option<String>,
 }
 
+/// Paths as of a market close: the data the market's state is read from.
+#[derive(Debug, clap::Args)]
+pub struct AsOfArgs {
+    /// Paths for the trading days after this date's close (the last trading day on or before
+    /// it), started from the market's volatility state then, read from --prices (diffusion
+    /// only).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// With --as-of: Parquet panel of prices (or returns, with --kind) holding the model's
+    /// assets, as ingest read it.
+    #[arg(long, default_value = EMBEDDED_PRICES)]
+    pub prices: PathBuf,
+    /// With --as-of: name of the panel's date column.
+    #[arg(long, default_value = DEFAULT_DATE_COLUMN)]
+    pub date_column: String,
+    /// With --as-of: what the panel's asset columns hold.
+    #[arg(long, value_enum, default_value_t = KindArg::Prices)]
+    pub kind: KindArg,
+    /// With --as-of and --kind returns: log or simple returns.
+    #[arg(long, value_enum, default_value_t = ReturnsArg::Log)]
+    pub returns: ReturnsArg,
+    #[command(flatten)]
+    pub regime: RegimeArgs,
+}
+
+impl AsOfArgs {
+    fn into_as_of(self) -> Result<Option<AsOf>> {
+        let Some(date) = &self.as_of else {
+            return Ok(None);
+        };
+        let (signal, rule) = self.regime.into_parts()?;
+        Ok(Some(AsOf {
+            date: parse_date("--as-of", date)?,
+            prices: self.prices,
+            date_column: self.date_column,
+            kind: value_kind(self.kind, self.returns),
+            signal,
+            rule,
+        }))
+    }
+}
+
 /// What `generate` will run.
 pub enum GenerateJob {
     Diffusion(GenerateConfig),
@@ -334,25 +381,35 @@ pub enum GenerateJob {
 impl GenerateArgs {
     pub fn into_job(self) -> Result<GenerateJob> {
         let shard = parse_shard(self.shard.as_deref())?;
-        let method = match self.method {
-            MethodArg::Diffusion => {
-                let config = GenerateConfig {
-                    shard,
-                    ..self.into_diffusion()?
-                };
-                return Ok(GenerateJob::Diffusion(config));
-            }
-            MethodArg::Gaussian => Method::Gaussian,
-            MethodArg::Bootstrap => Method::Bootstrap,
-            MethodArg::Fhs => Method::Fhs,
-        };
+        let method =
+            match self.method {
+                MethodArg::Diffusion => {
+                    let config = GenerateConfig {
+                        shard,
+                        ..self.into_diffusion()?
+                    };
+                    return Ok(GenerateJob::Diffusion(config));
+                }
+                _ if self.as_of.as_of.is_some() => return Err(Error::option(
+                    "--as-of",
+                    self.as_of.as_of.unwrap_or_default(),
+                    "is for the diffusion model; FHS's and historical simulation's forecasts as \
+                     of each date are in `scengen forecast-backtest`",
+                )),
+                MethodArg::Gaussian => Method::Gaussian,
+                MethodArg::Bootstrap => Method::Bootstrap,
+                MethodArg::Fhs => Method::Fhs,
+            };
+        let regime = self
+            .regime
+            .ok_or_else(|| Error::option("--regime", "", "is needed by a baseline"))?;
         let out = self
             .out
-            .unwrap_or_else(|| default_scenario_file(&self.regime, Some(method.name())));
+            .unwrap_or_else(|| default_scenario_file(&regime, Some(method.name())));
         Ok(GenerateJob::Baseline(BaselineConfig {
             method,
             data: self.data,
-            regime: self.regime,
+            regime,
             n: self.n,
             seed: self.sampling.seed,
             test_from: parse_date("--test-from", &self.test_from)?,
@@ -363,13 +420,20 @@ impl GenerateArgs {
     }
 
     fn into_diffusion(self) -> Result<GenerateConfig> {
+        let as_of = self.as_of.into_as_of()?;
+        let name = match (&self.regime, &as_of) {
+            (Some(regime), _) => regime.clone(),
+            (None, Some(a)) => format!("as-of-{}", scengen::io::format_date(a.date)),
+            (None, None) => return Err(Error::option("--regime", "", "is needed without --as-of")),
+        };
         let out = self
             .out
-            .unwrap_or_else(|| default_scenario_file(&self.regime, None));
+            .unwrap_or_else(|| default_scenario_file(&name, None));
         let device = select_device(&self.device)?;
         Ok(GenerateConfig {
             model: self.model,
             regime: self.regime,
+            as_of,
             n: self.n,
             sampler: self.sampling.kind(),
             guidance: self.sampling.guidance,

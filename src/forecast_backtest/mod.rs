@@ -7,12 +7,14 @@
 //! FHS-GARCH and from the best classical generator is tested (Diebold–Mariano, `summary.rs`).
 //! Files, page and terminal table: `report.rs`.
 
+mod diffusion_state;
 mod forecasters;
 mod inputs;
 mod report;
 mod scoring;
 mod summary;
 
+pub use diffusion_state::DIFFUSION_STATE;
 pub use forecasters::{Ensemble, Forecaster, FHS, HISTORICAL, HISTORICAL_EWMA};
 pub use scoring::{book_pnl, equal_weight_return, DateScores, ESTIMATOR, SCORES};
 pub use summary::{CoverageRow, PitRow, ScoreRow, TestRow};
@@ -32,6 +34,7 @@ use crate::report::REPORTS;
 use crate::rng::DEFAULT_SEED;
 use crate::scenarios::DEFAULT_FOLDER;
 use crate::var_backtest::{ScenarioFile, RISKMETRICS_LAMBDA};
+use diffusion_state::DiffusionState;
 use forecasters::{FhsAsOf, Historical, History};
 use scoring::Outcomes;
 
@@ -248,6 +251,15 @@ fn build_forecasters(
             files,
         });
         forecasters.push(Box::new(set));
+    }
+    if let Some(dir) = &config.model {
+        let state = DiffusionState::draw(dir, &history, &returns.dates, config.paths, config.seed)?;
+        generators.push(GeneratorInfo {
+            name: state.name().to_string(),
+            classical: false,
+            files: BTreeMap::new(),
+        });
+        forecasters.push(Box::new(state));
     }
     let as_of: Vec<Box<dyn Forecaster>> = vec![
         Box::new(FhsAsOf::fit(&history, config.paths, config.seed)?),

@@ -2,9 +2,11 @@
 //! sampling loop and classifier-free guidance. It draws scenario paths from a trained model for
 //! one regime, batch by batch, and streams them to a scenario file ([`crate::scenarios`]).
 
+mod as_of;
 mod bench;
 mod guidance;
 
+pub use as_of::{market_levels, standardised_days, AsOf, LevelSets, MarketState};
 pub use bench::{bench, peak_rss_mib, BenchConfig, BenchReport};
 pub use guidance::guided_eps;
 
@@ -84,7 +86,11 @@ pub fn default_batch_size(device: &Device) -> usize {
 #[derive(Debug, Clone)]
 pub struct GenerateConfig {
     pub model: PathBuf,
-    pub regime: String,
+    /// The regime's label; with `as_of`, the regime in force after its close when `None`.
+    pub regime: Option<String>,
+    /// Paths as of a market close (the model's windows started from the state at that close)
+    /// instead of from the regime's own starting states.
+    pub as_of: Option<AsOf>,
     pub n: usize,
     pub sampler: SamplerKind,
     /// `None`: the model's [`default_guidance`].
@@ -107,7 +113,8 @@ impl Default for GenerateConfig {
     fn default() -> Self {
         Self {
             model: DEFAULT_MODEL.into(),
-            regime: DEFAULT_REGIME.into(),
+            regime: Some(DEFAULT_REGIME.into()),
+            as_of: None,
             n: DEFAULT_PATHS,
             sampler: DEFAULT_SAMPLER,
             guidance: None,
@@ -218,20 +225,55 @@ pub fn sample_paths(
 /// The fewest paths whose noise a thread of [`sample_paths`] draws.
 const MIN_PATHS_PER_NOISE_THREAD: usize = 64;
 
+/// The regime label to draw and, as of a date, the market's state there, which the model's
+/// prior then starts its windows from.
+fn start_state(
+    config: &GenerateConfig,
+    model: &mut LoadedModel,
+) -> Result<(String, Option<MarketState>)> {
+    let Some(as_of) = &config.as_of else {
+        let label = config.regime.clone().ok_or_else(|| {
+            Error::option(
+                "regime",
+                "",
+                "is needed for paths that are not as of a date",
+            )
+        })?;
+        return Ok((label, None));
+    };
+    let state = as_of.state(&model.card, config.regime.as_deref())?;
+    let label = config
+        .regime
+        .clone()
+        .unwrap_or_else(|| state.regime_in_force.clone());
+    if let Some(prior) = model.card.prior.clone() {
+        let class = model.card.regime_index(&label)?;
+        model.use_prior(&prior.starting_at(class, &state.levels));
+    }
+    Ok((label, Some(state)))
+}
+
 /// Generates `config.n` paths and writes them; nothing is left behind on failure.
 pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     check_path_count(config.n)?;
     config.shard.check()?;
     check_counts(&[("batch_size", config.batch_size)])?;
     check_guidance(config.guidance)?;
-    let model = load_model(&config.model, &config.device)?;
+    let mut model = load_model(&config.model, &config.device)?;
     config.sampler.validate(model.card.timesteps)?;
     let guidance = config
         .guidance
         .unwrap_or_else(|| default_guidance(&model.card));
-    let regime = model.card.regime_index(&config.regime)?;
+    let (label, state) = start_state(config, &mut model)?;
+    let regime = model.card.regime_index(&label)?;
     let net = model.denoiser(config.engine)?;
     let mut metadata = BTreeMap::new();
+    if let Some(state) = &state {
+        metadata.insert(
+            crate::io::meta::AS_OF.into(),
+            crate::io::format_date(state.close),
+        );
+    }
     metadata.insert(crate::io::meta::METHOD.into(), "diffusion".into());
     metadata.insert(
         crate::io::meta::MODEL.into(),
@@ -256,7 +298,7 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     let mut writer = ScenarioWriter::create(
         &config.out,
         &model.card.assets,
-        &config.regime,
+        &label,
         model.card.window,
         metadata,
     )?;

@@ -3,6 +3,8 @@
 
 /// What every key starts with.
 pub const PREFIX: &str = "scengen.";
+/// The market close a diffusion set's paths start after (`generate --as-of`).
+pub const AS_OF: &str = "scengen.as_of";
 /// When the file was written: UTC, or `SOURCE_DATE_EPOCH` when set.
 pub const CREATED: &str = "scengen.created";
 /// The windows file a classical generator was fitted on.

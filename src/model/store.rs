@@ -181,6 +181,18 @@ impl LoadedModel {
     }
 }
 
+impl LoadedModel {
+    /// Runs the network on `prior` instead of the card's: the same model with its windows
+    /// starting elsewhere (see [`crate::model::GaussianPrior::starting_at`]).
+    pub fn use_prior(&mut self, prior: &crate::model::GaussianPrior) {
+        let predictor = prior.predictor(self.card.architecture.window);
+        if let Some(fast) = &mut self.fast {
+            fast.set_prior(predictor.clone());
+        }
+        self.network.set_prior(predictor);
+    }
+}
+
 /// Loads and checks a model directory: the card's every size and number first, then the
 /// weights' hash, then each tensor's shape against the architecture, all before a network is
 /// built.

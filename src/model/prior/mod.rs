@@ -248,6 +248,17 @@ impl GaussianPrior {
         Ok(())
     }
 
+    /// This prior with class `class`'s windows starting from volatility level distribution
+    /// `levels` instead of the chain's fitted first-day levels: windows as of a market state
+    /// (see [`GaussianPrior::next_day_levels`]). Unchanged without a chain.
+    pub fn starting_at(&self, class: usize, levels: &[f64]) -> GaussianPrior {
+        let mut prior = self.clone();
+        if let Some(chain) = prior.chains.get_mut(class) {
+            chain.level_initial = levels.to_vec();
+        }
+        prior
+    }
+
     /// Per state, the market shock m (1 for every state of a prior without market shocks).
     pub fn market_multipliers(&self) -> Vec<f64> {
         if self.market_scales.is_empty() {

@@ -213,6 +213,52 @@ impl GaussianPrior {
     }
 }
 
+impl GaussianPrior {
+    /// The distribution of class `class`'s volatility level on the day after `days` days of
+    /// standardised returns (`days` x assets, day-major): the chain's filter run over those days
+    /// from its first-day levels, then one step of its level transitions. This is the state
+    /// the market is in, as far as the chain can tell, at the close of the last day; windows
+    /// drawn from it start there ([`GaussianPrior::starting_at`]). `[1]` without a chain.
+    pub fn next_day_levels(&self, class: usize, days: &[f32]) -> Vec<f64> {
+        let Some(chain) = self.chains.get(class) else {
+            return vec![1.0];
+        };
+        let assets = self.means[class].len();
+        let n = days.len() / assets;
+        let markets = self.market_multipliers();
+        let states = StateScales {
+            scales: &self.scales,
+            markets: &markets,
+        };
+        let basis = self.basis(class);
+        let density = DayDensity::new(&self.means[class], &basis, states);
+        // The days as one window of `n` days (assets x n), which is how the density reads them.
+        let window: Vec<f32> = (0..assets * n)
+            .map(|k| days[(k % n) * assets + k / n])
+            .collect();
+        let k = self.scales.len();
+        let mut coords = vec![0.0; n * assets];
+        let mut log_emission = vec![0.0; n * k];
+        let mut gamma = vec![0.0; n * k];
+        density.log_emission(&window, n, &mut coords, &mut log_emission);
+        chain.forward_backward(&log_emission, n, &mut gamma, None);
+        // The last day's posterior is the filter's: nothing after it was seen.
+        let shocks = chain.shocks();
+        let levels = chain.levels();
+        let last: Vec<f64> = gamma[(n - 1) * k..]
+            .chunks_exact(shocks)
+            .map(|s| s.iter().sum())
+            .collect();
+        (0..levels)
+            .map(|to| {
+                (0..levels)
+                    .map(|from| last[from] * chain.level_transitions[from * levels + to])
+                    .sum()
+            })
+            .collect()
+    }
+}
+
 /// The windows of `class` among `values` (each `size` values, labelled `labels`); class
 /// `regimes`, the pooled one, has them all.
 fn class_windows<'a>(

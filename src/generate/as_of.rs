@@ -1,0 +1,223 @@
+//! Scenarios as of a market state. The prior's volatility chain is a state-space model of the
+//! regime's days, so the state the market is in at a close is the chain's filter run over the
+//! days up to it (`GaussianPrior::next_day_levels`): windows drawn from the prior started
+//! there carry today's volatility level forward and revert as the chain's transitions say,
+//! the way GARCH carries its conditional variance. The network's correction is the same.
+//!
+//! The filter needs only the level's distribution, so a set of paths per starting level
+//! covers every date: the paths as of a date are the levels' sets mixed in its proportions
+//! ([`LevelSets`]), exact under the model, and a backtest of hundreds of dates draws
+//! `levels x paths` paths per regime instead of `dates x paths`.
+
+use std::path::PathBuf;
+
+use crate::data::{OnMissing, Panel, RegimeCalendar, RegimeRule, Returns, SignalSource, ValueKind};
+use crate::error::{Error, Result};
+use crate::io::format_date;
+use crate::model::{Engine, LoadedModel, ModelCard};
+use crate::rng::SeededRng;
+
+use super::{sample_paths, PathDraw};
+
+/// The model's standardised returns of the `window` return days up to and including day `t`
+/// (day-major, one row of the model's assets per day), from `returns[a][t]`, asset a's daily
+/// log return on day t, and the days' dates for the messages.
+pub fn standardised_days(
+    card: &ModelCard,
+    returns: &[Vec<f64>],
+    dates: &[i32],
+    t: usize,
+) -> Result<Vec<f32>> {
+    let days = card.window;
+    if t + 1 < days {
+        return Err(Error::option(
+            "as-of",
+            format_date(dates[t]),
+            format!(
+                "has {} return days up to it; the market's state needs the {days} before",
+                t + 1
+            ),
+        ));
+    }
+    let norm = &card.normalisation;
+    Ok((t + 1 - days..=t)
+        .flat_map(|d| {
+            returns
+                .iter()
+                .enumerate()
+                .map(move |(a, r)| ((r[d] - norm.mean[a]) / norm.std[a]) as f32)
+        })
+        .collect())
+}
+
+/// The distribution of regime `regime`'s volatility level on the day after day `t`.
+pub fn market_levels(
+    card: &ModelCard,
+    regime: usize,
+    returns: &[Vec<f64>],
+    dates: &[i32],
+    t: usize,
+) -> Result<Vec<f64>> {
+    let days = standardised_days(card, returns, dates, t)?;
+    Ok(match &card.prior {
+        Some(prior) => prior.next_day_levels(regime, &days),
+        None => vec![1.0],
+    })
+}
+
+/// The market data a run as of a date reads: the panel (as ingest reads it) and the regime
+/// signal.
+#[derive(Debug, Clone)]
+pub struct AsOf {
+    /// The close the paths start after: the last trading day on or before it.
+    pub date: i32,
+    pub prices: PathBuf,
+    pub date_column: String,
+    pub kind: ValueKind,
+    pub signal: SignalSource,
+    pub rule: RegimeRule,
+}
+
+/// The market at an as-of close, for one model: the regime in force after it and the chain's
+/// level distribution for the next day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketState {
+    /// The last trading day on or before the as-of date.
+    pub close: i32,
+    pub regime_in_force: String,
+    pub levels: Vec<f64>,
+}
+
+impl AsOf {
+    /// Reads the model's assets from the panel and the signal, up to the as-of close; `regime`
+    /// (the one in force when `None`) picks the chain whose level is filtered. Data after the
+    /// close is never used.
+    pub fn state(&self, card: &ModelCard, regime: Option<&str>) -> Result<MarketState> {
+        let panel = Panel::read(&self.prices, &self.date_column, Some(&card.assets))?
+            .clean(self.kind, OnMissing::Error)?;
+        let returns = Returns::from_panel(&panel, self.kind);
+        let dates = &returns.dates;
+        let (Some(&first), Some(&last)) = (dates.first(), dates.last()) else {
+            return Err(Error::option(
+                "prices",
+                self.prices.display(),
+                "has no return days",
+            ));
+        };
+        if self.date < first || self.date > last {
+            return Err(Error::option(
+                "as-of",
+                format_date(self.date),
+                format!(
+                    "is outside the return days of {} ({} to {})",
+                    self.prices.display(),
+                    format_date(first),
+                    format_date(last)
+                ),
+            ));
+        }
+        let t = dates.partition_point(|&d| d <= self.date) - 1;
+        // The history first: a date too early for a window has no state whatever the signal.
+        standardised_days(card, &returns.columns, dates, t)?;
+        let calendar = RegimeCalendar::load(&self.signal, &self.rule, &self.date_column)?;
+        let in_force = calendar
+            .label(dates[t], dates[t], "scenarios as of this date")?
+            .to_string();
+        let label = regime.unwrap_or(&in_force);
+        let class = card.regime_index(label)?;
+        Ok(MarketState {
+            close: dates[t],
+            regime_in_force: in_force.clone(),
+            levels: market_levels(card, class, &returns.columns, dates, t)?,
+        })
+    }
+}
+
+/// Paths of one regime per starting volatility level: `sets[i]` holds `per_level` paths
+/// (path, day, asset) whose windows start in level i.
+pub struct LevelSets {
+    pub regime: usize,
+    pub window: usize,
+    pub assets: usize,
+    pub per_level: usize,
+    pub sets: Vec<Vec<f64>>,
+}
+
+/// Path ids of one level's set: each level draws from its own block of the seed's streams.
+const PATHS_PER_LEVEL_BLOCK: usize = 1 << 24;
+
+impl LevelSets {
+    /// Draws `per_level` paths from every starting level of `draw.regime`'s chain (one set
+    /// for a model without one). The model's prior is restored afterwards.
+    pub fn draw(
+        model: &mut LoadedModel,
+        engine: Engine,
+        draw: &PathDraw,
+        per_level: usize,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<Self> {
+        let card_prior = model.card.prior.clone();
+        let levels = card_prior
+            .as_ref()
+            .and_then(|p| p.chains.get(draw.regime))
+            .map_or(1, |c| c.levels());
+        let mut sets = Vec::with_capacity(levels);
+        for level in 0..levels {
+            if let Some(prior) = &card_prior {
+                let mut start = vec![0.0; levels];
+                start[level] = 1.0;
+                model.use_prior(&prior.starting_at(draw.regime, &start));
+            }
+            let first = level * PATHS_PER_LEVEL_BLOCK;
+            let net = model.denoiser(engine)?;
+            let paths = sample_paths(model, net, draw, first..first + per_level, bar);
+            sets.push(paths.map_err(|e| e.in_stage(Error::Generation))?);
+        }
+        if let Some(prior) = &card_prior {
+            model.use_prior(prior);
+        }
+        Ok(Self {
+            regime: draw.regime,
+            window: model.card.window,
+            assets: model.card.assets.len(),
+            per_level,
+            sets,
+        })
+    }
+
+    /// `paths` paths (path, day, asset) of the first `days` days, as of a state whose level
+    /// distribution is `levels`: each path's starting level drawn from it with the stream
+    /// `stream` of `seed`, and the paths taken from the levels' sets in turn.
+    pub fn mixed(
+        &self,
+        levels: &[f64],
+        paths: usize,
+        days: usize,
+        seed: u64,
+        stream: u64,
+    ) -> Vec<f64> {
+        let mut rng = SeededRng::new(seed, stream);
+        let mut used = vec![0usize; self.sets.len()];
+        let size = self.window * self.assets;
+        let mut out = Vec::with_capacity(paths * days * self.assets);
+        for _ in 0..paths {
+            let level = pick(&mut rng, levels).min(self.sets.len() - 1);
+            let p = used[level] % self.per_level;
+            used[level] += 1;
+            out.extend_from_slice(&self.sets[level][p * size..p * size + days * self.assets]);
+        }
+        out
+    }
+}
+
+/// An index drawn with probabilities `p` (which sum to one up to rounding).
+fn pick(rng: &mut SeededRng, p: &[f64]) -> usize {
+    let mut u = rng.uniform() * p.iter().sum::<f64>();
+    for (i, v) in p.iter().enumerate() {
+        if u < *v {
+            return i;
+        }
+        u -= v;
+    }
+    p.len() - 1
+}
