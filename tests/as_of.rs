@@ -121,15 +121,18 @@ fn ew_variance(values: &[f64], assets: usize) -> f64 {
 }
 
 #[test]
-fn a_stressed_close_starts_the_same_regime_higher_than_a_calm_one() {
+fn a_stressed_close_starts_the_same_regime_higher_and_at_garch_s_variances() {
     // 2020-03-13 (a week into the Covid crash) against 2017-06-01 (calm), both drawn as
-    // high-vix: the filtered level is higher after the crash days, and so are the paths'
-    // (this one-epoch model of 4 levels: 1.33 times the EW variance; the same model started
-    // from its fitted first-day levels on both dates would give a ratio of 1).
+    // high-vix: the chain's filtered level is higher after the crash days, and every asset's
+    // variance over the paths is its GARCH forecast for the day.
     let dir = tempfile::tempdir().unwrap();
     let card = load_model(model(), &candle_core::Device::Cpu).unwrap().card;
-    let mut variances = Vec::new();
+    let assets = card.assets.len();
     let mut mean_levels = Vec::new();
+    // Per date and asset: the variance over the paths (pooled over the window's days) and the
+    // mean of GARCH's forecasts for those days.
+    let mut variances = Vec::new();
+    let mut targets = Vec::new();
     for date in ["2017-06-01", "2020-03-13"] {
         let a = as_of(date, &embedded_prices());
         let state = a.state(&card, Some("high-vix")).unwrap();
@@ -145,21 +148,42 @@ fn a_stressed_close_starts_the_same_regime_higher_than_a_calm_one() {
         let out = dir.path().join(format!("{date}.parquet"));
         let c = GenerateConfig {
             regime: Some("high-vix".into()),
-            n: 256,
-            batch_size: 256,
+            n: 512,
+            batch_size: 512,
             ..config(date, &embedded_prices(), out.clone())
         };
         generate(&c).unwrap();
         let set = read_scenarios(&out).unwrap();
-        variances.push(ew_variance(&set.values, set.assets.len()));
+        let days = set.window;
+        for a in 0..assets {
+            let x: Vec<f64> = set.values.iter().skip(a).step_by(assets).copied().collect();
+            let mean = x.iter().sum::<f64>() / x.len() as f64;
+            variances.push(x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / x.len() as f64);
+            targets.push(
+                (0..days)
+                    .map(|d| state.variances[d * assets + a])
+                    .sum::<f64>()
+                    / days as f64,
+            );
+        }
     }
     assert!(
         mean_levels[1] > mean_levels[0] + 1.0,
         "mean level index {mean_levels:?}"
     );
+    // From the calm close to the stressed one, each asset's variance moves as GARCH's forecast
+    // does. (Its level is GARCH's only with a trained network: this one-epoch network adds
+    // noise of its own, which the default model does not; `docs/results.md` has the default
+    // model's figures.)
+    let mut moves: Vec<f64> = (0..assets)
+        .map(|a| (variances[assets + a] / variances[a]) / (targets[assets + a] / targets[a]))
+        .collect();
+    moves.sort_by(f64::total_cmp);
+    // Measured: 0.91 to 1.01. Without the rescaling they would be the chain's move over
+    // GARCH's, about a tenth.
     assert!(
-        variances[1] > 1.15 * variances[0],
-        "EW daily variance {variances:?}"
+        (0.85..1.15).contains(&moves[assets / 2]) && moves[0] > 0.7 && moves[assets - 1] < 1.4,
+        "variance moves / GARCH's {moves:?}"
     );
 }
 

@@ -183,3 +183,63 @@ pub fn fit_asset_garch(
         variances: variances.iter().map(|v| v / 1e4).collect(),
     })
 }
+
+/// A GARCH(1,1) per asset, fitted on a panel's first days and carried through the rest: each
+/// asset's conditional variance as of any day, and its forecasts for the days after.
+#[derive(Debug, Clone)]
+pub struct GarchPanel {
+    pub params: Vec<Garch11>,
+    /// Per asset, the conditional variance of every return day, from the days before it.
+    pub variances: Vec<Vec<f64>>,
+    /// Per asset, its daily log returns.
+    pub returns: Vec<Vec<f64>>,
+}
+
+impl GarchPanel {
+    /// Fits each asset of `returns` (per asset, daily log returns) on its first `fit_days`
+    /// days; an error names the asset of `assets` that did not converge.
+    pub fn fit(
+        returns: &[Vec<f64>],
+        fit_days: usize,
+        assets: &[String],
+    ) -> crate::error::Result<Self> {
+        let mut params = Vec::new();
+        let mut variances = Vec::new();
+        for (column, asset) in returns.iter().zip(assets) {
+            let (fit_part, after) = column.split_at(fit_days);
+            let fit = fit_asset_garch(fit_part, after, asset)?;
+            params.push(fit.params);
+            variances.push(fit.variances);
+        }
+        Ok(Self {
+            params,
+            variances,
+            returns: returns.to_vec(),
+        })
+    }
+
+    /// Each asset's conditional variance for the day after return day `t`.
+    pub fn next_variances(&self, t: usize) -> Vec<f64> {
+        self.params
+            .iter()
+            .enumerate()
+            .map(|(a, p)| p.next_variance(self.returns[a][t] - p.mu, self.variances[a][t]))
+            .collect()
+    }
+
+    /// Each asset's expected variance on each of the `horizon` days after return day `t`
+    /// (day-major, one value per asset): E[σ²_{t+d}] = σ̄² + (α + β)^(d−1) (σ²_{t+1} − σ̄²),
+    /// σ̄² = ω / (1 − α − β).
+    pub fn variance_forecasts(&self, t: usize, horizon: usize) -> Vec<f64> {
+        let next = self.next_variances(t);
+        (0..horizon)
+            .flat_map(|d| {
+                self.params.iter().zip(&next).map(move |(p, next)| {
+                    let persistence = p.alpha + p.beta;
+                    let long_run = p.omega / (1.0 - persistence);
+                    long_run + persistence.powi(d as i32) * (next - long_run)
+                })
+            })
+            .collect()
+    }
+}

@@ -9,6 +9,7 @@ mod garch;
 pub use bootstrap::{optimal_block_length, stationary_path};
 pub use garch::{
     backcast, fit_asset_garch, fit_garch11, log_likelihood, AssetGarch, Garch11, GarchFit,
+    GarchPanel,
 };
 
 use std::collections::BTreeMap;

@@ -1,13 +1,19 @@
-//! `diffusion-state`: the diffusion model's scenarios as of each date, its windows started from
-//! the market's volatility state at the date's close (`generate::LevelSets`): the regime in
-//! force picks the chain, the days up to the close pick its level.
+//! `diffusion-state`: the diffusion model's scenarios as of each date, as `generate --as-of`
+//! draws them. The regime in force picks the prior's chain, the days up to the close pick its
+//! volatility level (`generate::LevelSets`: one set of paths per regime and starting level,
+//! mixed in each date's proportions), and each asset's paths are rescaled so that every day's
+//! variance is the asset's GARCH forecast from the close (FHS's fits): GARCH's variances, the
+//! diffusion model's joint paths.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::forecasters::{Ensemble, Forecaster, History};
+use super::forecasters::{Ensemble, FhsAsOf, Forecaster, History};
 use crate::error::Result;
-use crate::generate::{default_guidance, market_levels, LevelSets, PathDraw, DEFAULT_SAMPLER};
+use crate::generate::{
+    default_guidance, market_levels, rescale, variance_factors, LevelSets, PathDraw,
+    DEFAULT_SAMPLER,
+};
 use crate::model::{load_model, Engine, ModelCard};
 
 /// The generator's name.
@@ -18,7 +24,9 @@ pub struct DiffusionState {
     returns: Vec<Vec<f64>>,
     dates: Vec<i32>,
     /// Per regime label, its paths per starting level.
-    sets: BTreeMap<String, LevelSets>,
+    regimes: BTreeMap<String, LevelSets>,
+    /// FHS's GARCH fits, whose variance forecasts the paths are rescaled to.
+    fhs: FhsAsOf,
     paths: usize,
     seed: u64,
 }
@@ -35,7 +43,7 @@ impl DiffusionState {
     ) -> Result<Self> {
         let mut model = load_model(dir, &candle_core::Device::Cpu)?;
         let guidance = default_guidance(&model.card);
-        let mut sets = BTreeMap::new();
+        let mut regimes = BTreeMap::new();
         for (regime, label) in model.card.labels.clone().into_iter().enumerate() {
             let draw = PathDraw {
                 regime,
@@ -44,16 +52,15 @@ impl DiffusionState {
                 seed,
             };
             let bar = indicatif::ProgressBar::hidden();
-            sets.insert(
-                label,
-                LevelSets::draw(&mut model, Engine::Auto, &draw, paths, &bar)?,
-            );
+            let sets = LevelSets::draw(&mut model, Engine::Auto, &draw, paths, &bar)?;
+            regimes.insert(label, sets);
         }
         Ok(Self {
             card: model.card,
             returns: history.returns.to_vec(),
             dates: dates.to_vec(),
-            sets,
+            regimes,
+            fhs: FhsAsOf::fit(history, paths, seed)?,
             paths,
             seed,
         })
@@ -72,9 +79,13 @@ impl Forecaster for DiffusionState {
     fn ensemble(&self, t: usize, regime: &str, horizon: usize) -> Result<Ensemble<'_>> {
         let class = self.card.regime_index(regime)?;
         let levels = market_levels(&self.card, class, &self.returns, &self.dates, t)?;
-        let sets = &self.sets[regime];
-        Ok(Ensemble::Own(
-            sets.mixed(&levels, self.paths, horizon, self.seed, t as u64),
-        ))
+        let sets = &self.regimes[regime];
+        let mut paths = sets.mixed(&levels, self.paths, horizon, self.seed, t as u64);
+        let target = self.fhs.garch.variance_forecasts(t, horizon);
+        rescale(
+            &mut paths,
+            &variance_factors(&self.card, class, &levels, &target),
+        );
+        Ok(Ensemble::Own(paths))
     }
 }

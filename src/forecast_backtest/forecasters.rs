@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::baselines::{backcast, fit_asset_garch, log_likelihood, Garch11};
+use crate::baselines::{backcast, log_likelihood, Garch11, GarchPanel};
 use crate::error::{Error, Result};
 use crate::rng::SeededRng;
 
@@ -90,10 +90,7 @@ pub struct History<'a> {
 /// period, its conditional variance carried through the real returns up to the date, and whole
 /// days of the fit's standardised residuals resampled jointly.
 pub struct FhsAsOf {
-    params: Vec<Garch11>,
-    /// Per asset, the conditional variance of every return day, from the days before it.
-    variances: Vec<Vec<f64>>,
-    returns: Vec<Vec<f64>>,
+    pub(super) garch: GarchPanel,
     /// One row of all assets per fitting day.
     residuals: Vec<Vec<f64>>,
     paths: usize,
@@ -103,27 +100,19 @@ pub struct FhsAsOf {
 impl FhsAsOf {
     pub fn fit(history: &History, paths: usize, seed: u64) -> Result<Self> {
         let fit_days = history.first_test_day;
-        let mut params = Vec::new();
-        let mut variances = Vec::new();
-        for (a, column) in history.returns.iter().enumerate() {
-            let (fit_part, after) = column.split_at(fit_days);
-            let fit = fit_asset_garch(fit_part, after, &history.assets[a])?;
-            params.push(fit.params);
-            variances.push(fit.variances);
-        }
+        let garch = GarchPanel::fit(history.returns, fit_days, history.assets)?;
         let residuals = (0..fit_days)
             .map(|d| {
-                params
+                garch
+                    .params
                     .iter()
                     .enumerate()
-                    .map(|(a, p)| (history.returns[a][d] - p.mu) / variances[a][d].sqrt())
+                    .map(|(a, p)| (history.returns[a][d] - p.mu) / garch.variances[a][d].sqrt())
                     .collect()
             })
             .collect();
         Ok(Self {
-            params,
-            variances,
-            returns: history.returns.to_vec(),
+            garch,
             residuals,
             paths,
             seed,
@@ -141,20 +130,16 @@ impl Forecaster for FhsAsOf {
     }
 
     fn ensemble(&self, t: usize, _regime: &str, horizon: usize) -> Result<Ensemble<'_>> {
-        let start: Vec<f64> = self
-            .params
-            .iter()
-            .enumerate()
-            .map(|(a, p)| p.next_variance(self.returns[a][t] - p.mu, self.variances[a][t]))
-            .collect();
-        let mut out = Vec::with_capacity(self.paths * horizon * self.params.len());
+        let start = self.garch.next_variances(t);
+        let params = &self.garch.params;
+        let mut out = Vec::with_capacity(self.paths * horizon * params.len());
         for path in 0..self.paths {
             // Stream per (date, path): the same paths whatever else is scored.
             let mut rng = SeededRng::new(self.seed, ((t as u64) << 24) | path as u64);
             let mut var = start.clone();
             for _ in 0..horizon {
                 let z = &self.residuals[rng.below(self.residuals.len())];
-                for (a, p) in self.params.iter().enumerate() {
+                for (a, p) in params.iter().enumerate() {
                     let e = var[a].sqrt() * z[a];
                     out.push(p.mu + e);
                     var[a] = p.next_variance(e, var[a]);

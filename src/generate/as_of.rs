@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 
+use crate::baselines::GarchPanel;
 use crate::data::{OnMissing, Panel, RegimeCalendar, RegimeRule, Returns, SignalSource, ValueKind};
 use crate::error::{Error, Result};
 use crate::io::format_date;
@@ -65,6 +66,39 @@ pub fn market_levels(
     })
 }
 
+/// Factors (day-major, one per asset) that rescale paths of regime `regime` started from
+/// `levels` so that asset a's variance on day d is `target[d * assets + a]` (daily log
+/// returns², e.g. GARCH's forecasts): the model's own variance there is its prior's
+/// ([`crate::model::GaussianPrior::day_variances`]), in return units. The network's correction
+/// moves it by a few percent, which the factors leave.
+pub fn variance_factors(
+    card: &ModelCard,
+    regime: usize,
+    levels: &[f64],
+    target: &[f64],
+) -> Vec<f64> {
+    let assets = card.assets.len();
+    let days = target.len() / assets;
+    let std = &card.normalisation.std;
+    let model = match &card.prior {
+        Some(prior) => prior.day_variances(regime, levels, days),
+        None => vec![1.0; days * assets],
+    };
+    model
+        .iter()
+        .zip(target)
+        .enumerate()
+        .map(|(k, (v, t))| (t / (v * std[k % assets] * std[k % assets])).sqrt())
+        .collect()
+}
+
+/// Multiplies each path (path, day, asset) by the day's and asset's factor.
+pub fn rescale(paths: &mut [f64], factors: &[f64]) {
+    for path in paths.chunks_exact_mut(factors.len()) {
+        path.iter_mut().zip(factors).for_each(|(x, f)| *x *= f);
+    }
+}
+
 /// The market data a run as of a date reads: the panel (as ingest reads it) and the regime
 /// signal.
 #[derive(Debug, Clone)]
@@ -86,6 +120,10 @@ pub struct MarketState {
     pub close: i32,
     pub regime_in_force: String,
     pub levels: Vec<f64>,
+    /// Each asset's GARCH(1,1) variance forecast for the window's days after the close
+    /// (day-major, one value per asset), from a fit on the days before the model's test
+    /// period (or, for an earlier close, the days up to it).
+    pub variances: Vec<f64>,
 }
 
 impl AsOf {
@@ -125,10 +163,14 @@ impl AsOf {
             .to_string();
         let label = regime.unwrap_or(&in_force);
         let class = card.regime_index(label)?;
+        let test_from = crate::io::parse_date("model", &card.training.test_from)?;
+        let fit_days = dates.partition_point(|&d| d < test_from).min(t + 1);
+        let garch = GarchPanel::fit(&returns.columns, fit_days, &card.assets)?;
         Ok(MarketState {
             close: dates[t],
             regime_in_force: in_force.clone(),
             levels: market_levels(card, class, &returns.columns, dates, t)?,
+            variances: garch.variance_forecasts(t, card.window),
         })
     }
 }

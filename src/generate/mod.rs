@@ -6,7 +6,9 @@ mod as_of;
 mod bench;
 mod guidance;
 
-pub use as_of::{market_levels, standardised_days, AsOf, LevelSets, MarketState};
+pub use as_of::{
+    market_levels, rescale, standardised_days, variance_factors, AsOf, LevelSets, MarketState,
+};
 pub use bench::{bench, peak_rss_mib, BenchConfig, BenchReport};
 pub use guidance::guided_eps;
 
@@ -317,10 +319,17 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
         guidance,
         seed: config.seed,
     };
+    // As of a close, each asset's variance on each day is its GARCH forecast there.
+    let factors = state
+        .as_ref()
+        .map(|s| variance_factors(&model.card, regime, &s.levels, &s.variances));
     for paths in batches_of(paths, config.batch_size) {
         let first = paths.start as u32;
-        let values = sample_paths(&model, net, &draw_with, paths, &bar)
+        let mut values = sample_paths(&model, net, &draw_with, paths, &bar)
             .map_err(|e| e.in_stage(Error::Generation))?;
+        if let Some(factors) = &factors {
+            rescale(&mut values, factors);
+        }
         writer.write_paths(first, &values)?;
     }
     bar.finish_and_clear();
