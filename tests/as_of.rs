@@ -110,16 +110,6 @@ fn the_state_uses_no_data_after_its_date_and_a_seed_repeats_its_paths() {
     );
 }
 
-/// The equal-weight daily variance of a scenario set.
-fn ew_variance(values: &[f64], assets: usize) -> f64 {
-    let ew: Vec<f64> = values
-        .chunks_exact(assets)
-        .map(|day| day.iter().sum::<f64>() / assets as f64)
-        .collect();
-    let mean = ew.iter().sum::<f64>() / ew.len() as f64;
-    ew.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / ew.len() as f64
-}
-
 #[test]
 fn a_stressed_close_starts_the_same_regime_higher_and_at_garch_s_variances() {
     // 2020-03-13 (a week into the Covid crash) against 2017-06-01 (calm), both drawn as
