@@ -210,3 +210,60 @@ fn a_date_outside_the_data_or_its_history_or_signal_is_named_and_nothing_is_writ
     assert!(e.to_string().contains("2020-03-13"), "{e}");
     assert!(!out.exists());
 }
+
+/// The windows file the test model was trained on.
+fn windows() -> PathBuf {
+    model().parent().unwrap().join("windows.parquet")
+}
+
+#[test]
+fn paths_started_from_train_days_do_not_depend_on_the_batch_or_the_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = |out: PathBuf, batch_size: usize| GenerateConfig {
+        regime: Some("high-vix".into()),
+        as_of: None,
+        start_days: Some(windows()),
+        n: 96,
+        batch_size,
+        ..config("2020-03-13", &embedded_prices(), out)
+    };
+    let whole = dir.path().join("whole.parquet");
+    generate(&c(whole.clone(), 96)).unwrap();
+    let parts = dir.path().join("parts");
+    for index in 0..2 {
+        let part = GenerateConfig {
+            shard: scengen::scenarios::Shard { index, count: 2 },
+            ..c(parts.join(format!("part-{index}.parquet")), 20)
+        };
+        generate(&part).unwrap();
+    }
+    let fitted = dir.path().join("fitted.parquet");
+    generate(&GenerateConfig {
+        start_days: None,
+        ..c(fitted.clone(), 96)
+    })
+    .unwrap();
+    let (whole, parts, fitted) = (
+        read_scenarios(&whole).unwrap(),
+        read_scenarios(&parts).unwrap(),
+        read_scenarios(&fitted).unwrap(),
+    );
+    assert_eq!(whole.values, parts.values);
+    assert_ne!(whole.values, fitted.values);
+    // A windows file of other assets is named.
+    let other = dir.path().join("other.parquet");
+    let mut ingest_other = IngestConfig::embedded(&other);
+    ingest_other.assets = Some(vec!["AAPL".into(), "XOM".into()]);
+    ingest(&ingest_other).unwrap();
+    let out = dir.path().join("refused.parquet");
+    let e = generate(&GenerateConfig {
+        start_days: Some(other),
+        ..c(out.clone(), 96)
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidOption { option, .. } if option == "data"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}

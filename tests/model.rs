@@ -66,6 +66,7 @@ fn gen_config(model: &Path, out: PathBuf, regime: &str, n: usize, seed: u64) -> 
         model: model.to_path_buf(),
         regime: Some(regime.into()),
         as_of: None,
+        start_days: None,
         n,
         sampler: SamplerKind::Ddim {
             steps: 40,

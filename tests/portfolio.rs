@@ -147,6 +147,7 @@ fn scenario_dir() -> &'static Path {
                 model: model.clone(),
                 regime: Some(regime.into()),
                 as_of: None,
+                start_days: None,
                 n: 100,
                 sampler: SamplerKind::DpmSolver {
                     steps: 5,

@@ -308,6 +308,11 @@ pub struct GenerateArgs {
     pub regime: Option<String>,
     #[command(flatten)]
     pub as_of: AsOfArgs,
+    /// Diffusion without --as-of: where each path starts: `fitted`, the regime chain's fitted
+    /// first-day levels; `train-days`, the market's state after a random train day of the
+    /// regime in --data (as FHS starts its paths), at its GARCH variances.
+    #[arg(long, value_enum, default_value_t = StartsArg::Fitted)]
+    pub starts: StartsArg,
     /// Number of paths.
     #[arg(long, default_value_t = GenerateConfig::default().n)]
     pub n: usize,
@@ -328,6 +333,13 @@ pub struct GenerateArgs {
     /// exactly the paths of the unsharded run, and a folder of them reads as one set.
     #[arg(long)]
     pub shard: Option<String>,
+}
+
+/// Where the diffusion model's paths start without --as-of.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StartsArg {
+    Fitted,
+    TrainDays,
 }
 
 /// Paths as of a market close: the data the market's state is read from.
@@ -374,7 +386,7 @@ impl AsOfArgs {
 
 /// What `generate` will run.
 pub enum GenerateJob {
-    Diffusion(GenerateConfig),
+    Diffusion(Box<GenerateConfig>),
     Baseline(BaselineConfig),
 }
 
@@ -388,7 +400,7 @@ impl GenerateArgs {
                         shard,
                         ..self.into_diffusion()?
                     };
-                    return Ok(GenerateJob::Diffusion(config));
+                    return Ok(GenerateJob::Diffusion(Box::new(config)));
                 }
                 _ if self.as_of.as_of.is_some() => return Err(Error::option(
                     "--as-of",
@@ -434,6 +446,10 @@ impl GenerateArgs {
             model: self.model,
             regime: self.regime,
             as_of,
+            start_days: match self.starts {
+                StartsArg::Fitted => None,
+                StartsArg::TrainDays => Some(self.data),
+            },
             n: self.n,
             sampler: self.sampling.kind(),
             guidance: self.sampling.guidance,

@@ -253,7 +253,7 @@ impl LevelSets {
 }
 
 /// An index drawn with probabilities `p` (which sum to one up to rounding).
-fn pick(rng: &mut SeededRng, p: &[f64]) -> usize {
+pub(super) fn pick(rng: &mut SeededRng, p: &[f64]) -> usize {
     let mut u = rng.uniform() * p.iter().sum::<f64>();
     for (i, v) in p.iter().enumerate() {
         if u < *v {

@@ -5,12 +5,14 @@
 mod as_of;
 mod bench;
 mod guidance;
+mod start_days;
 
 pub use as_of::{
     market_levels, rescale, standardised_days, variance_factors, AsOf, LevelSets, MarketState,
 };
 pub use bench::{bench, peak_rss_mib, BenchConfig, BenchReport};
 pub use guidance::guided_eps;
+pub use start_days::TrainStarts;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -93,6 +95,10 @@ pub struct GenerateConfig {
     /// Paths as of a market close (the model's windows started from the state at that close)
     /// instead of from the regime's own starting states.
     pub as_of: Option<AsOf>,
+    /// Without `as_of`: a windows file whose regime train days the paths start from, each
+    /// from a day drawn at random ([`TrainStarts`]); `None` starts them from the chain's
+    /// fitted first-day levels.
+    pub start_days: Option<PathBuf>,
     pub n: usize,
     pub sampler: SamplerKind,
     /// `None`: the model's [`default_guidance`].
@@ -117,6 +123,7 @@ impl Default for GenerateConfig {
             model: DEFAULT_MODEL.into(),
             regime: Some(DEFAULT_REGIME.into()),
             as_of: None,
+            start_days: None,
             n: DEFAULT_PATHS,
             sampler: DEFAULT_SAMPLER,
             guidance: None,
@@ -141,7 +148,7 @@ pub struct PathDraw {
     pub seed: u64,
 }
 
-/// Draws `paths` paths (their global indices) and returns them de-standardised:
+/// Draws the paths `paths` (their global indices) and returns them de-standardised:
 /// `paths.len() * window * assets` daily log returns, path-major, then day, then asset. Path p
 /// draws its noise from stream p of the seed, so it does not depend on the batch it falls in.
 /// `bar` advances by one per path and network evaluation.
@@ -150,6 +157,18 @@ pub fn sample_paths(
     net: &dyn Denoiser,
     draw_with: &PathDraw,
     paths: std::ops::Range<usize>,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<f64>> {
+    let ids: Vec<usize> = paths.collect();
+    sample_path_ids(model, net, draw_with, &ids, bar)
+}
+
+/// [`sample_paths`] for any set of path ids.
+pub fn sample_path_ids(
+    model: &LoadedModel,
+    net: &dyn Denoiser,
+    draw_with: &PathDraw,
+    paths: &[usize],
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<f64>> {
     let PathDraw {
@@ -167,8 +186,8 @@ pub fn sample_paths(
     let b = paths.len();
     let size = n_assets * padded;
     let mut rngs: Vec<SeededRng> = paths
-        .clone()
-        .map(|p| SeededRng::new(seed, p as u64))
+        .iter()
+        .map(|&p| SeededRng::new(seed, p as u64))
         .collect();
     // Paths draw from their own streams, so the draws split over the cores give the same
     // numbers. On one thread they were about 4% of the CPU time of an SDE sampler's run, with
@@ -217,7 +236,7 @@ pub fn sample_paths(
     if let Some(bad) = out.iter().position(|v| !v.is_finite()) {
         return Err(Error::Generation(format!(
             "a non-finite return in path {}; the model in {} is unusable",
-            paths.start + bad / (window * n_assets),
+            paths[bad / (window * n_assets)],
             model.dir.display()
         )));
     }
@@ -268,7 +287,6 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
         .unwrap_or_else(|| default_guidance(&model.card));
     let (label, state) = start_state(config, &mut model)?;
     let regime = model.card.regime_index(&label)?;
-    let net = model.denoiser(config.engine)?;
     let mut metadata = BTreeMap::new();
     if let Some(state) = &state {
         metadata.insert(
@@ -323,10 +341,21 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     let factors = state
         .as_ref()
         .map(|s| variance_factors(&model.card, regime, &s.levels, &s.variances));
+    let starts = match (&state, &config.start_days) {
+        (None, Some(windows)) => Some(TrainStarts::fit(&model.card, windows, regime)?),
+        _ => None,
+    };
     for paths in batches_of(paths, config.batch_size) {
         let first = paths.start as u32;
-        let mut values = sample_paths(&model, net, &draw_with, paths, &bar)
-            .map_err(|e| e.in_stage(Error::Generation))?;
+        let ids: Vec<usize> = paths.collect();
+        let mut values = match &starts {
+            Some(starts) => starts.draw(&mut model, config.engine, &draw_with, &ids, &bar),
+            None => {
+                let net = model.denoiser(config.engine)?;
+                sample_path_ids(&model, net, &draw_with, &ids, &bar)
+            }
+        }
+        .map_err(|e| e.in_stage(Error::Generation))?;
         if let Some(factors) = &factors {
             rescale(&mut values, factors);
         }
