@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{embedded_index, embedded_prices, small_embedded_arch};
+use common::{embedded_index, embedded_prices, small_embedded_model};
 use scengen::data::{
     ingest, IngestConfig, Panel, RegimeRule, SignalSource, ValueKind, DEFAULT_DATE_COLUMN,
 };
@@ -17,26 +17,11 @@ use scengen::generate::{generate, AsOf, GenerateConfig};
 use scengen::io::parse_date;
 use scengen::model::{load_model, Engine};
 use scengen::scenarios::read_scenarios;
-use scengen::train::{train, TrainConfig};
 
 /// A small model of the embedded data with a chain of 4 volatility levels, trained once.
 fn model() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let windows = dir.join("windows.parquet");
-        ingest(&IngestConfig::embedded(&windows)).unwrap();
-        let model = dir.join("model");
-        let mut config =
-            TrainConfig::new(&windows, &model, 3, parse_date("t", "2016-01-01").unwrap());
-        config.architecture = Some(small_embedded_arch());
-        config.epochs = 1;
-        config.volatility_levels = 4;
-        config.volatility_shocks = 1;
-        config.market_shocks = 1;
-        train(&config).unwrap();
-        model
-    })
+    DIR.get_or_init(|| small_embedded_model(&tempfile::tempdir().unwrap().keep(), 4))
 }
 
 fn as_of(date: &str, prices: &Path) -> AsOf {

@@ -10,7 +10,7 @@ use common::*;
 use scengen::backtest::{
     global_min_variance, kkt_conditions, long_only_min_variance, BacktestConfig, EQUAL_WEIGHT,
 };
-use scengen::data::{ingest, realized_vol, IngestConfig, Panel, RegimeRule, Returns, ValueKind};
+use scengen::data::{realized_vol, Panel, RegimeRule, Returns, ValueKind};
 use scengen::diffusion::{SamplerKind, Spacing};
 use scengen::error::Error;
 use scengen::generate::{generate, GenerateConfig};
@@ -18,7 +18,6 @@ use scengen::io::{format_date, parse_date, year_month};
 use scengen::model::Engine;
 use scengen::report::StageReport;
 use scengen::rng::SeededRng;
-use scengen::train::{train, TrainConfig};
 
 fn variance_of(cov: &[f64], n: usize, w: &[f64]) -> f64 {
     (0..n)
@@ -127,19 +126,9 @@ fn scenario_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
-        let windows = dir.join("windows.parquet");
-        ingest(&IngestConfig::embedded(&windows)).unwrap();
-        let model = dir.join("model");
-        let mut config =
-            TrainConfig::new(&windows, &model, 3, parse_date("t", "2016-01-01").unwrap());
-        config.architecture = Some(small_embedded_arch());
-        config.epochs = 1;
         // The backtest's bookkeeping is under test, not the scenarios' fit: a prior of 2
         // volatility levels fits in a fraction of the default's (8 x 3 x 5 states) time.
-        config.volatility_levels = 2;
-        config.volatility_shocks = 1;
-        config.market_shocks = 1;
-        train(&config).unwrap();
+        let model = small_embedded_model(&dir, 2);
         let scenarios = dir.join("scenarios");
         std::fs::create_dir_all(&scenarios).unwrap();
         for regime in ["low-vix", "normal", "high-vix"] {

@@ -402,3 +402,21 @@ pub fn mutate_json(v: &mut serde_json::Value, rng: &mut scengen::rng::SeededRng)
         }
     }
 }
+
+/// Ingests the embedded data into `dir/windows.parquet` and trains a small model on the windows
+/// before 2016 into `dir/model` for one epoch, with a prior of `levels` volatility levels (no
+/// shocks): the tests that need a model of the real data, fast.
+pub fn small_embedded_model(dir: &Path, levels: usize) -> PathBuf {
+    let windows = dir.join("windows.parquet");
+    scengen::data::ingest(&scengen::data::IngestConfig::embedded(&windows)).unwrap();
+    let model = dir.join("model");
+    let test_from = scengen::io::parse_date("t", "2016-01-01").unwrap();
+    let mut config = scengen::train::TrainConfig::new(&windows, &model, 3, test_from);
+    config.architecture = Some(small_embedded_arch());
+    config.epochs = 1;
+    config.volatility_levels = levels;
+    config.volatility_shocks = 1;
+    config.market_shocks = 1;
+    scengen::train::train(&config).unwrap();
+    model
+}
