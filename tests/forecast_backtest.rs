@@ -12,7 +12,9 @@ use common::*;
 use scengen::baselines::{generate_baseline, BaselineConfig, Method};
 use scengen::data::{ingest, IngestConfig, SignalSource};
 use scengen::error::Error;
-use scengen::forecast_backtest::{forecasts_as_of, run, ForecastBacktestConfig, FHS, HISTORICAL};
+use scengen::forecast_backtest::{
+    forecasts_as_of, run, ForecastBacktestConfig, DIFFUSION_STATE, FHS, HISTORICAL,
+};
 use scengen::io::{parse_date, read_parquet};
 use scengen::report::StageReport;
 use scengen::stats::{energy_score, Estimator};
@@ -209,4 +211,50 @@ fn bad_options_are_refused_by_name() {
     let mut c = config(&out);
     c.from = parse_date("t", "2015-06-01").unwrap();
     assert_fails_cleanly(&c, |e| e.to_string().contains("would look ahead"));
+}
+
+/// A one-epoch model of the five assets' windows before 2016, with 2 volatility levels.
+fn five_asset_model() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let model = inputs().join("model");
+        let windows = inputs().join("windows.parquet");
+        let test_from = parse_date("t", "2016-01-01").unwrap();
+        let mut c = scengen::train::TrainConfig::new(&windows, &model, 3, test_from);
+        c.architecture = Some(scengen::model::UNetConfig {
+            assets: ASSETS.len(),
+            ..small_embedded_arch()
+        });
+        c.epochs = 1;
+        c.volatility_levels = 2;
+        c.volatility_shocks = 1;
+        c.market_shocks = 1;
+        scengen::train::train(&c).unwrap();
+        model
+    })
+}
+
+#[test]
+fn the_diffusion_model_as_of_a_date_uses_no_data_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&dir.path().join("out"));
+    c.model = Some(five_asset_model().to_path_buf());
+    c.paths = 40;
+    let date = parse_date("t", "2016-03-01").unwrap();
+    let full = forecasts_as_of(&c, date, 5).unwrap();
+    let names: Vec<&str> = full.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[..2], ["diffusion", DIFFUSION_STATE]);
+    assert_ne!(full[0].1, full[1].1, "the state changed nothing");
+    let mut cut = c.clone();
+    cut.prices = truncated(&embedded_prices(), date, &dir.path().join("prices.parquet"));
+    cut.signal = SignalSource::RealizedVol {
+        path: truncated(&embedded_index(), date, &dir.path().join("index.parquet")),
+        column: "SPX".into(),
+    };
+    cut.to = None;
+    let alone = forecasts_as_of(&cut, date, 5).unwrap();
+    assert_eq!(
+        full[1], alone[1],
+        "diffusion-state changed without the later data"
+    );
 }
