@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::{embedded_index, embedded_prices, small_embedded_model};
+use scengen::baselines::{generate_baseline, BaselineConfig, Method};
 use scengen::data::{
-    ingest, IngestConfig, Panel, RegimeRule, SignalSource, ValueKind, DEFAULT_DATE_COLUMN,
+    ingest, AsOf, IngestConfig, Panel, RegimeRule, SignalSource, ValueKind, DEFAULT_DATE_COLUMN,
 };
 use scengen::diffusion::{SamplerKind, Spacing};
 use scengen::error::Error;
-use scengen::generate::{generate, AsOf, GenerateConfig};
+use scengen::generate::{generate, GenerateConfig};
 use scengen::io::parse_date;
 use scengen::model::{load_model, Engine};
 use scengen::scenarios::read_scenarios;
@@ -248,6 +249,79 @@ fn paths_started_from_train_days_do_not_depend_on_the_batch_or_the_shard() {
     .unwrap_err();
     assert!(
         matches!(&e, Error::InvalidOption { option, .. } if option == "data"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}
+
+fn fhs_as_of(date: &str, prices: &Path, out: PathBuf) -> BaselineConfig {
+    BaselineConfig {
+        method: Method::Fhs,
+        data: windows(),
+        regime: String::new(),
+        n: 400,
+        seed: 5,
+        test_from: parse_date("t", "2016-01-01").unwrap(),
+        out,
+        as_of: Some(as_of(date, prices)),
+        ..BaselineConfig::default()
+    }
+}
+
+/// Each asset's variance on the paths' first day.
+fn first_day_variances(set: &scengen::scenarios::ScenarioSet) -> Vec<f64> {
+    let n = set.assets.len();
+    (0..n)
+        .map(|a| {
+            let x: Vec<f64> = set
+                .values
+                .chunks_exact(set.window * n)
+                .map(|path| path[a])
+                .collect();
+            let mean = x.iter().sum::<f64>() / x.len() as f64;
+            x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / x.len() as f64
+        })
+        .collect()
+}
+
+#[test]
+fn fhs_as_of_a_close_starts_from_its_variances_and_uses_no_later_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let crash = dir.path().join("crash.parquet");
+    generate_baseline(&fhs_as_of("2020-03-13", &embedded_prices(), crash.clone())).unwrap();
+    let prices = truncated_prices("2020-03-13", &dir.path().join("prices.parquet"));
+    let cut = dir.path().join("cut.parquet");
+    generate_baseline(&fhs_as_of("2020-03-13", &prices, cut.clone())).unwrap();
+    let calm = dir.path().join("calm.parquet");
+    generate_baseline(&fhs_as_of("2017-06-01", &embedded_prices(), calm.clone())).unwrap();
+    let (crash, cut, calm) = (
+        read_scenarios(&crash).unwrap(),
+        read_scenarios(&cut).unwrap(),
+        read_scenarios(&calm).unwrap(),
+    );
+    assert_eq!(crash.values, cut.values);
+    assert_eq!(
+        (crash.regime.as_str(), calm.regime.as_str()),
+        ("high-vix", "low-vix")
+    );
+    // The first day's variance after the crash week against a calm close: GARCH's variances
+    // then differ by an order of magnitude (every path starts from the close's own).
+    let mut ratios: Vec<f64> = first_day_variances(&crash)
+        .iter()
+        .zip(first_day_variances(&calm))
+        .map(|(a, b)| a / b)
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    assert!(ratios[ratios.len() / 2] > 5.0, "{ratios:?}");
+    // Only FHS has a state to start from.
+    let out = dir.path().join("gaussian.parquet");
+    let gaussian = BaselineConfig {
+        method: Method::Gaussian,
+        ..fhs_as_of("2020-03-13", &embedded_prices(), out.clone())
+    };
+    let e = generate_baseline(&gaussian).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidOption { option, .. } if option == "as-of"),
         "{e}"
     );
     assert!(!out.exists());

@@ -67,6 +67,7 @@ fn config(method: Method, data: &Path, out: &Path, seed: u64) -> BaselineConfig 
         block_length: None,
         out: out.to_path_buf(),
         shard: Default::default(),
+        as_of: None,
     }
 }
 

@@ -194,6 +194,7 @@ fn covariance_command_writes_every_estimator_per_regime() {
             block_length: None,
             out: tmp.clone(),
             shard: Default::default(),
+            as_of: None,
         })
         .unwrap();
         let s = scengen::scenarios::read_scenarios(&tmp).unwrap();

@@ -46,6 +46,7 @@ fn scenarios(dir: &Path, data: &Path, regime: &str, method: Method) -> PathBuf {
         block_length: None,
         out: out.clone(),
         shard: Default::default(),
+        as_of: None,
     })
     .unwrap();
     out

@@ -47,6 +47,7 @@ fn inputs() -> &'static Path {
                 block_length: None,
                 out: dir.join(format!("{regime}.parquet")),
                 shard: Default::default(),
+                as_of: None,
             })
             .unwrap();
         }

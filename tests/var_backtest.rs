@@ -113,6 +113,7 @@ fn inputs() -> &'static Path {
                     block_length: None,
                     out: scenarios.join(format!("{regime}-{name}.parquet")),
                     shard: Default::default(),
+                    as_of: None,
                 })
                 .unwrap();
             }

@@ -2,17 +2,58 @@
 //! of standardised residuals resampled jointly (keeping the cross-asset dependence); each path
 //! starts from the conditional variances of a random train day of the regime.
 
-use super::garch::{fit_asset_garch, Garch11};
+use super::garch::{fit_asset_garch, Garch11, GarchPanel};
 use super::PathGenerator;
 use crate::data::DailyPanel;
 use crate::error::Result;
 use crate::rng::SeededRng;
 
+/// Per-asset GARCH(1,1) and its fit's standardised residuals: FHS's paths from any starting
+/// variances.
+pub struct FhsModel {
+    pub params: Vec<Garch11>,
+    /// Standardised residuals, one row of all assets per fitting day.
+    pub residuals: Vec<Vec<f64>>,
+}
+
+impl FhsModel {
+    /// A panel's fits with the residuals of its first `fit_days` days.
+    pub fn from_panel(garch: &GarchPanel, fit_days: usize) -> Self {
+        let residuals = (0..fit_days)
+            .map(|d| {
+                garch
+                    .params
+                    .iter()
+                    .enumerate()
+                    .map(|(a, p)| (garch.returns[a][d] - p.mu) / garch.variances[a][d].sqrt())
+                    .collect()
+            })
+            .collect();
+        Self {
+            params: garch.params.clone(),
+            residuals,
+        }
+    }
+
+    /// Appends a path of `len` days (day-major) started from the conditional variances
+    /// `start`: each day a whole residual day drawn, scaled by each asset's variance, which the
+    /// GARCH recursion then carries on.
+    pub fn path(&self, start: &[f64], len: usize, rng: &mut SeededRng, out: &mut Vec<f64>) {
+        let mut var = start.to_vec();
+        for _ in 0..len {
+            let z = &self.residuals[rng.below(self.residuals.len())];
+            for (a, p) in self.params.iter().enumerate() {
+                let e = var[a].sqrt() * z[a];
+                out.push(p.mu + e);
+                var[a] = p.next_variance(e, var[a]);
+            }
+        }
+    }
+}
+
 pub(super) struct Fhs {
-    params: Vec<Garch11>,
+    model: FhsModel,
     log_likelihoods: Vec<f64>,
-    /// Standardised residuals, one row of all assets per train day.
-    residuals: Vec<Vec<f64>>,
     /// Conditional variances for the day after each of the regime's train days.
     start_variances: Vec<Vec<f64>>,
 }
@@ -60,9 +101,8 @@ impl Fhs {
             })
             .collect();
         Ok(Self {
-            params,
+            model: FhsModel { params, residuals },
             log_likelihoods,
-            residuals,
             start_variances,
         })
     }
@@ -70,23 +110,37 @@ impl Fhs {
 
 impl PathGenerator for Fhs {
     fn path(&self, len: usize, rng: &mut SeededRng, out: &mut Vec<f64>) {
-        let mut var = self.start_variances[rng.below(self.start_variances.len())].clone();
-        for _ in 0..len {
-            let z = &self.residuals[rng.below(self.residuals.len())];
-            for (a, p) in self.params.iter().enumerate() {
-                let e = var[a].sqrt() * z[a];
-                out.push(p.mu + e);
-                var[a] = p.next_variance(e, var[a]);
-            }
-        }
+        let start = &self.start_variances[rng.below(self.start_variances.len())];
+        self.model.path(start, len, rng, out);
     }
 
     fn parameters(&self) -> String {
         serde_json::json!({
-            "garch11": self.params,
+            "garch11": self.model.params,
             "log_likelihood_percent": self.log_likelihoods,
-            "residual_days": self.residuals.len(),
+            "residual_days": self.model.residuals.len(),
             "start_days": self.start_variances.len(),
+        })
+        .to_string()
+    }
+}
+
+/// FHS as of a close: every path from the close's own conditional variances.
+pub(super) struct FhsAsOf {
+    pub model: FhsModel,
+    pub start: Vec<f64>,
+}
+
+impl PathGenerator for FhsAsOf {
+    fn path(&self, len: usize, rng: &mut SeededRng, out: &mut Vec<f64>) {
+        self.model.path(&self.start, len, rng, out);
+    }
+
+    fn parameters(&self) -> String {
+        serde_json::json!({
+            "garch11": self.model.params,
+            "residual_days": self.model.residuals.len(),
+            "start_variances": self.start,
         })
         .to_string()
     }

@@ -7,6 +7,7 @@ mod bootstrap;
 mod garch;
 
 pub use bootstrap::{optimal_block_length, stationary_path};
+pub use fhs::FhsModel;
 pub use garch::{
     backcast, fit_asset_garch, fit_garch11, log_likelihood, AssetGarch, Garch11, GarchFit,
     GarchPanel,
@@ -15,7 +16,7 @@ pub use garch::{
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::data::{default_test_from, DailyPanel, SplitChoice, WindowSet, DEFAULT_WINDOWS};
+use crate::data::{default_test_from, AsOf, DailyPanel, SplitChoice, WindowSet, DEFAULT_WINDOWS};
 use crate::error::{Error, Result};
 use crate::rng::{SeededRng, DEFAULT_SEED};
 use crate::scenarios::{
@@ -56,6 +57,10 @@ pub struct BaselineConfig {
     pub out: PathBuf,
     /// Which part of the run's paths to write (the whole run by default).
     pub shard: Shard,
+    /// FHS only: every path from the conditional variances at this close, the GARCH fitted on
+    /// the panel's days before `test_from` (or up to the close); the file's regime is the one
+    /// in force after the close, and `regime` is not used.
+    pub as_of: Option<AsOf>,
 }
 
 /// The defaults: 10,000 FHS paths of high-vix fitted on the train days of [`DEFAULT_WINDOWS`]
@@ -72,6 +77,7 @@ impl Default for BaselineConfig {
             block_length: None,
             out: default_scenario_file(DEFAULT_REGIME, Some(Method::Fhs.name())),
             shard: Shard::default(),
+            as_of: None,
         }
     }
 }
@@ -83,6 +89,9 @@ const BATCH: usize = 1000;
 pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
     check_path_count(config.n)?;
     config.shard.check()?;
+    if let Some(as_of) = &config.as_of {
+        return generate_fhs_as_of(config, as_of);
+    }
     let set = WindowSet::read(&config.data)?;
     let regime = set.rule.index_of(&config.regime)?;
     let days = DailyPanel::from_windows(&set, Some(regime), SplitChoice::Train, config.test_from);
@@ -125,15 +134,61 @@ pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
             Box::new(fhs::Fhs::fit(&all_train, &days, &set.assets)?)
         }
     };
+    write_paths(config, &set, &config.regime, metadata, generator.as_ref())
+}
+
+/// FHS as of a close ([`BaselineConfig::as_of`]).
+fn generate_fhs_as_of(config: &BaselineConfig, as_of: &AsOf) -> Result<PathBuf> {
+    if config.method != Method::Fhs {
+        return Err(Error::option(
+            "as-of",
+            crate::io::format_date(as_of.date),
+            format!(
+                "applies to fhs and the diffusion model, not {}",
+                config.method.name()
+            ),
+        ));
+    }
+    let set = WindowSet::read(&config.data)?;
+    let days = as_of.read(&set.assets, 1)?;
+    let fit_days = AsOf::fit_days(&days, config.test_from);
+    let garch = GarchPanel::fit(&days.returns.columns, fit_days, &set.assets)?;
+    let generator = fhs::FhsAsOf {
+        model: FhsModel::from_panel(&garch, fit_days),
+        start: garch.next_variances(days.t),
+    };
+    let mut metadata = BTreeMap::new();
+    metadata.insert(crate::io::meta::METHOD.into(), config.method.name().into());
+    metadata.insert(crate::io::meta::SEED.into(), config.seed.to_string());
+    metadata.insert(
+        crate::io::meta::PRICES.into(),
+        as_of.prices.display().to_string(),
+    );
+    metadata.insert(
+        crate::io::meta::TEST_FROM.into(),
+        crate::io::format_date(config.test_from),
+    );
+    metadata.insert(
+        crate::io::meta::AS_OF.into(),
+        crate::io::format_date(days.returns.dates[days.t]),
+    );
+    metadata.insert(crate::io::meta::TRAIN_DAYS.into(), fit_days.to_string());
+    write_paths(config, &set, &days.regime_in_force, metadata, &generator)
+}
+
+/// Writes `config.n` paths (its shard's) of `generator` with `metadata` and its parameters.
+fn write_paths(
+    config: &BaselineConfig,
+    set: &WindowSet,
+    regime: &str,
+    mut metadata: BTreeMap<String, String>,
+    generator: &dyn PathGenerator,
+) -> Result<PathBuf> {
     metadata.insert(crate::io::meta::PARAMETERS.into(), generator.parameters());
     metadata.extend(config.shard.metadata(config.n));
-    let mut writer = ScenarioWriter::create(
-        &config.out,
-        &set.assets,
-        &config.regime,
-        set.window,
-        metadata,
-    )?;
+    let n_assets = set.assets.len();
+    let mut writer =
+        ScenarioWriter::create(&config.out, &set.assets, regime, set.window, metadata)?;
     for paths in batches_of(config.shard.paths(config.n), BATCH) {
         let start = paths.start;
         let mut values = Vec::with_capacity(paths.len() * set.window * n_assets);

@@ -7,11 +7,11 @@ use clap::{ArgAction, ValueEnum};
 use super::date;
 use super::ingest::{value_kind, KindArg, RegimeArgs, ReturnsArg};
 use scengen::baselines::{BaselineConfig, Method};
-use scengen::data::{DEFAULT_DATE_COLUMN, EMBEDDED_PRICES};
+use scengen::data::{AsOf, DEFAULT_DATE_COLUMN, EMBEDDED_PRICES};
 use scengen::device::{device_name, select_device};
 use scengen::diffusion::{SamplerKind, ScheduleKind, Spacing};
 use scengen::error::{Error, Result};
-use scengen::generate::{default_batch_size, AsOf, BenchConfig, GenerateConfig, DEFAULT_SAMPLER};
+use scengen::generate::{default_batch_size, BenchConfig, GenerateConfig, DEFAULT_SAMPLER};
 use scengen::io::parse_date;
 use scengen::model::Engine;
 use scengen::scenarios::{default_scenario_file, Shard};
@@ -346,8 +346,8 @@ pub enum StartsArg {
 #[derive(Debug, clap::Args)]
 pub struct AsOfArgs {
     /// Paths for the trading days after this date's close (the last trading day on or before
-    /// it), started from the market's volatility state then, read from --prices (diffusion
-    /// only).
+    /// it), started from the market's state then, read from --prices: the diffusion model's
+    /// volatility state, or FHS's conditional variances (with --method fhs).
     #[arg(long)]
     pub as_of: Option<String>,
     /// With --as-of: Parquet panel of prices (or returns, with --kind) holding the model's
@@ -386,38 +386,45 @@ impl AsOfArgs {
 
 /// What `generate` will run.
 pub enum GenerateJob {
-    Diffusion(Box<GenerateConfig>),
+    Diffusion(GenerateConfig),
     Baseline(BaselineConfig),
 }
 
 impl GenerateArgs {
     pub fn into_job(self) -> Result<GenerateJob> {
         let shard = parse_shard(self.shard.as_deref())?;
-        let method =
-            match self.method {
-                MethodArg::Diffusion => {
-                    let config = GenerateConfig {
-                        shard,
-                        ..self.into_diffusion()?
-                    };
-                    return Ok(GenerateJob::Diffusion(Box::new(config)));
-                }
-                _ if self.as_of.as_of.is_some() => return Err(Error::option(
-                    "--as-of",
-                    self.as_of.as_of.unwrap_or_default(),
-                    "is for the diffusion model; FHS's and historical simulation's forecasts as \
-                     of each date are in `scengen forecast-backtest`",
-                )),
-                MethodArg::Gaussian => Method::Gaussian,
-                MethodArg::Bootstrap => Method::Bootstrap,
-                MethodArg::Fhs => Method::Fhs,
-            };
-        let regime = self
-            .regime
-            .ok_or_else(|| Error::option("--regime", "", "is needed by a baseline"))?;
+        let method = match self.method {
+            MethodArg::Diffusion => {
+                let config = GenerateConfig {
+                    shard,
+                    ..self.into_diffusion()?
+                };
+                return Ok(GenerateJob::Diffusion(config));
+            }
+            MethodArg::Gaussian => Method::Gaussian,
+            MethodArg::Bootstrap => Method::Bootstrap,
+            MethodArg::Fhs => Method::Fhs,
+        };
+        let as_of = self.as_of.into_as_of()?;
+        let (regime, out_name) = match (self.regime, &as_of) {
+            (Some(regime), Some(_)) => {
+                return Err(Error::option(
+                    "--regime",
+                    regime,
+                    "does not apply to fhs as of a date, which starts from the close's own \
+                     variances",
+                ))
+            }
+            (Some(regime), None) => (regime.clone(), regime),
+            (None, Some(a)) => (
+                String::new(),
+                format!("as-of-{}", scengen::io::format_date(a.date)),
+            ),
+            (None, None) => return Err(Error::option("--regime", "", "is needed by a baseline")),
+        };
         let out = self
             .out
-            .unwrap_or_else(|| default_scenario_file(&regime, Some(method.name())));
+            .unwrap_or_else(|| default_scenario_file(&out_name, Some(method.name())));
         Ok(GenerateJob::Baseline(BaselineConfig {
             method,
             data: self.data,
@@ -428,6 +435,7 @@ impl GenerateArgs {
             block_length: self.block_length,
             out,
             shard,
+            as_of,
         }))
     }
 

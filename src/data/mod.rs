@@ -1,6 +1,7 @@
 //! Ingest: a Parquet panel of prices or returns becomes daily log returns, cut into rolling
 //! windows, each labelled with the market regime known on its first day.
 
+mod as_of;
 mod days;
 mod ingest;
 mod panel;
@@ -9,6 +10,7 @@ mod returns;
 mod synthetic;
 mod windows;
 
+pub use as_of::{AsOf, MarketDays};
 pub use days::DailyPanel;
 pub use ingest::{ingest, IngestConfig, IngestSummary};
 pub use panel::{OnMissing, Panel, ValueKind, DEFAULT_DATE_COLUMN};

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::baselines::{backcast, log_likelihood, Garch11, GarchPanel};
+use crate::baselines::{backcast, log_likelihood, FhsModel, Garch11, GarchPanel};
 use crate::error::{Error, Result};
 use crate::rng::SeededRng;
 
@@ -91,8 +91,7 @@ pub struct History<'a> {
 /// days of the fit's standardised residuals resampled jointly.
 pub struct FhsAsOf {
     pub(super) garch: GarchPanel,
-    /// One row of all assets per fitting day.
-    residuals: Vec<Vec<f64>>,
+    model: FhsModel,
     paths: usize,
     seed: u64,
 }
@@ -101,19 +100,9 @@ impl FhsAsOf {
     pub fn fit(history: &History, paths: usize, seed: u64) -> Result<Self> {
         let fit_days = history.first_test_day;
         let garch = GarchPanel::fit(history.returns, fit_days, history.assets)?;
-        let residuals = (0..fit_days)
-            .map(|d| {
-                garch
-                    .params
-                    .iter()
-                    .enumerate()
-                    .map(|(a, p)| (history.returns[a][d] - p.mu) / garch.variances[a][d].sqrt())
-                    .collect()
-            })
-            .collect();
         Ok(Self {
+            model: FhsModel::from_panel(&garch, fit_days),
             garch,
-            residuals,
             paths,
             seed,
         })
@@ -131,20 +120,11 @@ impl Forecaster for FhsAsOf {
 
     fn ensemble(&self, t: usize, _regime: &str, horizon: usize) -> Result<Ensemble<'_>> {
         let start = self.garch.next_variances(t);
-        let params = &self.garch.params;
-        let mut out = Vec::with_capacity(self.paths * horizon * params.len());
+        let mut out = Vec::with_capacity(self.paths * horizon * start.len());
         for path in 0..self.paths {
             // Stream per (date, path): the same paths whatever else is scored.
             let mut rng = SeededRng::new(self.seed, ((t as u64) << 24) | path as u64);
-            let mut var = start.clone();
-            for _ in 0..horizon {
-                let z = &self.residuals[rng.below(self.residuals.len())];
-                for (a, p) in params.iter().enumerate() {
-                    let e = var[a].sqrt() * z[a];
-                    out.push(p.mu + e);
-                    var[a] = p.next_variance(e, var[a]);
-                }
-            }
+            self.model.path(&start, horizon, &mut rng, &mut out);
         }
         Ok(Ensemble::Own(out))
     }

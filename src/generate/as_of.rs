@@ -9,10 +9,8 @@
 //! ([`LevelSets`]), exact under the model, and a backtest of hundreds of dates draws
 //! `levels x paths` paths per regime instead of `dates x paths`.
 
-use std::path::PathBuf;
-
 use crate::baselines::GarchPanel;
-use crate::data::{OnMissing, Panel, RegimeCalendar, RegimeRule, Returns, SignalSource, ValueKind};
+use crate::data::AsOf;
 use crate::error::{Error, Result};
 use crate::io::format_date;
 use crate::model::{Engine, LoadedModel, ModelCard};
@@ -99,19 +97,6 @@ pub fn rescale(paths: &mut [f64], factors: &[f64]) {
     }
 }
 
-/// The market data a run as of a date reads: the panel (as ingest reads it) and the regime
-/// signal.
-#[derive(Debug, Clone)]
-pub struct AsOf {
-    /// The close the paths start after: the last trading day on or before it.
-    pub date: i32,
-    pub prices: PathBuf,
-    pub date_column: String,
-    pub kind: ValueKind,
-    pub signal: SignalSource,
-    pub rule: RegimeRule,
-}
-
 /// The market at an as-of close, for one model: the regime in force after it and the chain's
 /// level distribution for the next day.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,50 +111,23 @@ pub struct MarketState {
     pub variances: Vec<f64>,
 }
 
+/// The model's side of [`AsOf`], here because it needs the model.
 impl AsOf {
     /// Reads the model's assets from the panel and the signal, up to the as-of close; `regime`
     /// (the one in force when `None`) picks the chain whose level is filtered. Data after the
     /// close is never used.
     pub fn state(&self, card: &ModelCard, regime: Option<&str>) -> Result<MarketState> {
-        let panel = Panel::read(&self.prices, &self.date_column, Some(&card.assets))?
-            .clean(self.kind, OnMissing::Error)?;
-        let returns = Returns::from_panel(&panel, self.kind);
-        let dates = &returns.dates;
-        let (Some(&first), Some(&last)) = (dates.first(), dates.last()) else {
-            return Err(Error::option(
-                "prices",
-                self.prices.display(),
-                "has no return days",
-            ));
-        };
-        if self.date < first || self.date > last {
-            return Err(Error::option(
-                "as-of",
-                format_date(self.date),
-                format!(
-                    "is outside the return days of {} ({} to {})",
-                    self.prices.display(),
-                    format_date(first),
-                    format_date(last)
-                ),
-            ));
-        }
-        let t = dates.partition_point(|&d| d <= self.date) - 1;
-        // The history first: a date too early for a window has no state whatever the signal.
-        standardised_days(card, &returns.columns, dates, t)?;
-        let calendar = RegimeCalendar::load(&self.signal, &self.rule, &self.date_column)?;
-        let in_force = calendar
-            .label(dates[t], dates[t], "scenarios as of this date")?
-            .to_string();
-        let label = regime.unwrap_or(&in_force);
+        let days = self.read(&card.assets, card.window)?;
+        let label = regime.unwrap_or(&days.regime_in_force);
         let class = card.regime_index(label)?;
         let test_from = crate::io::parse_date("model", &card.training.test_from)?;
-        let fit_days = dates.partition_point(|&d| d < test_from).min(t + 1);
+        let (returns, t) = (&days.returns, days.t);
+        let fit_days = AsOf::fit_days(&days, test_from);
         let garch = GarchPanel::fit(&returns.columns, fit_days, &card.assets)?;
         Ok(MarketState {
-            close: dates[t],
-            regime_in_force: in_force.clone(),
-            levels: market_levels(card, class, &returns.columns, dates, t)?,
+            close: returns.dates[t],
+            regime_in_force: days.regime_in_force.clone(),
+            levels: market_levels(card, class, &returns.columns, &returns.dates, t)?,
             variances: garch.variance_forecasts(t, card.window),
         })
     }

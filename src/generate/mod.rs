@@ -8,7 +8,7 @@ mod guidance;
 mod start_days;
 
 pub use as_of::{
-    market_levels, rescale, standardised_days, variance_factors, AsOf, LevelSets, MarketState,
+    market_levels, rescale, standardised_days, variance_factors, LevelSets, MarketState,
 };
 pub use bench::{bench, peak_rss_mib, BenchConfig, BenchReport};
 pub use guidance::guided_eps;
@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 
+use crate::data::AsOf;
 use crate::diffusion::{NoiseSchedule, SamplerKind};
 use crate::error::{Error, Result};
 use crate::model::{load_model, pad_mask, Denoiser, Engine, LoadedModel, DEFAULT_MODEL};

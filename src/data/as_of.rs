@@ -1,0 +1,87 @@
+//! The market data of a run as of a close: a panel (as ingest reads it) and the regime signal,
+//! read up to the last trading day on or before a date, and never after it.
+
+use std::path::PathBuf;
+
+use super::{OnMissing, Panel, RegimeCalendar, RegimeRule, Returns, SignalSource, ValueKind};
+use crate::error::{Error, Result};
+use crate::io::format_date;
+
+/// Where and as of when: the close the paths start after, the panel and the regime signal.
+#[derive(Debug, Clone)]
+pub struct AsOf {
+    /// The close is the last trading day on or before it.
+    pub date: i32,
+    pub prices: PathBuf,
+    pub date_column: String,
+    pub kind: ValueKind,
+    pub signal: SignalSource,
+    pub rule: RegimeRule,
+}
+
+/// The panel's log returns and where the close falls among them.
+pub struct MarketDays {
+    pub returns: Returns,
+    /// The close's index among `returns.dates`.
+    pub t: usize,
+    /// The regime in force after the close.
+    pub regime_in_force: String,
+}
+
+impl AsOf {
+    /// Reads `assets` from the panel and the regime in force after the close, which must have
+    /// at least `history` return days up to it. Errors name the date when it is outside the
+    /// panel's return days, too early for `history`, or without a signal value.
+    pub fn read(&self, assets: &[String], history: usize) -> Result<MarketDays> {
+        let panel = Panel::read(&self.prices, &self.date_column, Some(assets))?
+            .clean(self.kind, OnMissing::Error)?;
+        let returns = Returns::from_panel(&panel, self.kind);
+        let dates = &returns.dates;
+        let (Some(&first), Some(&last)) = (dates.first(), dates.last()) else {
+            return Err(Error::option(
+                "prices",
+                self.prices.display(),
+                "has no return days",
+            ));
+        };
+        if self.date < first || self.date > last {
+            return Err(Error::option(
+                "as-of",
+                format_date(self.date),
+                format!(
+                    "is outside the return days of {} ({} to {})",
+                    self.prices.display(),
+                    format_date(first),
+                    format_date(last)
+                ),
+            ));
+        }
+        let t = dates.partition_point(|&d| d <= self.date) - 1;
+        if t + 1 < history {
+            return Err(Error::option(
+                "as-of",
+                format_date(dates[t]),
+                format!(
+                    "has {} return days up to it; the market's state needs the {history} before",
+                    t + 1
+                ),
+            ));
+        }
+        let calendar = RegimeCalendar::load(&self.signal, &self.rule, &self.date_column)?;
+        let regime_in_force = calendar
+            .label(dates[t], dates[t], "scenarios as of this date")?
+            .to_string();
+        Ok(MarketDays {
+            returns,
+            t,
+            regime_in_force,
+        })
+    }
+
+    /// The number of return days before `test_from`, or up to the close when that is earlier:
+    /// the days a model of the close may be fitted on.
+    pub fn fit_days(days: &MarketDays, test_from: i32) -> usize {
+        let dates = &days.returns.dates;
+        dates.partition_point(|&d| d < test_from).min(days.t + 1)
+    }
+}
