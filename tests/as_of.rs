@@ -96,11 +96,22 @@ fn the_state_uses_no_data_after_its_date_and_a_seed_repeats_its_paths() {
     );
 }
 
+/// The correlation matrix of the rows (of `n` values) in `values`.
+fn sample_correlation(values: &[f64], n: usize) -> Vec<f64> {
+    scengen::stats::correlation_from_covariance(&scengen::stats::covariance_matrix(values, n, 1), n)
+}
+
+fn mean_off_diagonal(m: &[f64], n: usize) -> f64 {
+    let total: f64 = (0..n * n).filter(|k| k / n != k % n).map(|k| m[k]).sum();
+    total / (n * (n - 1)) as f64
+}
+
 #[test]
-fn a_stressed_close_starts_the_same_regime_higher_and_at_garch_s_variances() {
+fn a_stressed_close_starts_the_same_regime_higher_at_garch_s_variances_and_its_correlation() {
     // 2020-03-13 (a week into the Covid crash) against 2017-06-01 (calm), both drawn as
-    // high-vix: the chain's filtered level is higher after the crash days, and every asset's
-    // variance over the paths is its GARCH forecast for the day.
+    // high-vix: the chain's filtered level is higher after the crash days, every asset's
+    // variance over the paths moves as its GARCH forecast does, and the correlation as the
+    // close's EWMA correlation does.
     let dir = tempfile::tempdir().unwrap();
     let card = load_model(model(), &candle_core::Device::Cpu).unwrap().card;
     let assets = card.assets.len();
@@ -109,6 +120,8 @@ fn a_stressed_close_starts_the_same_regime_higher_and_at_garch_s_variances() {
     // mean of GARCH's forecasts for those days.
     let mut variances = Vec::new();
     let mut targets = Vec::new();
+    // Per date: the state's mean pairwise correlation and the paths'.
+    let mut correlations = Vec::new();
     for date in ["2017-06-01", "2020-03-13"] {
         let a = as_of(date, &embedded_prices());
         let state = a.state(&card, Some("high-vix")).unwrap();
@@ -131,6 +144,10 @@ fn a_stressed_close_starts_the_same_regime_higher_and_at_garch_s_variances() {
         generate(&c).unwrap();
         let set = read_scenarios(&out).unwrap();
         let days = set.window;
+        correlations.push((
+            mean_off_diagonal(&state.correlation, assets),
+            mean_off_diagonal(&sample_correlation(&set.values, assets), assets),
+        ));
         for a in 0..assets {
             let x: Vec<f64> = set.values.iter().skip(a).step_by(assets).copied().collect();
             let mean = x.iter().sum::<f64>() / x.len() as f64;
@@ -155,6 +172,11 @@ fn a_stressed_close_starts_the_same_regime_higher_and_at_garch_s_variances() {
         .map(|a| (variances[assets + a] / variances[a]) / (targets[assets + a] / targets[a]))
         .collect();
     moves.sort_by(f64::total_cmp);
+    // The crash week's correlation is higher, in the state and in the paths.
+    assert!(
+        correlations[1].0 > correlations[0].0 + 0.1 && correlations[1].1 > correlations[0].1 + 0.1,
+        "(state, paths) mean correlation, calm then stressed: {correlations:?}"
+    );
     // Measured: 0.91 to 1.01. Without the rescaling they would be the chain's move over
     // GARCH's, about a tenth.
     assert!(

@@ -141,20 +141,25 @@ fn truncated(source: &Path, last: i32, out: &Path) -> PathBuf {
     out.to_path_buf()
 }
 
+/// `c` with the prices and the index cut after `date` (copies in `dir`).
+fn cut_after(c: &ForecastBacktestConfig, date: i32, dir: &Path) -> ForecastBacktestConfig {
+    let mut cut = c.clone();
+    cut.prices = truncated(&embedded_prices(), date, &dir.join("prices.parquet"));
+    cut.signal = SignalSource::RealizedVol {
+        path: truncated(&embedded_index(), date, &dir.join("index.parquet")),
+        column: "SPX".into(),
+    };
+    cut.to = None;
+    cut
+}
+
 #[test]
 fn a_forecast_uses_no_data_after_its_date() {
     let dir = tempfile::tempdir().unwrap();
     let c = config(&dir.path().join("out"));
     let date = parse_date("t", "2016-03-01").unwrap();
     let full = forecasts_as_of(&c, date, 5).unwrap();
-    let mut cut = c.clone();
-    cut.prices = truncated(&embedded_prices(), date, &dir.path().join("prices.parquet"));
-    cut.signal = SignalSource::RealizedVol {
-        path: truncated(&embedded_index(), date, &dir.path().join("index.parquet")),
-        column: "SPX".into(),
-    };
-    cut.to = None;
-    let alone = forecasts_as_of(&cut, date, 5).unwrap();
+    let alone = forecasts_as_of(&cut_after(&c, date, dir.path()), date, 5).unwrap();
     assert_eq!(full.len(), 5);
     for ((name, a), (_, b)) in full.iter().zip(&alone) {
         assert_eq!(
@@ -245,14 +250,7 @@ fn the_diffusion_model_as_of_a_date_uses_no_data_after_it() {
     let names: Vec<&str> = full.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names[..2], ["diffusion", DIFFUSION_STATE]);
     assert_ne!(full[0].1, full[1].1, "the state changed nothing");
-    let mut cut = c.clone();
-    cut.prices = truncated(&embedded_prices(), date, &dir.path().join("prices.parquet"));
-    cut.signal = SignalSource::RealizedVol {
-        path: truncated(&embedded_index(), date, &dir.path().join("index.parquet")),
-        column: "SPX".into(),
-    };
-    cut.to = None;
-    let alone = forecasts_as_of(&cut, date, 5).unwrap();
+    let alone = forecasts_as_of(&cut_after(&c, date, dir.path()), date, 5).unwrap();
     assert_eq!(
         full[1], alone[1],
         "diffusion-state changed without the later data"

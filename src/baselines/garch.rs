@@ -243,3 +243,41 @@ impl GarchPanel {
             .collect()
     }
 }
+
+/// Days of the EWMA correlation's run-in before the close: at a decay of 0.97 the start's
+/// weight is 0.97^250 < 0.1%.
+const CORRELATION_RUN_IN: usize = 250;
+
+impl GarchPanel {
+    /// Asset a's GARCH-standardised residual on return day `d`.
+    fn residuals(&self, d: usize) -> Vec<f64> {
+        self.params
+            .iter()
+            .enumerate()
+            .map(|(a, p)| (self.returns[a][d] - p.mu) / self.variances[a][d].sqrt())
+            .collect()
+    }
+
+    /// The sample correlation of the standardised residuals of the first `fit_days` days.
+    pub fn long_run_correlation(&self, fit_days: usize) -> Vec<f64> {
+        let n = self.params.len();
+        let rows: Vec<f64> = (0..fit_days).flat_map(|d| self.residuals(d)).collect();
+        crate::stats::correlation_from_covariance(&crate::stats::covariance_matrix(&rows, n, 1), n)
+    }
+
+    /// The cross-asset correlation as of return day `t`: the EWMA (decay `lambda`) of the
+    /// standardised residuals' outer products over the 250 days up to `t`, started from
+    /// `long_run` ([`GarchPanel::long_run_correlation`]): RiskMetrics' correlation of
+    /// devolatilised returns.
+    pub fn correlation_at(&self, t: usize, long_run: &[f64], lambda: f64) -> Vec<f64> {
+        let n = self.params.len();
+        let mut q = long_run.to_vec();
+        for d in (t + 1).saturating_sub(CORRELATION_RUN_IN)..=t {
+            let z = self.residuals(d);
+            for (k, v) in q.iter_mut().enumerate() {
+                *v = lambda * *v + (1.0 - lambda) * z[k / n] * z[k % n];
+            }
+        }
+        crate::stats::correlation_from_covariance(&q, n)
+    }
+}

@@ -57,16 +57,7 @@ impl AsOf {
             ));
         }
         let t = dates.partition_point(|&d| d <= self.date) - 1;
-        if t + 1 < history {
-            return Err(Error::option(
-                "as-of",
-                format_date(dates[t]),
-                format!(
-                    "has {} return days up to it; the market's state needs the {history} before",
-                    t + 1
-                ),
-            ));
-        }
+        require_history(dates, t, history)?;
         let calendar = RegimeCalendar::load(&self.signal, &self.rule, &self.date_column)?;
         let regime_in_force = calendar
             .label(dates[t], dates[t], "scenarios as of this date")?
@@ -84,4 +75,20 @@ impl AsOf {
         let dates = &days.returns.dates;
         dates.partition_point(|&d| d < test_from).min(days.t + 1)
     }
+}
+
+/// An error naming return day `t` (of `dates`) when fewer than `days` return days lead up to
+/// it.
+pub fn require_history(dates: &[i32], t: usize, days: usize) -> Result<()> {
+    if t + 1 >= days {
+        return Ok(());
+    }
+    Err(Error::option(
+        "as-of",
+        format_date(dates[t]),
+        format!(
+            "has {} return days up to it; the market's state needs the {days} before",
+            t + 1
+        ),
+    ))
 }

@@ -1,9 +1,9 @@
 //! `diffusion-state`: the diffusion model's scenarios as of each date, as `generate --as-of`
 //! draws them. The regime in force picks the prior's chain, the days up to the close pick its
 //! volatility level (`generate::LevelSets`: one set of paths per regime and starting level,
-//! mixed in each date's proportions), and each asset's paths are rescaled so that every day's
-//! variance is the asset's GARCH forecast from the close (FHS's fits): GARCH's variances, the
-//! diffusion model's joint paths.
+//! mixed in each date's proportions), and every day of the paths is mapped onto the covariance
+//! of the assets' GARCH variance forecasts from the close (FHS's fits) and the close's EWMA
+//! correlation: the state's covariance, the diffusion model's joint paths.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,7 +11,7 @@ use std::path::Path;
 use super::forecasters::{Ensemble, FhsAsOf, Forecaster, History};
 use crate::error::Result;
 use crate::generate::{
-    default_guidance, market_levels, rescale, variance_factors, LevelSets, PathDraw,
+    default_guidance, market_levels, CovarianceTarget, LevelSets, PathDraw, CORRELATION_LAMBDA,
     DEFAULT_SAMPLER,
 };
 use crate::model::{load_model, Engine, ModelCard};
@@ -27,6 +27,8 @@ pub struct DiffusionState {
     regimes: BTreeMap<String, LevelSets>,
     /// FHS's GARCH fits, whose variance forecasts the paths are rescaled to.
     fhs: FhsAsOf,
+    /// The correlation of the GARCH residuals of the days before the test period.
+    long_run: Vec<f64>,
     paths: usize,
     seed: u64,
 }
@@ -55,12 +57,14 @@ impl DiffusionState {
             let sets = LevelSets::draw(&mut model, Engine::Auto, &draw, paths, &bar)?;
             regimes.insert(label, sets);
         }
+        let fhs = FhsAsOf::fit(history, paths, seed)?;
         Ok(Self {
             card: model.card,
             returns: history.returns.to_vec(),
             dates: dates.to_vec(),
             regimes,
-            fhs: FhsAsOf::fit(history, paths, seed)?,
+            long_run: fhs.garch.long_run_correlation(history.first_test_day),
+            fhs,
             paths,
             seed,
         })
@@ -81,11 +85,11 @@ impl Forecaster for DiffusionState {
         let levels = market_levels(&self.card, class, &self.returns, &self.dates, t)?;
         let sets = &self.regimes[regime];
         let mut paths = sets.mixed(&levels, self.paths, horizon, self.seed, t as u64);
-        let target = self.fhs.garch.variance_forecasts(t, horizon);
-        rescale(
-            &mut paths,
-            &variance_factors(&self.card, class, &levels, &target),
-        );
+        let garch = &self.fhs.garch;
+        let variances = garch.variance_forecasts(t, horizon);
+        let correlation = garch.correlation_at(t, &self.long_run, CORRELATION_LAMBDA);
+        CovarianceTarget::new(&self.card, class, &levels, &variances, &correlation)
+            .apply(&mut paths);
         Ok(Ensemble::Own(paths))
     }
 }

@@ -10,11 +10,11 @@
 //! `levels x paths` paths per regime instead of `dates x paths`.
 
 use crate::baselines::GarchPanel;
-use crate::data::AsOf;
+use crate::data::{require_history, AsOf};
 use crate::error::{Error, Result};
-use crate::io::format_date;
 use crate::model::{Engine, LoadedModel, ModelCard};
 use crate::rng::SeededRng;
+use crate::stats::symmetric_power;
 
 use super::{sample_paths, PathDraw};
 
@@ -28,16 +28,7 @@ pub fn standardised_days(
     t: usize,
 ) -> Result<Vec<f32>> {
     let days = card.window;
-    if t + 1 < days {
-        return Err(Error::option(
-            "as-of",
-            format_date(dates[t]),
-            format!(
-                "has {} return days up to it; the market's state needs the {days} before",
-                t + 1
-            ),
-        ));
-    }
+    require_history(dates, t, days)?;
     let norm = &card.normalisation;
     Ok((t + 1 - days..=t)
         .flat_map(|d| {
@@ -64,41 +55,101 @@ pub fn market_levels(
     })
 }
 
-/// Factors (day-major, one per asset) that rescale paths of regime `regime` started from
-/// `levels` so that asset a's variance on day d is `target[d * assets + a]` (daily log
-/// returns², e.g. GARCH's forecasts): the model's own variance there is its prior's
-/// ([`crate::model::GaussianPrior::day_variances`]), in return units. The network's correction
-/// moves it by a few percent, which the factors leave.
-pub fn variance_factors(
-    card: &ModelCard,
-    regime: usize,
-    levels: &[f64],
-    target: &[f64],
-) -> Vec<f64> {
-    let assets = card.assets.len();
-    let days = target.len() / assets;
-    let std = &card.normalisation.std;
-    let model = match &card.prior {
-        Some(prior) => prior.day_variances(regime, levels, days),
-        None => vec![1.0; days * assets],
-    };
-    model
-        .iter()
-        .zip(target)
-        .enumerate()
-        .map(|(k, (v, t))| (t / (v * std[k % assets] * std[k % assets])).sqrt())
-        .collect()
+/// A map of each day of a regime's paths started from given levels onto a target covariance
+/// diag(σ_d) R diag(σ_d): each asset's variance on day d (e.g. its GARCH forecast) and one
+/// correlation (e.g. the close's EWMA correlation). Day d of every path is whitened by the
+/// prior's covariance of that day, which is diagonal in Σ's eigenbasis
+/// ([`crate::model::GaussianPrior::day_scale_moments`]), then coloured by R^½ and σ_d: the
+/// same linear map for every path, so paths keep their shape (tails, volatility moves within
+/// the path) and shards agree. The network's correction moves the covariance a little, which
+/// the map leaves.
+pub struct CovarianceTarget {
+    n: usize,
+    /// Σ's eigenvectors in columns (row-major).
+    vectors: Vec<f64>,
+    /// Per day and eigen-direction: 1 / √(the prior's variance of the direction that day).
+    whiten: Vec<f64>,
+    /// R^½, symmetric.
+    root: Vec<f64>,
+    /// Per day and asset: the target standard deviation.
+    sd: Vec<f64>,
+    /// The model's standardisation of each asset.
+    std: Vec<f64>,
 }
 
-/// Multiplies each path (path, day, asset) by the day's and asset's factor.
-pub fn rescale(paths: &mut [f64], factors: &[f64]) {
-    for path in paths.chunks_exact_mut(factors.len()) {
-        path.iter_mut().zip(factors).for_each(|(x, f)| *x *= f);
+impl CovarianceTarget {
+    /// For regime `regime` of `card` started from `levels`, onto the variances `variances`
+    /// (day-major, one per asset; as many days as the paths will have) and the correlation
+    /// `correlation` (assets x assets).
+    pub fn new(
+        card: &ModelCard,
+        regime: usize,
+        levels: &[f64],
+        variances: &[f64],
+        correlation: &[f64],
+    ) -> Self {
+        let n = card.assets.len();
+        let days = variances.len() / n;
+        let (lambda, vectors, market, moments) = match &card.prior {
+            Some(prior) => {
+                let basis = prior.basis(regime);
+                let moments = prior.day_scale_moments(regime, levels, days);
+                (basis.lambda, basis.vectors, Some(basis.market), moments)
+            }
+            None => {
+                let identity = (0..n * n).map(|k| f64::from(k / n == k % n)).collect();
+                (vec![1.0; n], identity, None, vec![(1.0, 0.0); days])
+            }
+        };
+        let whiten = moments
+            .iter()
+            .flat_map(|&(common, extra)| {
+                let lambda = &lambda;
+                (0..n).map(move |j| {
+                    let market_extra = if Some(j) == market { extra } else { 0.0 };
+                    1.0 / ((common + market_extra) * lambda[j]).sqrt()
+                })
+            })
+            .collect();
+        Self {
+            n,
+            vectors,
+            whiten,
+            root: symmetric_power(correlation, n, 0.5, 0.0),
+            sd: variances.iter().map(|v| v.sqrt()).collect(),
+            std: card.normalisation.std.clone(),
+        }
+    }
+
+    /// Maps every path (path, day, asset) in place.
+    pub fn apply(&self, paths: &mut [f64]) {
+        let n = self.n;
+        let days = self.sd.len() / n;
+        let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+        for path in paths.chunks_exact_mut(days * n) {
+            for (d, x) in path.chunks_exact_mut(n).enumerate() {
+                // Standardised, into Σ's eigenbasis, whitened, back.
+                for (j, out) in b.iter_mut().enumerate() {
+                    *out = (0..n)
+                        .map(|i| self.vectors[i * n + j] * x[i] / self.std[i])
+                        .sum::<f64>()
+                        * self.whiten[d * n + j];
+                }
+                for (i, out) in a.iter_mut().enumerate() {
+                    *out = (0..n).map(|j| self.vectors[i * n + j] * b[j]).sum();
+                }
+                // Coloured by R^½ and the day's standard deviations.
+                for (i, out) in x.iter_mut().enumerate() {
+                    let coloured: f64 = (0..n).map(|j| self.root[i * n + j] * a[j]).sum();
+                    *out = coloured * self.sd[d * n + i];
+                }
+            }
+        }
     }
 }
 
-/// The market at an as-of close, for one model: the regime in force after it and the chain's
-/// level distribution for the next day.
+/// The market at an as-of close, for one model: the regime in force after it, the chain's
+/// level distribution for the next day, and the covariance the paths are mapped onto.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MarketState {
     /// The last trading day on or before the as-of date.
@@ -109,7 +160,13 @@ pub struct MarketState {
     /// (day-major, one value per asset), from a fit on the days before the model's test
     /// period (or, for an earlier close, the days up to it).
     pub variances: Vec<f64>,
+    /// The cross-asset correlation at the close: the EWMA (decay [`CORRELATION_LAMBDA`]) of
+    /// the GARCH-standardised returns.
+    pub correlation: Vec<f64>,
 }
+
+/// RiskMetrics' decay for correlations.
+pub const CORRELATION_LAMBDA: f64 = 0.97;
 
 /// The model's side of [`AsOf`], here because it needs the model.
 impl AsOf {
@@ -129,6 +186,11 @@ impl AsOf {
             regime_in_force: days.regime_in_force.clone(),
             levels: market_levels(card, class, &returns.columns, &returns.dates, t)?,
             variances: garch.variance_forecasts(t, card.window),
+            correlation: garch.correlation_at(
+                t,
+                &garch.long_run_correlation(fit_days),
+                CORRELATION_LAMBDA,
+            ),
         })
     }
 }

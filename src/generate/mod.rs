@@ -8,7 +8,7 @@ mod guidance;
 mod start_days;
 
 pub use as_of::{
-    market_levels, rescale, standardised_days, variance_factors, LevelSets, MarketState,
+    market_levels, standardised_days, CovarianceTarget, LevelSets, MarketState, CORRELATION_LAMBDA,
 };
 pub use bench::{bench, peak_rss_mib, BenchConfig, BenchReport};
 pub use guidance::guided_eps;
@@ -338,10 +338,10 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
         guidance,
         seed: config.seed,
     };
-    // As of a close, each asset's variance on each day is its GARCH forecast there.
-    let factors = state
-        .as_ref()
-        .map(|s| variance_factors(&model.card, regime, &s.levels, &s.variances));
+    // As of a close, each day's covariance is GARCH's variances with the close's correlation.
+    let target = state.as_ref().map(|s| {
+        CovarianceTarget::new(&model.card, regime, &s.levels, &s.variances, &s.correlation)
+    });
     let starts = match (&state, &config.start_days) {
         (None, Some(windows)) => Some(TrainStarts::fit(&model.card, windows, regime)?),
         _ => None,
@@ -357,8 +357,8 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
             }
         }
         .map_err(|e| e.in_stage(Error::Generation))?;
-        if let Some(factors) = &factors {
-            rescale(&mut values, factors);
+        if let Some(target) = &target {
+            target.apply(&mut values);
         }
         writer.write_paths(first, &values)?;
     }

@@ -1,7 +1,7 @@
 //! Regime sets whose paths start from the regime's own train days, as FHS's do: each path
 //! draws a day on whose close the regime was in force next (the day before one of the
 //! regime's train windows), and starts from the market's state there as `generate --as-of`
-//! would (the chain's filtered level, each asset's GARCH variances). The set is then a mixture
+//! would (the chain's filtered level, each asset's GARCH variances, the EWMA correlation). The set is then a mixture
 //! over the regime's real starting states instead of the chain's fitted first-day levels.
 
 use std::path::Path;
@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::model::{Denoiser, Engine, LoadedModel, ModelCard};
 use crate::rng::SeededRng;
 
-use super::as_of::{market_levels, pick, variance_factors};
-use super::{rescale, sample_path_ids, PathDraw};
+use super::as_of::{market_levels, pick, CovarianceTarget, CORRELATION_LAMBDA};
+use super::{sample_path_ids, PathDraw};
 
 /// Stream offset of the draws of a path's starting day and level, apart from its noise's.
 const START_STREAM: u64 = 1 << 40;
@@ -24,6 +24,8 @@ pub struct TrainStarts {
     returns: Vec<Vec<f64>>,
     dates: Vec<i32>,
     garch: GarchPanel,
+    /// The correlation of the GARCH residuals of every train day.
+    long_run: Vec<f64>,
     /// Indices of the starting days among `dates`.
     starts: Vec<usize>,
     regime: usize,
@@ -65,6 +67,7 @@ impl TrainStarts {
         }
         Ok(Self {
             returns,
+            long_run: garch.long_run_correlation(days.len()),
             dates: days.dates,
             garch,
             starts,
@@ -72,14 +75,18 @@ impl TrainStarts {
         })
     }
 
-    /// Path p's starting level and its factors to each asset's GARCH variances (day-major).
-    fn start(&self, card: &ModelCard, seed: u64, path: usize) -> Result<(usize, Vec<f64>)> {
+    /// Path p's starting level and the map onto its day's covariance.
+    fn start(&self, card: &ModelCard, seed: u64, path: usize) -> Result<(usize, CovarianceTarget)> {
         let mut rng = SeededRng::new(seed, START_STREAM + path as u64);
         let t = self.starts[rng.below(self.starts.len())];
         let levels = market_levels(card, self.regime, &self.returns, &self.dates, t)?;
         let level = pick(&mut rng, &levels);
-        let target = self.garch.variance_forecasts(t, card.window);
-        Ok((level, variance_factors(card, self.regime, &levels, &target)))
+        let variances = self.garch.variance_forecasts(t, card.window);
+        let correlation = self
+            .garch
+            .correlation_at(t, &self.long_run, CORRELATION_LAMBDA);
+        let target = CovarianceTarget::new(card, self.regime, &levels, &variances, &correlation);
+        Ok((level, target))
     }
 
     /// Draws the paths `ids` (path, day, asset), each from its own starting day.
@@ -93,7 +100,7 @@ impl TrainStarts {
     ) -> Result<Vec<f64>> {
         let card = model.card.clone();
         let size = card.window * card.assets.len();
-        let starts: Vec<(usize, Vec<f64>)> = ids
+        let starts: Vec<(usize, CovarianceTarget)> = ids
             .iter()
             .map(|&p| self.start(&card, draw.seed, p))
             .collect::<Result<_>>()?;
@@ -120,7 +127,7 @@ impl TrainStarts {
             for (&i, path) in members.iter().zip(values.chunks_exact(size)) {
                 let slot = &mut out[i * size..(i + 1) * size];
                 slot.copy_from_slice(path);
-                rescale(slot, &starts[i].1);
+                starts[i].1.apply(slot);
             }
         }
         model.use_prior(prior);

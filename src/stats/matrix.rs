@@ -87,9 +87,41 @@ pub fn symmetric_eigen(m: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     (values, vectors)
 }
 
+/// M^p of a symmetric positive semi-definite matrix through its eigen-decomposition, each
+/// eigenvalue floored at `floor` first.
+pub fn symmetric_power(m: &[f64], n: usize, p: f64, floor: f64) -> Vec<f64> {
+    let (values, vectors) = symmetric_eigen(m, n);
+    let powered: Vec<f64> = values.iter().map(|v| v.max(floor).powf(p)).collect();
+    (0..n * n)
+        .map(|k| {
+            let (i, j) = (k / n, k % n);
+            (0..n)
+                .map(|c| vectors[i * n + c] * powered[c] * vectors[j * n + c])
+                .sum()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symmetric_square_root_squares_back_and_inverts() {
+        let a = [4.0, 2.0, 0.4, 2.0, 5.0, 1.0, 0.4, 1.0, 3.0];
+        let root = symmetric_power(&a, 3, 0.5, 0.0);
+        let inverse_root = symmetric_power(&a, 3, -0.5, 0.0);
+        for i in 0..3 {
+            for j in 0..3 {
+                let square: f64 = (0..3).map(|k| root[i * 3 + k] * root[k * 3 + j]).sum();
+                let identity: f64 = (0..3)
+                    .map(|k| root[i * 3 + k] * inverse_root[k * 3 + j])
+                    .sum();
+                assert!((square - a[i * 3 + j]).abs() < 1e-12);
+                assert!((identity - if i == j { 1.0 } else { 0.0 }).abs() < 1e-12);
+            }
+        }
+    }
 
     #[test]
     fn cholesky_reconstructs_its_matrix() {

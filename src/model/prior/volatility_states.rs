@@ -260,44 +260,34 @@ impl GaussianPrior {
 }
 
 impl GaussianPrior {
-    /// Each asset's variance (standardised units) on each of the first `days` days of class
-    /// `class`'s windows when they start from level distribution `levels` (day-major, one value
-    /// per asset): Σ_i p_d(i) Σ_j q_j s²_ij (Σ_aa + (m²_ij − 1) λ u_a²), with p_d the level
-    /// distribution d days on, q the shocks' probabilities, and λ, u the market direction's
-    /// variance and vector. Without a chain, Σ_aa on every day.
-    pub fn day_variances(&self, class: usize, levels: &[f64], days: usize) -> Vec<f64> {
-        let covariance = &self.covariances[class];
-        let assets = self.means[class].len();
-        let diagonal: Vec<f64> = (0..assets).map(|a| covariance[a * assets + a]).collect();
+    /// E[s²] and E[s² (m² − 1)] on each of the first `days` days of class `class`'s windows
+    /// when they start from level distribution `levels`: the day's covariance is then
+    /// E[s²] Σ + E[s² (m² − 1)] λ u uᵀ (λ, u the market direction's variance and vector), which
+    /// is diagonal in Σ's eigenbasis. (1, 0) on every day without a chain.
+    pub fn day_scale_moments(&self, class: usize, levels: &[f64], days: usize) -> Vec<(f64, f64)> {
         let Some(chain) = self.chains.get(class) else {
-            return diagonal.repeat(days);
+            return vec![(1.0, 0.0); days];
         };
-        let basis = self.basis(class);
-        let market: Vec<f64> = (0..assets)
-            .map(|a| {
-                let u = basis.vectors[a * assets + basis.market];
-                basis.lambda[basis.market] * u * u
-            })
-            .collect();
         let markets = self.market_multipliers();
         let mut started = chain.clone();
         started.level_initial = levels.to_vec();
         let shocks = chain.shocks();
-        let mut out = Vec::with_capacity(days * assets);
-        for p in started.level_marginals(days) {
-            // E[s²] and E[s² (m² − 1)] over the day's states.
-            let (mut common, mut extra) = (0.0, 0.0);
-            for (i, p) in p.iter().enumerate() {
-                for (j, q) in chain.shock_probabilities.iter().enumerate() {
-                    let k = i * shocks + j;
-                    let s2 = self.scales[k] * self.scales[k];
-                    common += p * q * s2;
-                    extra += p * q * s2 * (markets[k] * markets[k] - 1.0);
+        started
+            .level_marginals(days)
+            .iter()
+            .map(|p| {
+                let (mut common, mut extra) = (0.0, 0.0);
+                for (i, p) in p.iter().enumerate() {
+                    for (j, q) in chain.shock_probabilities.iter().enumerate() {
+                        let k = i * shocks + j;
+                        let s2 = self.scales[k] * self.scales[k];
+                        common += p * q * s2;
+                        extra += p * q * s2 * (markets[k] * markets[k] - 1.0);
+                    }
                 }
-            }
-            out.extend((0..assets).map(|a| common * diagonal[a] + extra * market[a]));
-        }
-        out
+                (common, extra)
+            })
+            .collect()
     }
 }
 
