@@ -92,11 +92,16 @@ pub fn symmetric_eigen(m: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
 pub fn symmetric_power(m: &[f64], n: usize, p: f64, floor: f64) -> Vec<f64> {
     let (values, vectors) = symmetric_eigen(m, n);
     let powered: Vec<f64> = values.iter().map(|v| v.max(floor).powf(p)).collect();
+    compose_eigen(&vectors, &powered, n)
+}
+
+/// U diag(λ) Uᵀ (U row-major, eigenvectors in columns).
+pub fn compose_eigen(vectors: &[f64], lambda: &[f64], n: usize) -> Vec<f64> {
     (0..n * n)
         .map(|k| {
             let (i, j) = (k / n, k % n);
             (0..n)
-                .map(|c| vectors[i * n + c] * powered[c] * vectors[j * n + c])
+                .map(|c| vectors[i * n + c] * lambda[c] * vectors[j * n + c])
                 .sum()
         })
         .collect()

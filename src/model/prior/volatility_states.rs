@@ -132,7 +132,7 @@ impl GaussianPrior {
             let direction: Vec<f64> = (0..assets)
                 .map(|i| sample.vectors[i * assets + sample.market])
                 .collect();
-            let covariance = compose(&sample.vectors, &lambda, assets);
+            let covariance = crate::stats::compose_eigen(&sample.vectors, &lambda, assets);
             (covariance, direction, fit.chain, history)
         };
         // Classes are independent: one thread each (the pooled class is as large as the rest).
@@ -348,18 +348,6 @@ fn typical_variances(
             let middle = column.len() / 2;
             let (_, median, _) = column.select_nth_unstable_by(middle, f64::total_cmp);
             (*median / CHI_SQUARE_1_MEDIAN).max(EIGENVALUE_FLOOR)
-        })
-        .collect()
-}
-
-/// U diag(λ) Uᵀ (U row-major, eigenvectors in columns).
-fn compose(vectors: &[f64], lambda: &[f64], n: usize) -> Vec<f64> {
-    (0..n * n)
-        .map(|k| {
-            let (i, j) = (k / n, k % n);
-            (0..n)
-                .map(|c| vectors[i * n + c] * lambda[c] * vectors[j * n + c])
-                .sum()
         })
         .collect()
 }
