@@ -25,7 +25,7 @@ pub struct DiffusionState {
     dates: Vec<i32>,
     /// Per regime label, its paths per starting level.
     regimes: BTreeMap<String, LevelSets>,
-    /// FHS's GARCH fits, whose variance forecasts the paths are rescaled to.
+    /// FHS's GARCH fits, whose variance forecasts the paths are mapped onto.
     fhs: FhsAsOf,
     /// The correlation of the GARCH residuals of the days before the test period.
     long_run: Vec<f64>,

@@ -2,7 +2,10 @@
 //! regime's days, so the state the market is in at a close is the chain's filter run over the
 //! days up to it (`GaussianPrior::next_day_levels`): windows drawn from the prior started
 //! there carry today's volatility level forward and revert as the chain's transitions say,
-//! the way GARCH carries its conditional variance. The network's correction is the same.
+//! the way GARCH carries its conditional variance. The network's correction is the same. Every
+//! day is then mapped onto the state's covariance ([`CovarianceTarget`]: each asset's GARCH
+//! variance forecast and the close's EWMA correlation), which the chain's common level and
+//! daily market shocks cannot hold.
 //!
 //! The filter needs only the level's distribution, so a set of paths per starting level
 //! covers every date: the paths as of a date are the levels' sets mixed in its proportions
