@@ -113,16 +113,10 @@ pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
             ),
         ));
     }
-    let mut metadata = BTreeMap::new();
-    metadata.insert(crate::io::meta::METHOD.into(), config.method.name().into());
-    metadata.insert(crate::io::meta::SEED.into(), config.seed.to_string());
+    let mut metadata = common_metadata(config);
     metadata.insert(
         crate::io::meta::DATA.into(),
         config.data.display().to_string(),
-    );
-    metadata.insert(
-        crate::io::meta::TEST_FROM.into(),
-        crate::io::format_date(config.test_from),
     );
     metadata.insert(crate::io::meta::TRAIN_DAYS.into(), days.len().to_string());
     let generator: Box<dyn PathGenerator> = match config.method {
@@ -157,16 +151,10 @@ fn generate_fhs_as_of(config: &BaselineConfig, as_of: &AsOf) -> Result<PathBuf> 
         model: FhsModel::from_panel(&garch, fit_days),
         start: garch.next_variances(days.t),
     };
-    let mut metadata = BTreeMap::new();
-    metadata.insert(crate::io::meta::METHOD.into(), config.method.name().into());
-    metadata.insert(crate::io::meta::SEED.into(), config.seed.to_string());
+    let mut metadata = common_metadata(config);
     metadata.insert(
         crate::io::meta::PRICES.into(),
         as_of.prices.display().to_string(),
-    );
-    metadata.insert(
-        crate::io::meta::TEST_FROM.into(),
-        crate::io::format_date(config.test_from),
     );
     metadata.insert(
         crate::io::meta::AS_OF.into(),
@@ -174,6 +162,18 @@ fn generate_fhs_as_of(config: &BaselineConfig, as_of: &AsOf) -> Result<PathBuf> 
     );
     metadata.insert(crate::io::meta::TRAIN_DAYS.into(), fit_days.to_string());
     write_paths(config, &set, &days.regime_in_force, metadata, &generator)
+}
+
+/// The metadata every baseline file has: the method, the seed and the training cut-off.
+fn common_metadata(config: &BaselineConfig) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (crate::io::meta::METHOD.into(), config.method.name().into()),
+        (crate::io::meta::SEED.into(), config.seed.to_string()),
+        (
+            crate::io::meta::TEST_FROM.into(),
+            crate::io::format_date(config.test_from),
+        ),
+    ])
 }
 
 /// Writes `config.n` paths (its shard's) of `generator` with `metadata` and its parameters.

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::forecasters::{Ensemble, FhsAsOf, Forecaster, History};
+use super::forecasters::{Ensemble, Forecaster, History};
+use super::ForecastBacktestConfig;
+use crate::baselines::GarchPanel;
 use crate::error::Result;
 use crate::generate::{
     default_guidance, market_levels, CovarianceTarget, LevelSets, PathDraw, CORRELATION_LAMBDA,
@@ -26,7 +28,7 @@ pub struct DiffusionState {
     /// Per regime label, its paths per starting level.
     regimes: BTreeMap<String, LevelSets>,
     /// FHS's GARCH fits, whose variance forecasts the paths are mapped onto.
-    fhs: FhsAsOf,
+    garch: GarchPanel,
     /// The correlation of the GARCH residuals of the days before the test period.
     long_run: Vec<f64>,
     paths: usize,
@@ -34,15 +36,16 @@ pub struct DiffusionState {
 }
 
 impl DiffusionState {
-    /// Draws `paths` paths per regime and starting level from the model in `dir` with the
-    /// default sampler; `dates` are the history's return days.
+    /// Draws `config.paths` paths per regime and starting level from the model in `dir` with
+    /// the default sampler; `dates` are the history's return days, `garch` FHS's fits on them.
     pub fn draw(
         dir: &Path,
         history: &History,
         dates: &[i32],
-        paths: usize,
-        seed: u64,
+        garch: GarchPanel,
+        config: &ForecastBacktestConfig,
     ) -> Result<Self> {
+        let (paths, seed) = (config.paths, config.seed);
         let mut model = load_model(dir, &candle_core::Device::Cpu)?;
         let guidance = default_guidance(&model.card);
         let mut regimes = BTreeMap::new();
@@ -57,14 +60,13 @@ impl DiffusionState {
             let sets = LevelSets::draw(&mut model, Engine::Auto, &draw, paths, &bar)?;
             regimes.insert(label, sets);
         }
-        let fhs = FhsAsOf::fit(history, paths, seed)?;
         Ok(Self {
             card: model.card,
             returns: history.returns.to_vec(),
             dates: dates.to_vec(),
             regimes,
-            long_run: fhs.garch.long_run_correlation(history.first_test_day),
-            fhs,
+            long_run: garch.long_run_correlation(history.first_test_day),
+            garch,
             paths,
             seed,
         })
@@ -85,7 +87,7 @@ impl Forecaster for DiffusionState {
         let levels = market_levels(&self.card, class, &self.returns, &self.dates, t)?;
         let sets = &self.regimes[regime];
         let mut paths = sets.mixed(&levels, self.paths, horizon, self.seed, t as u64);
-        let garch = &self.fhs.garch;
+        let garch = &self.garch;
         let variances = garch.variance_forecasts(t, horizon);
         let correlation = garch.correlation_at(t, &self.long_run, CORRELATION_LAMBDA);
         CovarianceTarget::new(&self.card, class, &levels, &variances, &correlation)

@@ -252,8 +252,11 @@ fn build_forecasters(
         });
         forecasters.push(Box::new(set));
     }
+    // One GARCH fit per asset, shared by FHS and the diffusion model's as-of covariance.
+    let fhs = FhsAsOf::fit(&history, config.paths, config.seed)?;
     if let Some(dir) = &config.model {
-        let state = DiffusionState::draw(dir, &history, &returns.dates, config.paths, config.seed)?;
+        let garch = fhs.garch.clone();
+        let state = DiffusionState::draw(dir, &history, &returns.dates, garch, config)?;
         generators.push(GeneratorInfo {
             name: state.name().to_string(),
             classical: false,
@@ -262,7 +265,7 @@ fn build_forecasters(
         forecasters.push(Box::new(state));
     }
     let as_of: Vec<Box<dyn Forecaster>> = vec![
-        Box::new(FhsAsOf::fit(&history, config.paths, config.seed)?),
+        Box::new(fhs),
         Box::new(Historical::plain(&history, config.lookback)),
         Box::new(Historical::filtered(
             &history,
