@@ -7,8 +7,9 @@
 //! and `bench`), [`baselines`] (the classical generators), [`scenarios`] (the scenario file that
 //! every generator writes and every analysis reads), [`evaluate`], [`covariance`],
 //! [`backtest`] (minimum-variance portfolios out of sample), [`risk`] (a portfolio's VaR, CVaR
-//! and stress P&L over scenario paths), [`var_backtest`] and [`forecast_backtest`] (every
-//! generator's scenarios scored as of each day with proper scoring rules); [`report`] (the HTML toolkit),
+//! and stress P&L over scenario paths), [`forecasters`] (every generator's scenarios as of a close), [`var_backtest`] and
+//! [`forecast_backtest`] (every generator's scenarios scored as of each day with proper
+//! scoring rules); [`report`] (the HTML toolkit),
 //! [`stats`], [`io`], [`device`] and [`rng`] serve them all; [`pipeline`] runs a whole
 //! nightly run of the stages, re-running only what changed (`scengen run`).
 //!
@@ -26,6 +27,7 @@ pub mod diffusion;
 pub mod error;
 pub mod evaluate;
 pub mod forecast_backtest;
+pub mod forecasters;
 pub mod generate;
 pub mod io;
 pub mod model;

@@ -18,6 +18,8 @@ use scengen::generate::{generate, GenerateConfig};
 use scengen::io::parse_date;
 use scengen::model::{load_model, Engine};
 use scengen::scenarios::read_scenarios;
+use scengen::stats::{correlation_from_covariance, covariance_matrix};
+use scengen::var_backtest::VarBacktestConfig;
 
 /// A small model of the embedded data with a chain of 4 volatility levels, trained once.
 fn model() -> &'static Path {
@@ -347,4 +349,117 @@ fn fhs_as_of_a_close_starts_from_its_variances_and_uses_no_later_data() {
         "{e}"
     );
     assert!(!out.exists());
+}
+
+/// `var-backtest --model`: 1-day VaR of the example book in the first half of 2016 from the
+/// small model and FHS as of each morning (100 paths), FHS's regime files in the folder.
+fn var_backtest_as_of(to: &str, out: PathBuf) -> VarBacktestConfig {
+    let dir = out.with_extension("scenarios");
+    std::fs::create_dir_all(&dir).unwrap();
+    for regime in ["low-vix", "normal", "high-vix"] {
+        generate_baseline(&BaselineConfig {
+            regime: regime.into(),
+            n: 50,
+            out: dir.join(format!("{regime}-fhs.parquet")),
+            as_of: None,
+            ..fhs_as_of("2016-01-01", &embedded_prices(), PathBuf::new())
+        })
+        .unwrap();
+    }
+    let mut c = VarBacktestConfig::embedded(vec![dir], out);
+    c.portfolio = common::root().join("data/example_portfolio.toml");
+    c.prices = embedded_prices();
+    c.signal = as_of("2016-01-04", &embedded_prices()).signal;
+    c.to = Some(parse_date("--to", to).unwrap());
+    c.horizons = vec![1];
+    c.lookback = 250;
+    c.model = Some(model().to_path_buf());
+    c.paths = 100;
+    c
+}
+
+#[test]
+fn var_backtest_draws_the_model_and_fhs_as_of_each_morning_from_that_morning_s_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = var_backtest_as_of("2016-06-30", dir.path().join("half"));
+    let b = scengen::var_backtest::run(&c).unwrap();
+    let names: Vec<&str> = b.models.iter().map(|m| m.name.as_str()).collect();
+    // FHS's regime files are not read; the as-of models are scored as they are, not scaled.
+    assert_eq!(
+        names,
+        ["diffusion-state", "fhs", "historical", "historical+ewma"]
+    );
+    let var_of = |b: &scengen::var_backtest::VarBacktest, model: &str| -> Vec<f64> {
+        let row = b
+            .coverage
+            .iter()
+            .find(|r| r.model == model && r.level == 0.95);
+        row.unwrap().var.clone()
+    };
+    let (state, fhs) = (var_of(&b, "diffusion-state"), var_of(&b, "fhs"));
+    // Within a regime the VaR moves with the state: most mornings differ from the one before,
+    // and follow the portfolio's EWMA volatility, which scales historical+ewma (measured
+    // correlation 0.72; FHS's own, from 100 paths, 0.49).
+    let regimes = &b.forecasts[0].regimes;
+    let same_regime: Vec<usize> = (1..state.len())
+        .filter(|&i| regimes[i] == regimes[i - 1])
+        .collect();
+    let moved = same_regime
+        .iter()
+        .filter(|&&i| state[i] != state[i - 1])
+        .count();
+    assert!(
+        moved * 10 > same_regime.len() * 9,
+        "{moved} of {}",
+        same_regime.len()
+    );
+    let scaled = var_of(&b, "historical+ewma");
+    let rows: Vec<f64> = state
+        .iter()
+        .zip(&scaled)
+        .flat_map(|(a, b)| [*a, *b])
+        .collect();
+    let r = correlation_from_covariance(&covariance_matrix(&rows, 2, 1), 2)[1];
+    assert!(r > 0.5, "correlation with the EWMA-scaled VaR {r}");
+    assert!(fhs.windows(2).any(|w| w[0] != w[1]));
+
+    // The price file cut after 2016-03-31 changes no forecast of the mornings up to then, and
+    // its forecast for the morning after is the one the whole file gives on 2016-04-01.
+    let mut cut = var_backtest_as_of("2016-03-31", dir.path().join("cut"));
+    cut.prices = truncated_prices("2016-03-31", &dir.path().join("prices.parquet"));
+    cut.to = None;
+    let early = scengen::var_backtest::run(&cut).unwrap();
+    let april = b.forecasts[0]
+        .dates
+        .iter()
+        .position(|&d| d == parse_date("d", "2016-04-01").unwrap())
+        .unwrap();
+    assert_eq!(early.next.date, None);
+    for model in ["diffusion-state", "fhs"] {
+        let short = var_of(&early, model);
+        assert_eq!(short.len(), april);
+        assert_eq!(short[..], var_of(&b, model)[..april], "{model}");
+        let next = early
+            .next
+            .var
+            .iter()
+            .find(|v| v.model == model && v.level == 0.95);
+        assert_eq!(next.unwrap().var, var_of(&b, model)[april], "{model}");
+    }
+
+    // Too few paths for the 99% VaR, and a model trained on the test period, are refused.
+    let mut few = c.clone();
+    few.paths = 50;
+    let e = scengen::var_backtest::run(&few).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidOption { option, .. } if option == "paths"),
+        "{e}"
+    );
+    let mut ahead = c.clone();
+    ahead.from = parse_date("--from", "2015-06-01").unwrap();
+    let e = scengen::var_backtest::run(&ahead).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidOption { option, .. } if option == "model"),
+        "{e}"
+    );
 }

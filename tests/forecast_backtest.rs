@@ -12,9 +12,8 @@ use common::*;
 use scengen::baselines::{generate_baseline, BaselineConfig, Method};
 use scengen::data::{ingest, IngestConfig, SignalSource};
 use scengen::error::Error;
-use scengen::forecast_backtest::{
-    forecasts_as_of, run, ForecastBacktestConfig, DIFFUSION_STATE, FHS, HISTORICAL,
-};
+use scengen::forecast_backtest::{forecasts_as_of, run, ForecastBacktestConfig};
+use scengen::forecasters::{DIFFUSION_STATE, FHS, HISTORICAL};
 use scengen::io::{parse_date, read_parquet};
 use scengen::report::StageReport;
 use scengen::stats::{energy_score, Estimator};

@@ -97,6 +97,17 @@ pub struct VarBacktestArgs {
     /// Scenario files, or folders of them: one file per generator and regime.
     #[arg(long, default_values_os_t = VarBacktestConfig::default().scenarios)]
     pub scenarios: Vec<PathBuf>,
+    /// Also score this model's scenarios as of each morning (`diffusion-state`), beside FHS as
+    /// of each morning (`fhs`, whose regime files are then not read).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Paths per morning of the models as of each morning (per regime and starting level for
+    /// the diffusion model's draw).
+    #[arg(long, default_value_t = VarBacktestConfig::default().paths)]
+    pub paths: usize,
+    /// Seed of the models as of each morning.
+    #[arg(long, default_value_t = VarBacktestConfig::default().seed)]
+    pub seed: u64,
     #[command(flatten)]
     pub regime: RegimeArgs,
     /// Output folder.
@@ -122,6 +133,9 @@ impl VarBacktestArgs {
             lookback: self.lookback,
             ewma_lambda: (!self.no_ewma).then_some(self.ewma_lambda),
             scenarios: self.scenarios,
+            model: self.model,
+            paths: self.paths,
+            seed: self.seed,
             signal,
             rule,
             out: self.out,

@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::forecasters::{Forecaster, RegimeSets, FHS, HISTORICAL, HISTORICAL_EWMA};
 use super::{ForecastBacktestConfig, GeneratorInfo};
 use crate::error::{Error, Result};
+use crate::forecasters::{
+    load_model_before, Forecaster, RegimeSets, FHS, HISTORICAL, HISTORICAL_EWMA,
+};
 use crate::generate::{default_guidance, sample_paths, PathDraw, DEFAULT_SAMPLER};
-use crate::io::{format_date, parse_date};
-use crate::model::{load_model, Engine};
+use crate::io::format_date;
+use crate::model::Engine;
 use crate::risk::{check_horizons_and_levels, Portfolio};
 use crate::scenarios::{check_no_look_ahead, generator_settings, read_scenarios, scenario_files};
 use crate::var_backtest::{check_history, ScenarioFile};
@@ -107,24 +109,8 @@ fn model_sets(
     config: &ForecastBacktestConfig,
     dir: &std::path::Path,
 ) -> Result<(RegimeSets, Vec<String>)> {
-    let model = load_model(dir, &candle_core::Device::Cpu)?;
-    let cut_off = parse_date("model", &model.card.training.test_from)?;
-    if cut_off > config.from {
-        return Err(Error::option(
-            "model",
-            dir.display(),
-            format!(
-                "was trained on days up to {}, after the first forecast date {}: it would look ahead",
-                model.card.training.test_from,
-                format_date(config.from)
-            ),
-        ));
-    }
-    check_window(
-        model.card.window,
-        *config.horizons.iter().max().expect("checked"),
-        dir,
-    )?;
+    let longest = *config.horizons.iter().max().expect("checked");
+    let model = load_model_before(dir, config.from, longest)?;
     let net = model.denoiser(Engine::Auto)?;
     let guidance = default_guidance(&model.card);
     let mut sets = BTreeMap::new();

@@ -1,21 +1,17 @@
 //! `scengen forecast-backtest`: every generator's scenarios scored, as of each day of a test
 //! period, against what happened next. On forecast dates every `every` trading days, each
-//! generator (`forecasters.rs`) gives scenario paths for the days after the date's close from
+//! generator ([`crate::forecasters`]) gives scenario paths for the days after the date's close from
 //! data up to that close only; the h-day outcome of every asset, of the equal-weight portfolio
 //! and of a book is then scored with proper scoring rules (`scoring.rs`: energy score, CRPS,
 //! variogram score, PIT, VaR exceedances), and each generator's mean score difference from
 //! FHS-GARCH and from the best classical generator is tested (Diebold–Mariano, `summary.rs`).
 //! Files, page and terminal table: `report.rs`.
 
-mod diffusion_state;
-mod forecasters;
 mod inputs;
 mod report;
 mod scoring;
 mod summary;
 
-pub use diffusion_state::DIFFUSION_STATE;
-pub use forecasters::{Ensemble, Forecaster, FHS, HISTORICAL, HISTORICAL_EWMA};
 pub use scoring::{book_pnl, equal_weight_return, DateScores, ESTIMATOR, SCORES};
 pub use summary::{CoverageRow, PitRow, ScoreRow, TestRow};
 
@@ -29,13 +25,14 @@ use crate::data::{
     ValueKind, DEFAULT_DATE_COLUMN, EMBEDDED_PRICES,
 };
 use crate::error::{Error, Result};
+use crate::forecasters::{
+    load_model_before, DiffusionState, Ensemble, FhsAsOf, Forecaster, Historical, History,
+};
 use crate::io::format_date;
 use crate::report::REPORTS;
 use crate::rng::DEFAULT_SEED;
 use crate::scenarios::DEFAULT_FOLDER;
 use crate::var_backtest::{ScenarioFile, RISKMETRICS_LAMBDA};
-use diffusion_state::DiffusionState;
-use forecasters::{FhsAsOf, Historical, History};
 use scoring::Outcomes;
 
 /// Settings of one forecast backtest.
@@ -256,7 +253,15 @@ fn build_forecasters(
     let fhs = FhsAsOf::fit(&history, config.paths, config.seed)?;
     if let Some(dir) = &config.model {
         let garch = fhs.garch.clone();
-        let state = DiffusionState::draw(dir, &history, &returns.dates, garch, config)?;
+        let longest = *config.horizons.iter().max().expect("checked");
+        let model = load_model_before(dir, config.from, longest)?;
+        let state = DiffusionState::draw(
+            model,
+            &history,
+            &returns.dates,
+            garch,
+            (config.paths, config.seed),
+        )?;
         generators.push(GeneratorInfo {
             name: state.name().to_string(),
             classical: false,

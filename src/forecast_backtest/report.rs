@@ -13,8 +13,9 @@ use arrow::datatypes::{DataType, Field, Schema};
 
 use super::scoring::{ESTIMATOR, SCORES, VARIOGRAM_P};
 use super::summary::PIT_BINS;
-use super::{ForecastBacktest, FHS};
+use super::ForecastBacktest;
 use crate::error::Result;
+use crate::forecasters::FHS;
 use crate::io::{self, decimal_year, format_date, AtomicDir, AtomicFile};
 use crate::report::{escape, fmt, line_chart, sets_table, Series, StageReport, STYLE};
 

@@ -5,7 +5,8 @@
 use serde::Serialize;
 
 use super::scoring::SCORES;
-use super::{ForecastBacktest, HorizonScores, FHS};
+use super::{ForecastBacktest, HorizonScores};
+use crate::forecasters::FHS;
 use crate::stats::{
     christoffersen_independence, diebold_mariano, kstwo_sf, kupiec_pof, LikelihoodRatio,
 };

@@ -14,9 +14,14 @@
 //! outcome is measured in units of the path's own volatility on the days after the horizon, days
 //! the outcome does not include, as the EWMA forecast does not include the day it forecasts.
 //!
+//! With a model folder, the diffusion model's scenarios and FHS-GARCH are also drawn afresh on
+//! every morning from the market's state at the previous close (`as_of.rs`), and scored as they
+//! are.
+//!
 //! The models and their VaR are `models.rs`; the files, the page and the terminal table are
 //! `report.rs`.
 
+mod as_of;
 mod models;
 mod report;
 
@@ -35,15 +40,18 @@ use crate::data::{
     SignalSource, ValueKind, DEFAULT_DATE_COLUMN, EMBEDDED_PRICES,
 };
 use crate::error::{Error, Result};
+use crate::forecasters::{load_model_before, History};
 use crate::io::format_date;
 use crate::report::REPORTS;
 use crate::risk::EXAMPLE_PORTFOLIO;
 use crate::risk::{check_horizons_and_levels, Portfolio};
+use crate::rng::DEFAULT_SEED;
 use crate::scenarios::DEFAULT_FOLDER;
 use crate::stats::{
     basel_zone, christoffersen_independence, conditional_coverage, kupiec_pof, mean, var_cvar,
     LikelihoodRatio, BASEL_DAYS,
 };
+use as_of::AsOfModels;
 use models::{every_model, scenario_models, ScenarioVar};
 
 /// Settings of one VaR backtest.
@@ -68,6 +76,14 @@ pub struct VarBacktestConfig {
     /// Scenario files or folders of them: each generator (`scengen.method`) needs one file per
     /// regime that occurs in the test period.
     pub scenarios: Vec<PathBuf>,
+    /// A model folder: its scenarios as of each morning are scored as `diffusion-state`, beside
+    /// FHS as of each morning (`fhs`, whose regime files are then not read).
+    pub model: Option<PathBuf>,
+    /// Paths per forecast of a model as of each morning (per regime and starting level for the
+    /// diffusion model).
+    pub paths: usize,
+    /// The seed of the models as of each morning.
+    pub seed: u64,
     pub signal: SignalSource,
     pub rule: RegimeRule,
     pub out: PathBuf,
@@ -76,7 +92,8 @@ pub struct VarBacktestConfig {
 /// The defaults on the embedded data: the example portfolio, 2016 onwards, 1- and 10-day VaR at
 /// 95% and 99%, 500 days of historical simulation, every model also scaled to the RiskMetrics
 /// EWMA volatility, the regimes of `scengen ingest`'s defaults, the files in
-/// [`DEFAULT_FOLDER`], written to `reports/var-backtest`.
+/// [`DEFAULT_FOLDER`] and no model (with one, 1,000 paths per morning), written to
+/// `reports/var-backtest`.
 impl Default for VarBacktestConfig {
     fn default() -> Self {
         Self {
@@ -90,6 +107,9 @@ impl Default for VarBacktestConfig {
             lookback: 500,
             ewma_lambda: Some(RISKMETRICS_LAMBDA),
             scenarios: vec![DEFAULT_FOLDER.into()],
+            model: None,
+            paths: 1000,
+            seed: DEFAULT_SEED,
             signal: SignalSource::embedded_index(),
             rule: RegimeRule::default(),
             out: Path::new(REPORTS).join("var-backtest"),
@@ -208,7 +228,16 @@ pub fn run(config: &VarBacktestConfig) -> Result<VarBacktest> {
     check_settings(config)?;
     let longest = *config.horizons.iter().max().expect("checked: not empty");
     let portfolio = Portfolio::read(&config.portfolio)?;
-    let (generators, scenario_var, assets) = scenario_models(config, &portfolio)?;
+    let model = match &config.model {
+        Some(dir) => Some((load_model_before(dir, config.from, longest)?, dir)),
+        None => None,
+    };
+    let model_assets = model
+        .as_ref()
+        .map(|(m, dir)| (m.card.assets.clone(), dir.to_path_buf()));
+    let skip = |method: &str| model.is_some() && AsOfModels::METHODS.contains(&method);
+    let (mut generators, scenario_var, assets) =
+        scenario_models(config, &portfolio, model_assets, skip)?;
     let panel = Panel::read(&config.prices, &config.date_column, Some(&assets))?
         .clean(ValueKind::Prices, OnMissing::Error)?;
     let returns = Returns::from_panel(&panel, ValueKind::Prices);
@@ -220,6 +249,19 @@ pub fn run(config: &VarBacktestConfig) -> Result<VarBacktest> {
         config.lookback,
     )?;
     let (first, end) = (period.start, period.end);
+    let as_of = match model {
+        Some((model, _)) => {
+            let history = History {
+                assets: &returns.assets,
+                returns: &returns.columns,
+                first_test_day: first,
+            };
+            let draws = (config.paths, config.seed);
+            AsOfModels::build(model, &history, &returns.dates, draws)?
+        }
+        None => AsOfModels::default(),
+    };
+    generators.extend(as_of.models());
     let market = Market {
         config,
         exposures: portfolio.exposures(&assets, &config.prices)?,
@@ -227,6 +269,7 @@ pub fn run(config: &VarBacktestConfig) -> Result<VarBacktest> {
         calendar: RegimeCalendar::load(&config.signal, &config.rule, &config.date_column)?,
         volatility: Vec::new(),
         scenario_var,
+        as_of,
         days: &returns.dates,
     }
     .with_volatility(first);
@@ -281,6 +324,14 @@ pub fn run(config: &VarBacktestConfig) -> Result<VarBacktest> {
 /// The settings no later step would refuse with a clear message.
 fn check_settings(config: &VarBacktestConfig) -> Result<()> {
     check_horizons_and_levels(&config.horizons, &config.levels)?;
+    let highest = config.levels.iter().copied().fold(0.0, f64::max);
+    if config.model.is_some() && (config.paths as f64) * (1.0 - highest) < 1.0 {
+        return Err(Error::option(
+            "paths",
+            config.paths,
+            format!("leaves no path beyond the {highest} VaR of a morning's scenarios"),
+        ));
+    }
     check_history(&config.horizons, config.lookback, config.ewma_lambda)
 }
 
@@ -342,6 +393,7 @@ struct Market<'a> {
     /// scaling; empty without).
     volatility: Vec<f64>,
     scenario_var: ScenarioVar,
+    as_of: AsOfModels,
 }
 
 impl Market<'_> {
@@ -411,6 +463,12 @@ impl Market<'_> {
                 .iter()
                 .map(|&level| var_cvar(&outcomes, level).0)
                 .collect());
+        }
+        if model.as_of {
+            let state = (t - 1, regime, horizon);
+            return self
+                .as_of
+                .var(&model.method, state, &self.exposures, &config.levels);
         }
         let file = self
             .scenario_var

@@ -35,6 +35,8 @@ pub struct VarModel {
     /// The generator (`scengen.method`), or [`HISTORICAL`].
     pub method: String,
     pub ewma_scaled: bool,
+    /// Drawn afresh every morning from the market's state at the previous close.
+    pub as_of: bool,
     /// Per regime, its scenario file; empty for historical simulation.
     pub files: BTreeMap<String, ScenarioFile>,
 }
@@ -60,16 +62,28 @@ pub(super) struct FileRisk {
 pub(super) type ScenarioVar = BTreeMap<(String, String), FileRisk>;
 
 /// Reads every scenario file once, groups them by generator, and keeps only the portfolio's VaR
-/// of each (file, horizon, level); returns the models, their VaR and the files' assets.
+/// of each (file, horizon, level); returns the models, their VaR and the files' assets. The
+/// files of the generators in `as_of` are skipped (they are scored as of each morning), and
+/// every file must cover the assets of `model` (its assets and folder) when one is given.
 pub(super) fn scenario_models(
     config: &VarBacktestConfig,
     portfolio: &Portfolio,
+    model: Option<(Vec<String>, PathBuf)>,
+    as_of: impl Fn(&str) -> bool,
 ) -> Result<(Vec<VarModel>, ScenarioVar, Vec<String>)> {
     let mut models: BTreeMap<String, VarModel> = BTreeMap::new();
     let mut var = ScenarioVar::new();
-    let mut assets: Option<(Vec<String>, PathBuf)> = None;
+    let mut assets = model;
     for path in scenario_files(&config.scenarios)? {
         let set = read_scenarios(&path)?;
+        let name = set
+            .metadata
+            .get(crate::io::meta::METHOD)
+            .cloned()
+            .unwrap_or_else(|| "diffusion".into());
+        if as_of(&name) {
+            continue;
+        }
         check_no_look_ahead(&path, &set.metadata, config.from)?;
         match &assets {
             Some((known, first)) if *known != set.assets => {
@@ -115,15 +129,11 @@ pub(super) fn scenario_models(
                 ),
             ));
         }
-        let name = set
-            .metadata
-            .get(crate::io::meta::METHOD)
-            .cloned()
-            .unwrap_or_else(|| "diffusion".into());
         let model = models.entry(name.clone()).or_insert_with(|| VarModel {
             name: name.clone(),
             method: name.clone(),
             ewma_scaled: false,
+            as_of: false,
             files: BTreeMap::new(),
         });
         if let Some(first) = model.files.get(&set.regime) {
@@ -168,6 +178,7 @@ pub(super) fn scenario_models(
             },
         );
     }
+    // Files are skipped only with a model, whose assets came first.
     let (assets, _) = assets.expect("scenario_files returns at least one file");
     Ok((models.into_values().collect(), var, assets))
 }
@@ -208,20 +219,21 @@ fn standardized_outcomes(
         .collect()
 }
 
-/// The generators' models, then historical simulation; with `scaled`, each followed by its
-/// `+ewma` twin.
+/// The generators' models, then historical simulation; with `scaled`, each but the models as
+/// of each morning followed by its `+ewma` twin.
 pub(super) fn every_model(generators: Vec<VarModel>, scaled: bool) -> Vec<VarModel> {
     let historical = VarModel {
         name: HISTORICAL.into(),
         method: HISTORICAL.into(),
         ewma_scaled: false,
+        as_of: false,
         files: BTreeMap::new(),
     };
     generators
         .into_iter()
         .chain(std::iter::once(historical))
         .flat_map(|m| {
-            let twin = scaled.then(|| VarModel {
+            let twin = (scaled && !m.as_of).then(|| VarModel {
                 name: format!("{}{EWMA_SUFFIX}", m.name),
                 ewma_scaled: true,
                 ..m.clone()

@@ -8,15 +8,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::forecasters::{Ensemble, Forecaster, History};
-use super::ForecastBacktestConfig;
+use super::{Ensemble, Forecaster, History};
 use crate::baselines::GarchPanel;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::generate::{
     default_guidance, market_levels, CovarianceTarget, LevelSets, PathDraw, CORRELATION_LAMBDA,
     DEFAULT_SAMPLER,
 };
-use crate::model::{load_model, Engine, ModelCard};
+use crate::io::{format_date, parse_date};
+use crate::model::{load_model, Engine, LoadedModel, ModelCard};
 
 /// The generator's name.
 pub const DIFFUSION_STATE: &str = "diffusion-state";
@@ -35,18 +35,47 @@ pub struct DiffusionState {
     seed: u64,
 }
 
+/// The model in `dir` for forecasts from the close before `from` on, `longest` days ahead:
+/// refused, naming the folder, when it was trained on days from `from` on (it would look ahead)
+/// or its paths are shorter than `longest`.
+pub fn load_model_before(dir: &Path, from: i32, longest: usize) -> Result<LoadedModel> {
+    let model = load_model(dir, &candle_core::Device::Cpu)?;
+    let cut_off = parse_date("model", &model.card.training.test_from)?;
+    if cut_off > from {
+        return Err(Error::option(
+            "model",
+            dir.display(),
+            format!(
+                "was trained on days up to {}, after the first forecast date {}: it would look ahead",
+                model.card.training.test_from,
+                format_date(from)
+            ),
+        ));
+    }
+    if longest > model.card.window {
+        return Err(Error::option(
+            "horizons",
+            longest,
+            format!(
+                "longer than the {}-day paths of {}",
+                model.card.window,
+                dir.display()
+            ),
+        ));
+    }
+    Ok(model)
+}
+
 impl DiffusionState {
-    /// Draws `config.paths` paths per regime and starting level from the model in `dir` with
-    /// the default sampler; `dates` are the history's return days, `garch` FHS's fits on them.
+    /// Draws `paths` paths per regime and starting level from `model` with the default sampler
+    /// and `seed`; `dates` are the history's return days, `garch` FHS's fits on them.
     pub fn draw(
-        dir: &Path,
+        mut model: LoadedModel,
         history: &History,
         dates: &[i32],
         garch: GarchPanel,
-        config: &ForecastBacktestConfig,
+        (paths, seed): (usize, u64),
     ) -> Result<Self> {
-        let (paths, seed) = (config.paths, config.seed);
-        let mut model = load_model(dir, &candle_core::Device::Cpu)?;
         let guidance = default_guidance(&model.card);
         let mut regimes = BTreeMap::new();
         for (regime, label) in model.card.labels.clone().into_iter().enumerate() {

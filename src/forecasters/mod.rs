@@ -1,11 +1,18 @@
-//! The generators a forecast backtest scores, each behind [`Forecaster`]: scenario paths for
-//! the days after a forecast date's close, from data up to that close only.
+//! The generators as of a date, each behind [`Forecaster`]: scenario paths for the days after
+//! a close from data up to that close only, as the forecast backtest scores them and the VaR
+//! backtest turns them into each morning's VaR.
 //! - A regime's scenario set (the diffusion model's, the bootstrap's, the Gaussian's): the same
 //!   paths on every date the regime is in force.
 //! - `fhs`: FHS-GARCH started from each asset's GARCH conditional variance at the date.
 //! - `historical`: the trailing days' overlapping h-day outcomes; `historical+ewma` the same
 //!   with every day rescaled to the date's EWMA volatility, asset by asset (filtered historical
 //!   simulation).
+//! - `diffusion-state` (`diffusion_state.rs`): the diffusion model's paths started from the
+//!   market's state at the close.
+
+mod diffusion_state;
+
+pub use diffusion_state::{load_model_before, DiffusionState, DIFFUSION_STATE};
 
 use std::collections::BTreeMap;
 
@@ -90,7 +97,7 @@ pub struct History<'a> {
 /// period, its conditional variance carried through the real returns up to the date, and whole
 /// days of the fit's standardised residuals resampled jointly.
 pub struct FhsAsOf {
-    pub(super) garch: GarchPanel,
+    pub(crate) garch: GarchPanel,
     model: FhsModel,
     paths: usize,
     seed: u64,
