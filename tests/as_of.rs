@@ -463,3 +463,89 @@ fn var_backtest_draws_the_model_and_fhs_as_of_each_morning_from_that_morning_s_s
         "{e}"
     );
 }
+
+#[test]
+fn filtered_hs_as_of_a_close_rescales_stretches_of_its_trailing_days_and_uses_no_later_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let filtered = |date: &str, prices: &Path, out: PathBuf| BaselineConfig {
+        method: Method::FilteredHs,
+        n: 200,
+        lookback: 250,
+        ..fhs_as_of(date, prices, out)
+    };
+    let crash = dir.path().join("crash.parquet");
+    generate_baseline(&filtered("2020-03-13", &embedded_prices(), crash.clone())).unwrap();
+    let prices = truncated_prices("2020-03-13", &dir.path().join("prices.parquet"));
+    let cut = dir.path().join("cut.parquet");
+    generate_baseline(&filtered("2020-03-13", &prices, cut.clone())).unwrap();
+    let calm = dir.path().join("calm.parquet");
+    generate_baseline(&filtered("2017-06-01", &embedded_prices(), calm.clone())).unwrap();
+    let (crash, cut, calm) = (
+        read_scenarios(&crash).unwrap(),
+        read_scenarios(&cut).unwrap(),
+        read_scenarios(&calm).unwrap(),
+    );
+    assert_eq!(crash.values, cut.values);
+    assert_eq!(crash.metadata["scengen.method"], "filtered-hs");
+    assert_eq!(crash.regime, "high-vix");
+
+    // Every path is a stretch of the 250 return days up to the close, each value the real one
+    // times a positive factor: its signs are those of some stretch, day by day and asset by
+    // asset.
+    let panel = Panel::read(&embedded_prices(), DEFAULT_DATE_COLUMN, Some(&crash.assets)).unwrap();
+    let close = panel
+        .dates
+        .iter()
+        .position(|&d| d == parse_date("d", "2020-03-13").unwrap())
+        .unwrap();
+    let n = crash.assets.len();
+    let real_sign = |day: usize, a: usize| {
+        (panel.columns[a][day] / panel.columns[a][day - 1])
+            .ln()
+            .signum()
+    };
+    for path in crash.values.chunks_exact(crash.window * n) {
+        let found = (close + 1 - 250..=close + 1 - crash.window).any(|first| {
+            (0..crash.window)
+                .all(|d| (0..n).all(|a| path[d * n + a].signum() == real_sign(first + d, a)))
+        });
+        assert!(found, "a path that is no stretch of the trailing days");
+    }
+    // Rescaled to the close's volatility: the crash week's first day is far wider than a calm
+    // close's.
+    let mut ratios: Vec<f64> = first_day_variances(&crash)
+        .iter()
+        .zip(first_day_variances(&calm))
+        .map(|(a, b)| a / b)
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    assert!(ratios[ratios.len() / 2] > 5.0, "{ratios:?}");
+
+    // Without a close, and with a lookback shorter than 20 paths' stretches, it is refused.
+    let mut regime_file = filtered(
+        "2020-03-13",
+        &embedded_prices(),
+        dir.path().join("r.parquet"),
+    );
+    regime_file.as_of = None;
+    regime_file.regime = "high-vix".into();
+    let e = generate_baseline(&regime_file).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidOption { option, .. } if option == "method"),
+        "{e}"
+    );
+    let short = BaselineConfig {
+        lookback: 40,
+        ..filtered(
+            "2020-03-13",
+            &embedded_prices(),
+            dir.path().join("s.parquet"),
+        )
+    };
+    let e = generate_baseline(&short).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidOption { option, .. } if option == "lookback"),
+        "{e}"
+    );
+    assert!(!dir.path().join("r.parquet").exists() && !dir.path().join("s.parquet").exists());
+}

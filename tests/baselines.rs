@@ -68,6 +68,7 @@ fn config(method: Method, data: &Path, out: &Path, seed: u64) -> BaselineConfig 
         out: out.to_path_buf(),
         shard: Default::default(),
         as_of: None,
+        ..BaselineConfig::default()
     }
 }
 

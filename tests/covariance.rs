@@ -195,6 +195,7 @@ fn covariance_command_writes_every_estimator_per_regime() {
             out: tmp.clone(),
             shard: Default::default(),
             as_of: None,
+            ..BaselineConfig::default()
         })
         .unwrap();
         let s = scengen::scenarios::read_scenarios(&tmp).unwrap();

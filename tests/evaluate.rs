@@ -47,6 +47,7 @@ fn scenarios(dir: &Path, data: &Path, regime: &str, method: Method) -> PathBuf {
         out: out.clone(),
         shard: Default::default(),
         as_of: None,
+        ..BaselineConfig::default()
     })
     .unwrap();
     out

@@ -48,6 +48,7 @@ fn inputs() -> &'static Path {
                 out: dir.join(format!("{regime}.parquet")),
                 shard: Default::default(),
                 as_of: None,
+                ..BaselineConfig::default()
             })
             .unwrap();
         }

@@ -114,6 +114,7 @@ fn inputs() -> &'static Path {
                     out: scenarios.join(format!("{regime}-{name}.parquet")),
                     shard: Default::default(),
                     as_of: None,
+                    ..BaselineConfig::default()
                 })
                 .unwrap();
             }

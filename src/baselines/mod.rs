@@ -1,10 +1,13 @@
 //! Classical scenario generators, the rivals a risk team already runs: i.i.d. Gaussian days,
 //! the stationary block bootstrap of real days, and filtered historical simulation on
-//! GARCH(1,1). Each fits only on the train split of one regime and writes the same scenario file
-//! as the diffusion model.
+//! GARCH(1,1) (FHS). Each fits only on the train split of one regime and writes the same
+//! scenario file as the diffusion model. As of a close, FHS starts from the close's GARCH
+//! variances, and filtered historical simulation on EWMA volatility (`historical.rs`) rescales
+//! the trailing days to the close's.
 
 mod bootstrap;
 mod garch;
+mod historical;
 
 pub use bootstrap::{optimal_block_length, stationary_path};
 pub use fhs::FhsModel;
@@ -12,6 +15,7 @@ pub use garch::{
     backcast, fit_asset_garch, fit_garch11, log_likelihood, AssetGarch, Garch11, GarchFit,
     GarchPanel,
 };
+pub use historical::{check_history, FilteredHistory, RISKMETRICS_LAMBDA};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,11 +30,13 @@ use crate::scenarios::{
 
 /// Which classical generator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Method {
     Gaussian,
     Bootstrap,
     Fhs,
+    /// Filtered historical simulation on EWMA volatility, as of a close only.
+    FilteredHs,
 }
 
 impl Method {
@@ -39,6 +45,7 @@ impl Method {
             Method::Gaussian => "gaussian",
             Method::Bootstrap => "bootstrap",
             Method::Fhs => "fhs",
+            Method::FilteredHs => "filtered-hs",
         }
     }
 }
@@ -57,14 +64,19 @@ pub struct BaselineConfig {
     pub out: PathBuf,
     /// Which part of the run's paths to write (the whole run by default).
     pub shard: Shard,
-    /// FHS only: every path from the conditional variances at this close, the GARCH fitted on
-    /// the panel's days before `test_from` (or up to the close); the file's regime is the one
-    /// in force after the close, and `regime` is not used.
+    /// FHS and filtered historical simulation: every path from the state at this close, the
+    /// GARCH or the EWMA started on the panel's days before `test_from` (or up to the close);
+    /// the file's regime is the one in force after the close, and `regime` is not used.
     pub as_of: Option<AsOf>,
+    /// Filtered historical simulation: the trailing return days its paths come from.
+    pub lookback: usize,
+    /// Filtered historical simulation: the decay of its EWMA volatility.
+    pub ewma_lambda: f64,
 }
 
 /// The defaults: 10,000 FHS paths of high-vix fitted on the train days of [`DEFAULT_WINDOWS`]
-/// before [`default_test_from`], to `scenarios/high-vix-fhs.parquet`.
+/// before [`default_test_from`], to `scenarios/high-vix-fhs.parquet`; filtered historical
+/// simulation over 500 days with the RiskMetrics decay.
 impl Default for BaselineConfig {
     fn default() -> Self {
         Self {
@@ -78,6 +90,8 @@ impl Default for BaselineConfig {
             out: default_scenario_file(DEFAULT_REGIME, Some(Method::Fhs.name())),
             shard: Shard::default(),
             as_of: None,
+            lookback: 500,
+            ewma_lambda: RISKMETRICS_LAMBDA,
         }
     }
 }
@@ -90,7 +104,14 @@ pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
     check_path_count(config.n)?;
     config.shard.check()?;
     if let Some(as_of) = &config.as_of {
-        return generate_fhs_as_of(config, as_of);
+        return generate_as_of(config, as_of);
+    }
+    if config.method == Method::FilteredHs {
+        return Err(Error::option(
+            "method",
+            "filtered-hs",
+            "works as of a close only: it rescales the days before the close to its volatility",
+        ));
     }
     let set = WindowSet::read(&config.data)?;
     let regime = set.rule.index_of(&config.regime)?;
@@ -98,8 +119,7 @@ pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
     let n_assets = set.assets.len();
     let needed = match config.method {
         Method::Gaussian => 2 * n_assets,
-        Method::Bootstrap => set.window,
-        Method::Fhs => set.window,
+        Method::Bootstrap | Method::Fhs | Method::FilteredHs => set.window,
     };
     if days.len() < needed {
         return Err(Error::option(
@@ -127,29 +147,48 @@ pub fn generate_baseline(config: &BaselineConfig) -> Result<PathBuf> {
                 DailyPanel::from_windows(&set, None, SplitChoice::Train, config.test_from);
             Box::new(fhs::Fhs::fit(&all_train, &days, &set.assets)?)
         }
+        Method::FilteredHs => unreachable!("refused above without --as-of"),
     };
     write_paths(config, &set, &config.regime, metadata, generator.as_ref())
 }
 
-/// FHS as of a close ([`BaselineConfig::as_of`]).
-fn generate_fhs_as_of(config: &BaselineConfig, as_of: &AsOf) -> Result<PathBuf> {
-    if config.method != Method::Fhs {
-        return Err(Error::option(
-            "as-of",
-            crate::io::format_date(as_of.date),
-            format!(
-                "applies to fhs and the diffusion model, not {}",
-                config.method.name()
-            ),
-        ));
-    }
+/// FHS or filtered historical simulation as of a close ([`BaselineConfig::as_of`]).
+fn generate_as_of(config: &BaselineConfig, as_of: &AsOf) -> Result<PathBuf> {
     let set = WindowSet::read(&config.data)?;
-    let days = as_of.read(&set.assets, 1)?;
-    let fit_days = AsOf::fit_days(&days, config.test_from);
-    let garch = GarchPanel::fit(&days.returns.columns, fit_days, &set.assets)?;
-    let generator = fhs::FhsAsOf {
-        model: FhsModel::from_panel(&garch, fit_days),
-        start: garch.next_variances(days.t),
+    let generator: Box<dyn PathGenerator>;
+    let (days, fit_days) = match config.method {
+        Method::Fhs => {
+            let days = as_of.read(&set.assets, 1)?;
+            let fit_days = AsOf::fit_days(&days, config.test_from);
+            let garch = GarchPanel::fit(&days.returns.columns, fit_days, &set.assets)?;
+            generator = Box::new(fhs::FhsAsOf {
+                model: FhsModel::from_panel(&garch, fit_days),
+                start: garch.next_variances(days.t),
+            });
+            (days, fit_days)
+        }
+        Method::FilteredHs => {
+            check_history(&[set.window], config.lookback, Some(config.ewma_lambda))?;
+            let days = as_of.read(&set.assets, config.lookback)?;
+            let fit_days = AsOf::fit_days(&days, config.test_from).max(1);
+            generator = Box::new(historical::FilteredHsAsOf {
+                history: FilteredHistory::new(&days.returns.columns, fit_days, config.ewma_lambda),
+                t: days.t,
+                lookback: config.lookback,
+                lambda: config.ewma_lambda,
+            });
+            (days, fit_days)
+        }
+        Method::Gaussian | Method::Bootstrap => {
+            return Err(Error::option(
+                "as-of",
+                crate::io::format_date(as_of.date),
+                format!(
+                    "applies to fhs, filtered-hs and the diffusion model, not {}",
+                    config.method.name()
+                ),
+            ))
+        }
     };
     let mut metadata = common_metadata(config);
     metadata.insert(
@@ -161,7 +200,13 @@ fn generate_fhs_as_of(config: &BaselineConfig, as_of: &AsOf) -> Result<PathBuf> 
         crate::io::format_date(days.returns.dates[days.t]),
     );
     metadata.insert(crate::io::meta::TRAIN_DAYS.into(), fit_days.to_string());
-    write_paths(config, &set, &days.regime_in_force, metadata, &generator)
+    write_paths(
+        config,
+        &set,
+        &days.regime_in_force,
+        metadata,
+        generator.as_ref(),
+    )
 }
 
 /// The metadata every baseline file has: the method, the seed and the training cut-off.

@@ -51,6 +51,9 @@ pub enum MethodArg {
     Bootstrap,
     /// Filtered historical simulation on GARCH(1,1).
     Fhs,
+    /// Filtered historical simulation on EWMA volatility: the trailing --lookback days before
+    /// the --as-of close, rescaled to its volatility.
+    FilteredHs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -299,6 +302,12 @@ pub struct GenerateArgs {
     /// Bootstrap: mean block length (default: Politis–White).
     #[arg(long)]
     pub block_length: Option<f64>,
+    /// filtered-hs: trailing return days up to the --as-of close that its paths come from.
+    #[arg(long, default_value_t = BaselineConfig::default().lookback)]
+    pub lookback: usize,
+    /// filtered-hs: decay of each asset's EWMA volatility.
+    #[arg(long, default_value_t = BaselineConfig::default().ewma_lambda)]
+    pub ewma_lambda: f64,
     /// Model directory written by `scengen train`.
     #[arg(long, default_value_os_t = GenerateConfig::default().model)]
     pub model: PathBuf,
@@ -404,6 +413,7 @@ impl GenerateArgs {
             MethodArg::Gaussian => Method::Gaussian,
             MethodArg::Bootstrap => Method::Bootstrap,
             MethodArg::Fhs => Method::Fhs,
+            MethodArg::FilteredHs => Method::FilteredHs,
         };
         let as_of = self.as_of.into_as_of()?;
         let (regime, out_name) = match (self.regime, &as_of) {
@@ -411,8 +421,11 @@ impl GenerateArgs {
                 return Err(Error::option(
                     "--regime",
                     regime,
-                    "does not apply to fhs as of a date, which starts from the close's own \
-                     variances",
+                    format!(
+                        "does not apply to {} as of a date, which starts from the close's own \
+                         volatilities",
+                        method.name()
+                    ),
                 ))
             }
             (Some(regime), None) => (regime.clone(), regime),
@@ -436,6 +449,8 @@ impl GenerateArgs {
             out,
             shard,
             as_of,
+            lookback: self.lookback,
+            ewma_lambda: self.ewma_lambda,
         }))
     }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::{ForecastBacktestConfig, GeneratorInfo};
+use crate::baselines::check_history;
 use crate::error::{Error, Result};
 use crate::forecasters::{
     load_model_before, Forecaster, RegimeSets, FHS, HISTORICAL, HISTORICAL_EWMA,
@@ -14,7 +15,7 @@ use crate::io::format_date;
 use crate::model::Engine;
 use crate::risk::{check_horizons_and_levels, Portfolio};
 use crate::scenarios::{check_no_look_ahead, generator_settings, read_scenarios, scenario_files};
-use crate::var_backtest::{check_history, ScenarioFile};
+use crate::var_backtest::ScenarioFile;
 
 /// The regime generators' sets with their files, and the assets they cover.
 pub(super) type Sets = Vec<(RegimeSets, BTreeMap<String, ScenarioFile>)>;

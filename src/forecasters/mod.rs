@@ -16,7 +16,7 @@ pub use diffusion_state::{load_model_before, DiffusionState, DIFFUSION_STATE};
 
 use std::collections::BTreeMap;
 
-use crate::baselines::{backcast, log_likelihood, FhsModel, Garch11, GarchPanel};
+use crate::baselines::{FhsModel, FilteredHistory, GarchPanel};
 use crate::error::{Error, Result};
 use crate::rng::SeededRng;
 
@@ -139,13 +139,12 @@ impl Forecaster for FhsAsOf {
 
 /// Historical simulation over the trailing `lookback` return days, as they are or (with an
 /// EWMA decay) each day rescaled asset by asset from its own volatility forecast to the
-/// forecast for the day after the date.
+/// forecast for the day after the date ([`FilteredHistory`]).
 pub struct Historical {
     name: &'static str,
     returns: Vec<Vec<f64>>,
     lookback: usize,
-    /// Per asset, the EWMA volatility forecast for every return day and the day after the last.
-    volatility: Option<Vec<Vec<f64>>>,
+    filtered: Option<FilteredHistory>,
 }
 
 impl Historical {
@@ -154,29 +153,19 @@ impl Historical {
             name: HISTORICAL,
             returns: history.returns.to_vec(),
             lookback,
-            volatility: None,
+            filtered: None,
         }
     }
 
     /// With RiskMetrics volatility of decay `lambda`, started from arch's backcast over the days
     /// before the test period.
     pub fn filtered(history: &History, lookback: usize, lambda: f64) -> Self {
-        let ewma = Garch11::riskmetrics(lambda);
-        let volatility = history
-            .returns
-            .iter()
-            .map(|r| {
-                let (_, mut var) = log_likelihood(r, &ewma, backcast(&r[..history.first_test_day]));
-                let last = *var.last().expect("return days");
-                var.push(ewma.next_variance(*r.last().expect("return days"), last));
-                var.into_iter().map(f64::sqrt).collect()
-            })
-            .collect();
+        let filtered = FilteredHistory::new(history.returns, history.first_test_day, lambda);
         Self {
             name: HISTORICAL_EWMA,
             returns: history.returns.to_vec(),
             lookback,
-            volatility: Some(volatility),
+            filtered: Some(filtered),
         }
     }
 }
@@ -198,16 +187,9 @@ impl Forecaster for Historical {
         let mut out = Vec::with_capacity((self.lookback - horizon + 1) * n);
         for s in first..=t + 1 - horizon {
             for a in 0..n {
-                let r = &self.returns[a][s..s + horizon];
-                let total: f64 = match &self.volatility {
-                    None => r.iter().sum(),
-                    Some(vol) => {
-                        let today = vol[a][t + 1];
-                        r.iter()
-                            .zip(&vol[a][s..s + horizon])
-                            .map(|(x, v)| x * today / v)
-                            .sum()
-                    }
+                let total: f64 = match &self.filtered {
+                    None => self.returns[a][s..s + horizon].iter().sum(),
+                    Some(f) => (s..s + horizon).map(|d| f.rescaled(a, d, t)).sum(),
                 };
                 out.push(total);
             }

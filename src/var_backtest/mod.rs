@@ -25,16 +25,15 @@ mod as_of;
 mod models;
 mod report;
 
-pub use models::{
-    ScenarioFile, VarModel, EWMA_SUFFIX, HISTORICAL, MIN_DAYS_AFTER_HORIZON, RISKMETRICS_LAMBDA,
-};
+pub use crate::baselines::RISKMETRICS_LAMBDA;
+pub use models::{ScenarioFile, VarModel, EWMA_SUFFIX, HISTORICAL, MIN_DAYS_AFTER_HORIZON};
 pub use report::var_backtest_text;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::baselines::{backcast, log_likelihood, Garch11};
+use crate::baselines::{backcast, check_history, log_likelihood, Garch11};
 use crate::data::{
     default_test_from, held_out_days, OnMissing, Panel, RegimeCalendar, RegimeRule, Returns,
     SignalSource, ValueKind, DEFAULT_DATE_COLUMN, EMBEDDED_PRICES,
@@ -333,36 +332,6 @@ fn check_settings(config: &VarBacktestConfig) -> Result<()> {
         ));
     }
     check_history(&config.horizons, config.lookback, config.ewma_lambda)
-}
-
-/// Historical simulation over `lookback` days needs 20 outcomes of the longest of `horizons`
-/// (checked non-empty), and an EWMA decay lies strictly between 0 and 1.
-pub(crate) fn check_history(
-    horizons: &[usize],
-    lookback: usize,
-    ewma_lambda: Option<f64>,
-) -> Result<()> {
-    let longest = *horizons.iter().max().expect("checked: not empty");
-    if lookback < longest + 19 {
-        return Err(Error::option(
-            "lookback",
-            lookback,
-            format!(
-                "leaves historical simulation fewer than 20 {longest}-day outcomes; give at least {}",
-                longest + 19
-            ),
-        ));
-    }
-    if let Some(lambda) = ewma_lambda {
-        if !(lambda > 0.0 && lambda < 1.0) {
-            return Err(Error::option(
-                "ewma_lambda",
-                lambda,
-                "must lie strictly between 0 and 1",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Running sums of each asset's log returns, from 0: a holding period's return in O(1).

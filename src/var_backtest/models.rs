@@ -18,9 +18,6 @@ use crate::stats::var_cvar;
 /// The name of the historical-simulation reference among the models.
 pub const HISTORICAL: &str = "historical";
 
-/// RiskMetrics' decay for daily volatility.
-pub const RISKMETRICS_LAMBDA: f64 = 0.94;
-
 /// What a model's name gets when it is scaled to the EWMA volatility.
 pub const EWMA_SUFFIX: &str = "+ewma";
 
