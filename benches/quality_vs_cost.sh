@@ -3,7 +3,8 @@
 # model with DDPM over all 1,000 steps under two seeds (the reference, and its seed-to-seed
 # noise), and at 5, 10, 20, 50 and 100 network evaluations per path DDIM (deterministic, uniform
 # spacing), DDIM with η = 1 (stochastic), DPM-Solver++(2M) (log-SNR, and at 10 and 20 also
-# uniform and quadratic spacing) and its SDE form (log-SNR), all guided at the default weight;
+# uniform and quadratic spacing; at 5, 10 and 20 over the log-SNR band) and its SDE form
+# (log-SNR), all guided at the default weight;
 # then one evaluation per regime against the held-out windows, whose headline table is the
 # quality-vs-cost table.
 # Files already present are kept, so an interrupted sweep resumes.
@@ -40,6 +41,9 @@ for regime in high-vix low-vix; do
   for steps in 10 20; do
     run "dpm-uni-$steps" --sampler dpm-solver++ --steps "$steps" --spacing uniform
     run "dpm-quad-$steps" --sampler dpm-solver++ --steps "$steps" --spacing quadratic
+  done
+  for steps in 5 10 20; do
+    run "dpm-band-$steps" --sampler dpm-solver++ --steps "$steps" --spacing logsnr-band
   done
   "$bin" evaluate --regime "$regime" "${files[@]}" "${labels[@]}" --out "$out/$regime" \
     | tee "$out/$regime.txt"

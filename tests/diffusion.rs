@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use common::*;
 use scengen::diffusion::{
-    Ddim, NoiseSchedule, Sampler, SamplerKind, ScheduleKind, Spacing, StepGrid,
+    Ddim, NoiseSchedule, Sampler, SamplerKind, ScheduleKind, Spacing, StepGrid, LOG_SNR_BAND,
 };
 use scengen::generate::guided_eps;
 use scengen::model::{SeededInit, UNet1d, UNetConfig};
@@ -307,6 +307,71 @@ fn dpm_solver_converges_at_second_order_on_gaussian_data() {
             assert!(ratio > 8.0, "DPM-Solver++ 40 -> 160 steps: {ratio}");
         }
     }
+}
+
+/// Variance and excess kurtosis of x_0 drawn by the deterministic sampler `kind` from 20,000
+/// seeded starting points, driven by the exact noise prediction of a scale mixture
+/// x_0 ~ 0.7 N(0, 0.3²) + 0.3 N(0, 2²): E[ε | x_t] = Σ_k p(k | x_t) σ x_t / v_k with
+/// v_k = ᾱ s_k² + σ². With the exact prediction the probability-flow ODE keeps the mixture, so
+/// what is lost is the grid's.
+fn scale_mixture_moments(kind: SamplerKind, schedule: &NoiseSchedule) -> (f64, f64) {
+    let (weights, scales) = ([0.7, 0.3], [0.3f64, 2.0]);
+    let mut rng = scengen::rng::SeededRng::new(11, 0);
+    let mut x: Vec<f64> = (0..20_000).map(|_| rng.normal()).collect();
+    let mut sampler = kind.build(schedule, None);
+    for i in 0..sampler.timesteps().len() {
+        let ab = schedule.alpha_bars[sampler.timesteps()[i]];
+        let sigma = (1.0 - ab).sqrt();
+        let eps: Vec<f64> = x
+            .iter()
+            .map(|&x| {
+                let v = scales.map(|s| ab * s * s + 1.0 - ab);
+                let like: Vec<f64> = (0..2)
+                    .map(|k| weights[k] * (-0.5 * x * x / v[k]).exp() / v[k].sqrt())
+                    .collect();
+                let total = like[0] + like[1];
+                (0..2).map(|k| like[k] / total * sigma * x / v[k]).sum()
+            })
+            .collect();
+        let as_tensor = |v: &[f64]| Tensor::from_slice(v, v.len(), &Device::Cpu).unwrap();
+        let next = sampler
+            .step(i, &as_tensor(&x), &as_tensor(&eps), None)
+            .unwrap();
+        x = next.to_vec1().unwrap();
+    }
+    let n = x.len() as f64;
+    let m2 = x.iter().map(|v| v * v).sum::<f64>() / n;
+    let m4 = x.iter().map(|v| v.powi(4)).sum::<f64>() / n;
+    (m2, m4 / (m2 * m2) - 3.0)
+}
+
+#[test]
+fn the_log_snr_band_keeps_a_scale_mixture_s_variance_at_ten_evaluations() {
+    let schedule = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
+    // The mixture's variance 0.7 · 0.09 + 0.3 · 4 = 1.263, excess kurtosis 6.04.
+    let truth = 1.263;
+    let moments =
+        |spacing| scale_mixture_moments(SamplerKind::DpmSolver { steps: 10, spacing }, &schedule);
+    let (full, band) = (moments(Spacing::LogSnr), moments(Spacing::LogSnrBand));
+    let converged = scale_mixture_moments(
+        SamplerKind::DpmSolver {
+            steps: 200,
+            spacing: Spacing::LogSnr,
+        },
+        &schedule,
+    );
+    // Measured: converged 1.253, band 1.225, full grid 1.026 (the same starting points).
+    assert!((converged.0 / truth - 1.0).abs() < 0.05, "{converged:?}");
+    let loss = |m: (f64, f64)| m.0 / converged.0 - 1.0;
+    assert!(
+        loss(band).abs() < 0.05 && loss(full) < -0.1,
+        "band {band:?}, full {full:?}, converged {converged:?}"
+    );
+    let grid = StepGrid::new(&schedule, 10, Spacing::LogSnrBand);
+    let log_snr = |ab: f64| 0.5 * (ab / (1.0 - ab)).ln();
+    assert!((log_snr(grid.alpha_bars[0]) - LOG_SNR_BAND.0).abs() < 0.05);
+    assert!((log_snr(grid.alpha_bars[9]) - LOG_SNR_BAND.1).abs() < 0.05);
+    assert_eq!(*grid.alpha_bars.last().unwrap(), schedule.alpha_bars[0]);
 }
 
 #[test]

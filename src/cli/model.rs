@@ -71,6 +71,8 @@ pub enum SpacingArg {
     Uniform,
     Quadratic,
     Logsnr,
+    /// Evenly in log-SNR over [-4, 3], then to the least noisy level.
+    LogsnrBand,
 }
 
 impl From<Spacing> for SpacingArg {
@@ -79,6 +81,7 @@ impl From<Spacing> for SpacingArg {
             Spacing::Uniform => SpacingArg::Uniform,
             Spacing::Quadratic => SpacingArg::Quadratic,
             Spacing::LogSnr => SpacingArg::Logsnr,
+            Spacing::LogSnrBand => SpacingArg::LogsnrBand,
         }
     }
 }
@@ -89,6 +92,7 @@ impl From<SpacingArg> for Spacing {
             SpacingArg::Uniform => Spacing::Uniform,
             SpacingArg::Quadratic => Spacing::Quadratic,
             SpacingArg::Logsnr => Spacing::LogSnr,
+            SpacingArg::LogsnrBand => Spacing::LogSnrBand,
         }
     }
 }

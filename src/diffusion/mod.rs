@@ -11,7 +11,7 @@ mod schedule;
 pub use ddim::Ddim;
 pub use dpm_solver::DpmSolver;
 pub use kind::SamplerKind;
-pub use sampler::{Sampler, Spacing, StepGrid};
+pub use sampler::{Sampler, Spacing, StepGrid, LOG_SNR_BAND};
 pub use schedule::{NoiseSchedule, ScheduleKind};
 
 use candle_core::{Result, Tensor};
