@@ -29,7 +29,7 @@ fn model() -> &'static Path {
 
 fn as_of(date: &str, prices: &Path) -> AsOf {
     AsOf {
-        date: parse_date("as-of", date).unwrap(),
+        date: Some(parse_date("as-of", date).unwrap()),
         prices: prices.to_path_buf(),
         date_column: DEFAULT_DATE_COLUMN.into(),
         kind: ValueKind::Prices,
@@ -71,14 +71,17 @@ fn truncated_prices(date: &str, out: &Path) -> PathBuf {
 }
 
 #[test]
-fn the_state_uses_no_data_after_its_date_and_a_seed_repeats_its_paths() {
+fn the_state_uses_no_data_after_its_date_the_latest_close_is_the_last_and_a_seed_repeats() {
     let dir = tempfile::tempdir().unwrap();
     let date = "2020-03-13";
     let full = dir.path().join("full.parquet");
     generate(&config(date, &embedded_prices(), full.clone())).unwrap();
+    // The price file cut after the close, asked for its latest close.
     let prices = truncated_prices(date, &dir.path().join("prices.parquet"));
     let cut = dir.path().join("cut.parquet");
-    generate(&config(date, &prices, cut.clone())).unwrap();
+    let mut latest = config(date, &prices, cut.clone());
+    latest.as_of.as_mut().unwrap().date = None;
+    generate(&latest).unwrap();
     let again = dir.path().join("again.parquet");
     generate(&config(date, &embedded_prices(), again.clone())).unwrap();
     let (full, cut, again) = (

@@ -182,7 +182,7 @@ fn generate_as_of(config: &BaselineConfig, as_of: &AsOf) -> Result<PathBuf> {
         Method::Gaussian | Method::Bootstrap => {
             return Err(Error::option(
                 "as-of",
-                crate::io::format_date(as_of.date),
+                as_of.date_text(),
                 format!(
                     "applies to fhs, filtered-hs and the diffusion model, not {}",
                     config.method.name()

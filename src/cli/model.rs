@@ -7,7 +7,7 @@ use clap::{ArgAction, ValueEnum};
 use super::date;
 use super::ingest::{value_kind, KindArg, RegimeArgs, ReturnsArg};
 use scengen::baselines::{BaselineConfig, Method};
-use scengen::data::{AsOf, DEFAULT_DATE_COLUMN, EMBEDDED_PRICES};
+use scengen::data::{AsOf, DEFAULT_DATE_COLUMN, EMBEDDED_PRICES, LATEST};
 use scengen::device::{device_name, select_device};
 use scengen::diffusion::{SamplerKind, ScheduleKind, Spacing};
 use scengen::error::{Error, Result};
@@ -359,8 +359,8 @@ pub enum StartsArg {
 #[derive(Debug, clap::Args)]
 pub struct AsOfArgs {
     /// Paths for the trading days after this date's close (the last trading day on or before
-    /// it), started from the market's state then, read from --prices: the diffusion model's
-    /// volatility state, or FHS's conditional variances (with --method fhs).
+    /// it; `latest`: the last day of --prices), started from the market's state then: the
+    /// diffusion model's, FHS's conditional variances or filtered-hs's EWMA volatilities.
     #[arg(long)]
     pub as_of: Option<String>,
     /// With --as-of: Parquet panel of prices (or returns, with --kind) holding the model's
@@ -387,7 +387,10 @@ impl AsOfArgs {
         };
         let (signal, rule) = self.regime.into_parts()?;
         Ok(Some(AsOf {
-            date: parse_date("--as-of", date)?,
+            date: match date.as_str() {
+                LATEST => None,
+                date => Some(parse_date("--as-of", date)?),
+            },
             prices: self.prices,
             date_column: self.date_column,
             kind: value_kind(self.kind, self.returns),
@@ -433,10 +436,7 @@ impl GenerateArgs {
                 ))
             }
             (Some(regime), None) => (regime.clone(), regime),
-            (None, Some(a)) => (
-                String::new(),
-                format!("as-of-{}", scengen::io::format_date(a.date)),
-            ),
+            (None, Some(a)) => (String::new(), format!("as-of-{}", a.date_text())),
             (None, None) => return Err(Error::option("--regime", "", "is needed by a baseline")),
         };
         let out = self
@@ -462,7 +462,7 @@ impl GenerateArgs {
         let as_of = self.as_of.into_as_of()?;
         let name = match (&self.regime, &as_of) {
             (Some(regime), _) => regime.clone(),
-            (None, Some(a)) => format!("as-of-{}", scengen::io::format_date(a.date)),
+            (None, Some(a)) => format!("as-of-{}", a.date_text()),
             (None, None) => return Err(Error::option("--regime", "", "is needed without --as-of")),
         };
         let out = self

@@ -10,14 +10,18 @@ use crate::io::format_date;
 /// Where and as of when: the close the paths start after, the panel and the regime signal.
 #[derive(Debug, Clone)]
 pub struct AsOf {
-    /// The close is the last trading day on or before it.
-    pub date: i32,
+    /// The close is the last trading day on or before it; `None` is the panel's last return
+    /// day, the latest close (what a nightly job wants).
+    pub date: Option<i32>,
     pub prices: PathBuf,
     pub date_column: String,
     pub kind: ValueKind,
     pub signal: SignalSource,
     pub rule: RegimeRule,
 }
+
+/// How the latest close of a panel is asked for.
+pub const LATEST: &str = "latest";
 
 /// The panel's log returns and where the close falls among them.
 pub struct MarketDays {
@@ -44,10 +48,11 @@ impl AsOf {
                 "has no return days",
             ));
         };
-        if self.date < first || self.date > last {
+        let date = self.date.unwrap_or(last);
+        if date < first || date > last {
             return Err(Error::option(
                 "as-of",
-                format_date(self.date),
+                format_date(date),
                 format!(
                     "is outside the return days of {} ({} to {})",
                     self.prices.display(),
@@ -56,7 +61,7 @@ impl AsOf {
                 ),
             ));
         }
-        let t = dates.partition_point(|&d| d <= self.date) - 1;
+        let t = dates.partition_point(|&d| d <= date) - 1;
         require_history(dates, t, history)?;
         let calendar = RegimeCalendar::load(&self.signal, &self.rule, &self.date_column)?;
         let regime_in_force = calendar
@@ -67,6 +72,11 @@ impl AsOf {
             t,
             regime_in_force,
         })
+    }
+
+    /// The close as given: its date, or `latest`.
+    pub fn date_text(&self) -> String {
+        self.date.map_or_else(|| LATEST.to_string(), format_date)
     }
 
     /// The number of return days before `test_from`, or up to the close when that is earlier:

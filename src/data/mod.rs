@@ -10,7 +10,7 @@ mod returns;
 mod synthetic;
 mod windows;
 
-pub use as_of::{require_history, AsOf, MarketDays};
+pub use as_of::{require_history, AsOf, MarketDays, LATEST};
 pub use days::DailyPanel;
 pub use ingest::{ingest, IngestConfig, IngestSummary};
 pub use panel::{OnMissing, Panel, ValueKind, DEFAULT_DATE_COLUMN};
