@@ -43,6 +43,8 @@ struct RunFile {
     ingest: Option<Section>,
     train: Option<Section>,
     generate: Option<Section>,
+    /// Scenarios from the latest close of the prices, one file per generator.
+    as_of: Option<Section>,
     evaluate: Option<Section>,
     risk: Option<Section>,
     var_backtest: Option<Section>,
@@ -243,7 +245,17 @@ fn user_files(job: &mut Job) -> Vec<&mut PathBuf> {
             files.extend(c.portfolio.as_mut());
             files
         }
-        Job::Train(_) | Job::Generate(_) | Job::Evaluate(_) | Job::Covariance(_) => Vec::new(),
+        Job::Generate(job) => {
+            let as_of = match job {
+                crate::cli::model::GenerateJob::Diffusion(c) => c.as_of.as_mut(),
+                crate::cli::model::GenerateJob::Baseline(c) => c.as_of.as_mut(),
+            };
+            match as_of {
+                Some(a) => vec![&mut a.prices, signal_path(&mut a.signal)],
+                None => Vec::new(),
+            }
+        }
+        Job::Train(_) | Job::Evaluate(_) | Job::Covariance(_) => Vec::new(),
     }
 }
 
@@ -264,12 +276,23 @@ fn section_flags(
     reserved: &[&str],
     own: &[&str],
 ) -> Result<(Flags, BTreeMap<String, toml::Value>)> {
-    let command = Cli::command();
-    let sub = command
-        .find_subcommand(name)
-        .expect("every section is a subcommand");
+    command_flags(source, (name, name), section, reserved, own)
+}
+
+/// [`section_flags`] of section `name` whose keys are the flags of another `command`.
+fn command_flags(
+    source: Source<'_>,
+    (name, command): (&'static str, &'static str),
+    section: Option<&Section>,
+    reserved: &[&str],
+    own: &[&str],
+) -> Result<(Flags, BTreeMap<String, toml::Value>)> {
+    let cli = Cli::command();
+    let sub = cli
+        .find_subcommand(command)
+        .expect("every section runs a subcommand");
     let mut flags = Flags {
-        command: name,
+        command,
         items: Vec::new(),
     };
     let mut own_values = BTreeMap::new();

@@ -289,10 +289,14 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     let (label, state) = start_state(config, &mut model)?;
     let regime = model.card.regime_index(&label)?;
     let mut metadata = BTreeMap::new();
-    if let Some(state) = &state {
+    if let (Some(state), Some(as_of)) = (&state, &config.as_of) {
         metadata.insert(
             crate::io::meta::AS_OF.into(),
             crate::io::format_date(state.close),
+        );
+        metadata.insert(
+            crate::io::meta::PRICES.into(),
+            as_of.prices.display().to_string(),
         );
     }
     metadata.insert(crate::io::meta::METHOD.into(), "diffusion".into());

@@ -27,7 +27,8 @@ fn snapshot(folder: &Path) -> BTreeMap<String, (String, std::time::SystemTime)> 
     files
 }
 
-/// A small nightly run on the embedded data (classical generators only, so it takes seconds).
+/// A small nightly run on the embedded data (classical generators only, so it takes seconds),
+/// with filtered historical simulation from the last close.
 struct Night {
     dir: tempfile::TempDir,
 }
@@ -57,7 +58,8 @@ impl Night {
         let text = format!(
             "out = \"{out}\"\ntest-from = 2016-01-01\nportfolios = [\"{book}\"]\n\n\
              [ingest]\n{ingest}\n\n[generate]\ngenerators = [\"bootstrap\", \"gaussian\"]\n\
-             {generate}\n\n[evaluate]\n\n[risk]\nresamples = 0\n\n[var-backtest]\n",
+             {generate}\n\n[as-of]\ngenerators = [\"filtered-hs\"]\nn = 300\n\n\
+             [evaluate]\n\n[risk]\nresamples = 0\n\n[var-backtest]\n",
             out = self.out().display(),
             book = self.dir.path().join("book.toml").display(),
         );
@@ -110,13 +112,18 @@ fn stderr(output: &Output) -> String {
 fn a_nightly_run_reruns_only_what_changed() {
     let night = Night::new();
     let first = night.run();
-    assert_eq!(first.len(), 1 + 6 + 3 + 3 + 1, "{first:?}");
+    assert_eq!(first.len(), 1 + 6 + 1 + 3 + 3 + 1, "{first:?}");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(night.out().join("manifest.json")).unwrap())
             .unwrap();
     assert_eq!(manifest["steps"].as_array().unwrap().len(), first.len());
     let after_first = snapshot(&night.out());
     assert!(after_first.contains_key("scenarios/bootstrap/regime=high-vix/part-0.parquet"));
+    // [as-of]: scenarios from the last close of the ingested prices.
+    let as_of =
+        scengen::scenarios::read_scenarios(&night.out().join("as-of/filtered-hs.parquet")).unwrap();
+    assert_eq!(as_of.metadata["scengen.as_of"], "2022-12-28");
+    assert_eq!(as_of.paths(), 300);
     // The steps ran in a hidden copy of the run folder, which no output names: the reports
     // and the files' metadata name the run folder's paths relative to it.
     for path in after_first.keys() {
@@ -215,7 +222,7 @@ fn a_killed_or_refused_run_leaves_the_last_outputs_as_they_were() {
     );
 
     let ran = night.run();
-    assert_eq!(ran.len(), 14, "the next run does it all: {ran:?}");
+    assert_eq!(ran.len(), 15, "the next run does it all: {ran:?}");
     assert_eq!(
         night.leftovers(),
         ["night"],
@@ -226,18 +233,19 @@ fn a_killed_or_refused_run_leaves_the_last_outputs_as_they_were() {
 #[test]
 fn a_run_file_s_mistakes_are_named_with_their_line_before_anything_runs() {
     let night = Night::new();
-    let cases: [(&str, &str, &str); 6] = [
+    let cases: [(&str, &str, &str); 7] = [
         (
             "[covariance]\nlookbak = 5\n",
-            "line 20: unknown key `lookbak` in [covariance]",
+            "line 24: unknown key `lookbak` in [covariance]",
             "",
         ),
         (
             "[covariance]\nout = \"x\"\n",
-            "line 20: `out` in [covariance] is set by the run",
+            "line 24: `out` in [covariance] is set by the run",
             "",
         ),
-        ("[covarianse]\n", "line 19", "unknown field `covarianse`"),
+        ("[covarianse]\n", "line 23", "unknown field `covarianse`"),
+        ("[as-of] gaussian", "[as-of]", "`gaussian` has no state"),
         (
             "[backtest]\nrebalance = \"daily\"\n",
             "[backtest]",
@@ -253,7 +261,13 @@ fn a_run_file_s_mistakes_are_named_with_their_line_before_anything_runs() {
     for (extra, first, second) in cases {
         night.write_config("stride = 5", "n = 300");
         let config = std::fs::read_to_string(night.config()).unwrap();
-        let extra = if extra == "[train]\n" {
+        let extra = if extra == "[as-of] gaussian" {
+            // A generator with no market state to start from.
+            let generators = "generators = [\"filtered-hs\", \"gaussian\"]";
+            let text = config.replace("generators = [\"filtered-hs\"]", generators);
+            std::fs::write(night.config(), text).unwrap();
+            extra
+        } else if extra == "[train]\n" {
             // Training and a top-level model folder both: which model is meant is unclear.
             std::fs::write(
                 night.config(),

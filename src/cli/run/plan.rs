@@ -1,10 +1,12 @@
 //! The steps of a run file, in order: ingest, train, generate (each generator and regime),
-//! evaluate (each regime), risk (each book and regime), var-backtest (each book), covariance,
+//! as-of (each generator, from the latest close), evaluate (each regime), risk (each book and regime), var-backtest (each book), covariance,
 //! backtest and forecast-backtest. Every step's flags are checked here, before anything runs.
 
 use std::path::PathBuf;
 
-use super::{flag_text, own_list, section_flags, user_files, Flags, RunFile, Source, Value};
+use super::{
+    command_flags, flag_text, own_list, section_flags, user_files, Flags, RunFile, Source, Value,
+};
 use crate::cli::Job;
 use scengen::data::ValueKind;
 use scengen::error::Result;
@@ -15,6 +17,10 @@ const MODEL: &str = "model";
 const SCENARIOS: &str = "scenarios";
 /// The generators of a [generate] section without `generators`: the demo's.
 const GENERATORS: [&str; 4] = ["diffusion", "gaussian", "bootstrap", "fhs"];
+/// The generators of an [as-of] section without `generators`: every one with a state to start
+/// from.
+const AS_OF_GENERATORS: [&str; 3] = ["diffusion", "fhs", "filtered-hs"];
+
 /// The regime and price keys of [ingest] that the backtests share unless they set their own.
 const SHARED_WITH_BACKTESTS: [&str; 5] = ["signal", "index", "thresholds", "labels", "date-column"];
 
@@ -66,7 +72,8 @@ impl<'t> Plan<'t> {
     pub(super) fn steps(mut self) -> Result<Vec<Step<'static>>> {
         let labels = self.ingest_step()?;
         let model = self.train_step()?;
-        self.generate_steps(model, &labels)?;
+        self.generate_steps(model.clone(), &labels)?;
+        self.as_of_steps(model)?;
         self.evaluate_steps()?;
         self.risk_steps()?;
         self.var_backtest_steps()?;
@@ -206,6 +213,52 @@ impl<'t> Plan<'t> {
         Ok(())
     }
 
+    /// `[as-of]`: each generator's scenarios from the market's state at the latest close of
+    /// the ingested panel (or the section's `prices` and `as-of`), to `as-of/<generator>.parquet`.
+    fn as_of_steps(&mut self, model: Option<(Value, Input)>) -> Result<()> {
+        let Some(section) = self.file.as_of.take() else {
+            return Ok(());
+        };
+        let reserved = ["data", "model", "regime", "method", "out", "shard"];
+        let own = ["generators"];
+        let sections = ("as-of", "generate");
+        let (base, own_values) =
+            command_flags(self.source, sections, Some(&section), &reserved, &own)?;
+        let defaults = AS_OF_GENERATORS.iter().map(|g| g.to_string()).collect();
+        let generators = own_list(self.source, "as-of", &own_values, "generators", defaults)?;
+        if let Some(other) = generators
+            .iter()
+            .find(|g| !AS_OF_GENERATORS.contains(&g.as_str()))
+        {
+            let known = AS_OF_GENERATORS.join(", ");
+            let reason = format!("`{other}` has no state to start from; as of a close: {known}");
+            return Err(self.source.error_in("as-of", reason));
+        }
+        let base = self
+            .panel_flags(base)
+            .or("as-of", Some(&Value::Text(scengen::data::LATEST.into())))
+            .in_run("data", WINDOWS)
+            .or("test-from", self.test_from.as_ref());
+        for generator in &generators {
+            let path = format!("as-of/{generator}.parquet");
+            let mut flags = base.clone().text("method", generator).in_run("out", &path);
+            let input = match (&model, generator.as_str()) {
+                (Some((flag, input)), "diffusion") => {
+                    flags = flags.set("model", flag.clone());
+                    input.clone()
+                }
+                (None, "diffusion") => {
+                    let reason =
+                        "the diffusion generator needs a [train] section or a top-level `model`";
+                    return Err(self.source.error_in("as-of", reason));
+                }
+                _ => Input::Output(WINDOWS.into()),
+            };
+            self.add(format!("as-of {generator}"), flags, vec![input], &path)?;
+        }
+        Ok(())
+    }
+
     /// The regimes generated, in order.
     fn regimes(&self) -> Vec<String> {
         let mut regimes: Vec<String> = Vec::new();
@@ -328,25 +381,37 @@ impl<'t> Plan<'t> {
     /// a stage that reads returns too). A panel of returns gives no prices to the others.
     fn held_out(&self, section: &str, flags: Flags, reads_returns: bool) -> Result<Flags> {
         let mut flags = flags.or("from", self.test_from.as_ref());
+        if reads_returns {
+            flags = self.panel_flags(flags);
+        } else {
+            for key in SHARED_WITH_BACKTESTS {
+                flags = flags.or(key, self.ingest.get(key));
+            }
+            if !flags.has("prices") {
+                if self.ingest_returns {
+                    let reason = "needs `prices`: the ingested panel holds returns";
+                    return Err(self.source.error_in(section, reason));
+                }
+                flags = flags.or("prices", self.ingest.get("input"));
+            }
+        }
+        Ok(flags.in_run("scenarios", SCENARIOS))
+    }
+
+    /// The ingested panel's file and how it reads (`prices`, `kind`, `returns`), and its regime
+    /// signal, where `flags` do not set their own.
+    fn panel_flags(&self, mut flags: Flags) -> Flags {
         for key in SHARED_WITH_BACKTESTS {
             flags = flags.or(key, self.ingest.get(key));
         }
-        if reads_returns {
-            for (key, from) in [
-                ("prices", "input"),
-                ("kind", "kind"),
-                ("returns", "returns"),
-            ] {
-                flags = flags.or(key, self.ingest.get(from));
-            }
-        } else if !flags.has("prices") {
-            if self.ingest_returns {
-                let reason = "needs `prices`: the ingested panel holds returns";
-                return Err(self.source.error_in(section, reason));
-            }
-            flags = flags.or("prices", self.ingest.get("input"));
+        for (key, from) in [
+            ("prices", "input"),
+            ("kind", "kind"),
+            ("returns", "returns"),
+        ] {
+            flags = flags.or(key, self.ingest.get(from));
         }
-        Ok(flags.in_run("scenarios", SCENARIOS))
+        flags
     }
 
     fn var_backtest_steps(&mut self) -> Result<()> {
