@@ -387,6 +387,40 @@ fn the_var_backtest_on_real_prices_counts_what_the_prices_say() {
         .all(|v| v.var > 0.0 && v.var.is_finite()));
 }
 
+#[test]
+fn a_panel_of_returns_gives_the_backtest_of_its_prices() {
+    // The embedded prices as simple returns, the first day dropped: the same return days.
+    let dir = tempfile::tempdir().unwrap();
+    let mut panel = Panel::read(&embedded_prices(), "date", None).unwrap();
+    let simple: Vec<Vec<f64>> = panel
+        .columns
+        .iter()
+        .map(|c| c.windows(2).map(|w| w[1] / w[0] - 1.0).collect())
+        .collect();
+    panel.dates.remove(0);
+    panel.columns = simple;
+    let returns = panel
+        .write(&dir.path().join("returns.parquet"), &Default::default())
+        .unwrap();
+    let prices = scengen::var_backtest::run(&config(&dir.path().join("p"), "2016-06-30")).unwrap();
+    let mut c = config(&dir.path().join("r"), "2016-06-30");
+    c.prices = returns;
+    c.kind = ValueKind::SimpleReturns;
+    let from_returns = scengen::var_backtest::run(&c).unwrap();
+    for (a, b) in prices.forecasts.iter().zip(&from_returns.forecasts) {
+        assert_eq!(a.dates, b.dates);
+        for (x, y) in a.pnl.iter().zip(&b.pnl) {
+            assert!((x - y).abs() < 1e-6 * x.abs().max(1.0), "{x} {y}");
+        }
+    }
+    for (a, b) in prices.coverage.iter().zip(&from_returns.coverage) {
+        assert_eq!(
+            (a.model.as_str(), a.exceedances),
+            (b.model.as_str(), b.exceedances)
+        );
+    }
+}
+
 fn assert_fails_cleanly(c: &VarBacktestConfig, check: impl Fn(&Error) -> bool) {
     assert_stage_fails_cleanly(scengen::var_backtest::run(c), &c.out, check);
 }

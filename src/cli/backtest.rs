@@ -30,8 +30,8 @@ impl From<Rebalance> for RebalanceArg {
 /// The real prices and the held-out period of a backtest (`backtest`, `var-backtest`).
 #[derive(Debug, clap::Args)]
 pub struct HeldOutArgs {
-    /// Parquet panel of prices (or returns, with forecast-backtest --kind): a date column and one
-    /// column per asset of the scenarios.
+    /// Parquet panel of prices (or returns, with --kind of var-backtest and forecast-backtest): a
+    /// date column and one column per asset of the scenarios.
     #[arg(long, default_value_os_t = BacktestConfig::default().prices)]
     pub prices: PathBuf,
     /// Name of the date column.

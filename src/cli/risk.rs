@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::backtest::HeldOutArgs;
 use super::evaluate::SplitArg;
-use super::ingest::RegimeArgs;
+use super::ingest::{kind_args, value_kind, KindArg, RegimeArgs, ReturnsArg};
 use super::{date, list, parse_days, parse_numbers};
 use scengen::error::Result;
 use scengen::io::parse_date;
@@ -78,6 +78,12 @@ pub struct VarBacktestArgs {
     pub portfolio: Option<PathBuf>,
     #[command(flatten)]
     pub held_out: HeldOutArgs,
+    /// What the panel's asset columns hold.
+    #[arg(long, value_enum, default_value_t = kind_args(VarBacktestConfig::default().kind).0)]
+    pub kind: KindArg,
+    /// With --kind returns: log or simple returns.
+    #[arg(long, value_enum, default_value_t = kind_args(VarBacktestConfig::default().kind).1)]
+    pub returns: ReturnsArg,
     /// Holding periods in days, comma-separated.
     #[arg(long, default_value_t = list(&VarBacktestConfig::default().horizons))]
     pub horizons: String,
@@ -126,6 +132,7 @@ impl VarBacktestArgs {
                 .unwrap_or_else(|| VarBacktestConfig::default().portfolio),
             prices: self.held_out.prices,
             date_column: self.held_out.date_column,
+            kind: value_kind(self.kind, self.returns),
             from,
             to,
             horizons: parse_days("--horizons", &self.horizons)?,

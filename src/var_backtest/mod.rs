@@ -57,8 +57,10 @@ use models::{every_model, scenario_models, ScenarioVar};
 #[derive(Debug, Clone)]
 pub struct VarBacktestConfig {
     pub portfolio: PathBuf,
+    /// The panel the real P&L comes from: prices, or returns (`kind`).
     pub prices: PathBuf,
     pub date_column: String,
+    pub kind: ValueKind,
     /// First test day: the first morning a VaR is forecast.
     pub from: i32,
     /// Last day whose return counts (inclusive); the end of the data when `None`.
@@ -99,6 +101,7 @@ impl Default for VarBacktestConfig {
             portfolio: EXAMPLE_PORTFOLIO.into(),
             prices: EMBEDDED_PRICES.into(),
             date_column: DEFAULT_DATE_COLUMN.into(),
+            kind: ValueKind::Prices,
             from: default_test_from(),
             to: None,
             horizons: vec![1, 10],
@@ -238,8 +241,8 @@ pub fn run(config: &VarBacktestConfig) -> Result<VarBacktest> {
     let (mut generators, scenario_var, assets) =
         scenario_models(config, &portfolio, model_assets, skip)?;
     let panel = Panel::read(&config.prices, &config.date_column, Some(&assets))?
-        .clean(ValueKind::Prices, OnMissing::Error)?;
-    let returns = Returns::from_panel(&panel, ValueKind::Prices);
+        .clean(config.kind, OnMissing::Error)?;
+    let returns = Returns::from_panel(&panel, config.kind);
     let period = held_out_days(
         &returns.dates,
         &config.prices,

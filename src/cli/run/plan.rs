@@ -378,7 +378,8 @@ impl<'t> Plan<'t> {
 
     /// A backtest's held-out flags from [ingest] and `test-from`, unless it sets its own: the
     /// regime signal and rule, the date column, and the panel as its prices (with `kind`, for
-    /// a stage that reads returns too). A panel of returns gives no prices to the others.
+    /// a stage that reads returns too: var-backtest, forecast-backtest). A panel of returns
+    /// gives no prices to the others.
     fn held_out(&self, section: &str, flags: Flags, reads_returns: bool) -> Result<Flags> {
         let mut flags = flags.or("from", self.test_from.as_ref());
         if reads_returns {
@@ -421,7 +422,7 @@ impl<'t> Plan<'t> {
             return Ok(());
         };
         for (book, name) in self.portfolios("var-backtest")? {
-            let flags = self.held_out("var-backtest", base.clone(), false)?;
+            let flags = self.held_out("var-backtest", base.clone(), true)?;
             let out = format!("var-backtest/{name}");
             let flags = flags.text("portfolio", book.display()).in_run("out", &out);
             let inputs = vec![Input::Output(SCENARIOS.into())];
