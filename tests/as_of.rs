@@ -17,7 +17,7 @@ use scengen::error::Error;
 use scengen::generate::{generate, GenerateConfig};
 use scengen::io::parse_date;
 use scengen::model::{load_model, Engine};
-use scengen::scenarios::read_scenarios;
+use scengen::scenarios::{read_scenarios, ScenarioSet};
 use scengen::stats::{correlation_from_covariance, covariance_matrix};
 use scengen::var_backtest::VarBacktestConfig;
 
@@ -311,35 +311,54 @@ fn first_day_variances(set: &scengen::scenarios::ScenarioSet) -> Vec<f64> {
         .collect()
 }
 
-#[test]
-fn fhs_as_of_a_close_starts_from_its_variances_and_uses_no_later_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let crash = dir.path().join("crash.parquet");
-    generate_baseline(&fhs_as_of("2020-03-13", &embedded_prices(), crash.clone())).unwrap();
-    let prices = truncated_prices("2020-03-13", &dir.path().join("prices.parquet"));
-    let cut = dir.path().join("cut.parquet");
-    generate_baseline(&fhs_as_of("2020-03-13", &prices, cut.clone())).unwrap();
-    let calm = dir.path().join("calm.parquet");
-    generate_baseline(&fhs_as_of("2017-06-01", &embedded_prices(), calm.clone())).unwrap();
+/// A baseline as of the crash week's close (2020-03-13), the same from the price file cut after
+/// it (which must give the same paths), and as of a calm close (2017-06-01).
+fn crash_and_calm(
+    dir: &Path,
+    baseline: impl Fn(&str, &Path, PathBuf) -> BaselineConfig,
+) -> (ScenarioSet, ScenarioSet) {
+    let crash = dir.join("crash.parquet");
+    generate_baseline(&baseline("2020-03-13", &embedded_prices(), crash.clone())).unwrap();
+    let prices = truncated_prices("2020-03-13", &dir.join("prices.parquet"));
+    let cut = dir.join("cut.parquet");
+    generate_baseline(&baseline("2020-03-13", &prices, cut.clone())).unwrap();
+    let calm = dir.join("calm.parquet");
+    generate_baseline(&baseline("2017-06-01", &embedded_prices(), calm.clone())).unwrap();
     let (crash, cut, calm) = (
         read_scenarios(&crash).unwrap(),
         read_scenarios(&cut).unwrap(),
         read_scenarios(&calm).unwrap(),
     );
-    assert_eq!(crash.values, cut.values);
+    assert_eq!(
+        crash.values, cut.values,
+        "the days after the close changed the paths"
+    );
+    (crash, calm)
+}
+
+/// The median over assets of the first day's variance as of the crash week over a calm close's.
+fn median_first_day_ratio(crash: &ScenarioSet, calm: &ScenarioSet) -> f64 {
+    let mut ratios: Vec<f64> = first_day_variances(crash)
+        .iter()
+        .zip(first_day_variances(calm))
+        .map(|(a, b)| a / b)
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2]
+}
+
+#[test]
+fn fhs_as_of_a_close_starts_from_its_variances_and_uses_no_later_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (crash, calm) = crash_and_calm(dir.path(), fhs_as_of);
     assert_eq!(
         (crash.regime.as_str(), calm.regime.as_str()),
         ("high-vix", "low-vix")
     );
     // The first day's variance after the crash week against a calm close: GARCH's variances
     // then differ by an order of magnitude (every path starts from the close's own).
-    let mut ratios: Vec<f64> = first_day_variances(&crash)
-        .iter()
-        .zip(first_day_variances(&calm))
-        .map(|(a, b)| a / b)
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    assert!(ratios[ratios.len() / 2] > 5.0, "{ratios:?}");
+    let ratio = median_first_day_ratio(&crash, &calm);
+    assert!(ratio > 5.0, "{ratio}");
     // Only FHS has a state to start from.
     let out = dir.path().join("gaussian.parquet");
     let gaussian = BaselineConfig {
@@ -475,19 +494,7 @@ fn filtered_hs_as_of_a_close_rescales_stretches_of_its_trailing_days_and_uses_no
         lookback: 250,
         ..fhs_as_of(date, prices, out)
     };
-    let crash = dir.path().join("crash.parquet");
-    generate_baseline(&filtered("2020-03-13", &embedded_prices(), crash.clone())).unwrap();
-    let prices = truncated_prices("2020-03-13", &dir.path().join("prices.parquet"));
-    let cut = dir.path().join("cut.parquet");
-    generate_baseline(&filtered("2020-03-13", &prices, cut.clone())).unwrap();
-    let calm = dir.path().join("calm.parquet");
-    generate_baseline(&filtered("2017-06-01", &embedded_prices(), calm.clone())).unwrap();
-    let (crash, cut, calm) = (
-        read_scenarios(&crash).unwrap(),
-        read_scenarios(&cut).unwrap(),
-        read_scenarios(&calm).unwrap(),
-    );
-    assert_eq!(crash.values, cut.values);
+    let (crash, calm) = crash_and_calm(dir.path(), filtered);
     assert_eq!(crash.metadata["scengen.method"], "filtered-hs");
     assert_eq!(crash.regime, "high-vix");
 
@@ -515,13 +522,8 @@ fn filtered_hs_as_of_a_close_rescales_stretches_of_its_trailing_days_and_uses_no
     }
     // Rescaled to the close's volatility: the crash week's first day is far wider than a calm
     // close's.
-    let mut ratios: Vec<f64> = first_day_variances(&crash)
-        .iter()
-        .zip(first_day_variances(&calm))
-        .map(|(a, b)| a / b)
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    assert!(ratios[ratios.len() / 2] > 5.0, "{ratios:?}");
+    let ratio = median_first_day_ratio(&crash, &calm);
+    assert!(ratio > 5.0, "{ratio}");
 
     // Without a close, and with a lookback shorter than 20 paths' stretches, it is refused.
     let mut regime_file = filtered(
