@@ -277,6 +277,51 @@ fn training_and_generation_are_reproducible_for_a_seed() {
     assert_eq!(read_scenarios(&out("ddpm.parquet")).unwrap().paths(), 20);
 }
 
+#[test]
+fn the_first_epochs_are_not_judged_on_the_validation_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gauss.parquet");
+    write_gaussian_windows(&data, &CHOL, 3, 8, 200, 2.0, 5);
+    // Judged from the first epoch: the weights of the lowest validation loss are kept.
+    let mut c = train_config(&data, &dir.path().join("all"), 9, 4);
+    c.min_epochs = 1;
+    // A learning rate high enough that the validation loss is lowest before the last epoch.
+    c.learning_rate = 0.1;
+    let judged = train(&c).unwrap();
+    let lowest = judged
+        .history
+        .iter()
+        .min_by(|a, b| a.validation_loss.total_cmp(&b.validation_loss))
+        .unwrap()
+        .epoch;
+    assert_eq!(judged.card.training.best_epoch, lowest);
+    let h: Vec<f64> = judged.history.iter().map(|e| e.validation_loss).collect();
+    assert!(
+        lowest < 4,
+        "a lower loss before the last epoch is what is tested {h:?}"
+    );
+    // Not judged before epoch 4 of 4: the last epoch's weights, whatever its validation loss.
+    c.min_epochs = 4;
+    c.out = dir.path().join("last");
+    let last = train(&c).unwrap();
+    assert_eq!(last.card.training.best_epoch, 4);
+    let losses = |r: &scengen::train::TrainReport| -> Vec<(f64, f64)> {
+        r.history
+            .iter()
+            .map(|e| (e.train_loss, e.validation_loss))
+            .collect()
+    };
+    assert_eq!(
+        losses(&judged),
+        losses(&last),
+        "the same training, another choice"
+    );
+    // A floor above the epochs keeps the last epoch too.
+    c.min_epochs = 10;
+    c.out = dir.path().join("above");
+    assert_eq!(train(&c).unwrap().card.training.best_epoch, 4);
+}
+
 /// A diffusion factor model trained on the real windows: its network's output lies in the
 /// span of its decoder, also once the loaded model has folded the decoder into its last
 /// convolution, and it generates scenarios of every asset.

@@ -151,6 +151,10 @@ pub struct TrainArgs {
     /// Epochs without a better validation loss before stopping.
     #[arg(long, default_value_t = TrainConfig::default().patience)]
     pub patience: usize,
+    /// The first epoch whose weights may be kept and after which early stopping may end
+    /// training (the last epoch, with fewer --epochs).
+    #[arg(long, default_value_t = TrainConfig::default().min_epochs)]
+    pub min_epochs: usize,
     /// Probability of dropping the regime label (for classifier-free guidance).
     #[arg(long, default_value_t = TrainConfig::default().regime_dropout)]
     pub regime_dropout: f64,
@@ -211,6 +215,7 @@ impl TrainArgs {
             batch_size: self.batch_size,
             learning_rate: self.lr,
             patience: self.patience,
+            min_epochs: self.min_epochs,
             regime_dropout: self.regime_dropout,
             schedule: self.schedule.into(),
             base_channels: self.channels,

@@ -267,6 +267,9 @@ fn bad_training_options_name_the_option_and_write_nothing() {
     let mut c = train_config(&data, &m, 1, 1);
     c.patience = 0;
     expect_option(c, "patience", "0");
+    let mut c = train_config(&data, &m, 1, 1);
+    c.min_epochs = 0;
+    expect_option(c, "min_epochs", "0");
     // An --out folder of other files fails before training (epochs: 10^6), untouched.
     let theirs = dir.path().join("theirs");
     std::fs::create_dir_all(&theirs).unwrap();
