@@ -67,16 +67,28 @@ fn max(v: &[f64]) -> f64 {
 /// `out[i] = exp(x[i] - peak)` for `x[i] <= peak`, to about 1e-14 relative (values below
 /// e^-700, which no posterior can tell from zero, come out as e^-700). Written without branches
 /// or library calls so that it runs on the vector units: the recursion takes one exponential
-/// per state and day, and glibc's `exp` was a third of its time. On a CPU with AVX2 the same
-/// code is compiled for its 4-wide vectors; no multiply-add is fused, so both give the same
-/// bits.
+/// per state and day, and glibc's `exp` was a third of its time. On a CPU with AVX-512 or AVX2
+/// the same code is compiled for its 8- or 4-wide vectors; no multiply-add is fused, so all give
+/// the same bits.
 fn exp_relative_to(x: &[f64], peak: f64, out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512, checked just above.
+        unsafe { exp_relative_to_avx512(x, peak, out) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
         unsafe { exp_relative_to_avx2(x, peak, out) };
         return;
     }
+    exp_relative_to_any(x, peak, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn exp_relative_to_avx512(x: &[f64], peak: f64, out: &mut [f64]) {
     exp_relative_to_any(x, peak, out);
 }
 
