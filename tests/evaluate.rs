@@ -60,6 +60,7 @@ fn config(data: &Path, files: Vec<PathBuf>, out: &Path) -> EvaluateConfig {
         split: SplitChoice::Test,
         test_from: test_from(),
         synthetic: files.into_iter().map(|f| (f, None)).collect(),
+        distance_to: None,
         out: out.to_path_buf(),
     }
 }
@@ -242,6 +243,52 @@ fn scenario_files_that_do_not_fit_are_refused() {
     let e = evaluate(&c).unwrap_err();
     assert!(
         matches!(e, Error::InvalidOption { ref option, .. } if option == "split"),
+        "{e}"
+    );
+    assert!(!out.exists(), "no report is left behind");
+}
+
+#[test]
+fn energy_distances_to_a_chosen_set_tell_its_law_from_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = windows(dir.path());
+    let gaussian = scenarios(dir.path(), &data, "stressed", Method::Gaussian);
+    // Bootstrap paths are the train windows' days, drawn from the same Gaussian law.
+    let bootstrap = scenarios(dir.path(), &data, "stressed", Method::Bootstrap);
+    // The same paths at half their size: another law.
+    let halved = dir.path().join("halved.parquet");
+    let set = scengen::scenarios::read_scenarios(&gaussian).unwrap();
+    let mut w = ScenarioWriter::create(
+        &halved,
+        &set.assets,
+        "stressed",
+        set.window,
+        Default::default(),
+    )
+    .unwrap();
+    let values: Vec<f64> = set.values.iter().map(|v| v * 0.5).collect();
+    w.write_paths(0, &values).unwrap();
+    w.finish().unwrap();
+    let out = dir.path().join("report");
+    let mut c = config(&data, vec![gaussian, bootstrap, halved], &out);
+    c.distance_to = Some("stressed-gaussian".into());
+    let e = evaluate(&c).unwrap();
+    assert_eq!(e.sets[0].energy_distance, None, "no distance to itself");
+    let (same, other) = (
+        e.sets[1].energy_distance.unwrap(),
+        e.sets[2].energy_distance.unwrap(),
+    );
+    assert!(same < 0.2 * other, "same law {same}, halved {other}");
+    let row = e.headline.last().unwrap();
+    assert_eq!((row.key, row.best), ("energy_distance", Some(1)));
+    assert!(row.values[0].is_nan() && row.values[3].is_nan());
+
+    let out = dir.path().join("report-2");
+    c.out = out.clone();
+    c.distance_to = Some("ddpm".into());
+    let e = evaluate(&c).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, ref value, .. } if option == "distance-to" && value == "ddpm"),
         "{e}"
     );
     assert!(!out.exists(), "no report is left behind");

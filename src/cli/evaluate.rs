@@ -58,6 +58,11 @@ pub struct EvaluateArgs {
     /// Labels of the scenario files, in the same order (default: file names).
     #[arg(long)]
     pub label: Vec<String>,
+    /// Label of one of the scenario files: report every other file's two-sample energy
+    /// distance to it (paths as window x assets vectors; e.g. the model's 1,000-step DDPM set,
+    /// against which samplers are compared).
+    #[arg(long)]
+    pub distance_to: Option<String>,
     /// Output folder (default reports/<regime>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -73,6 +78,7 @@ impl EvaluateArgs {
             split: self.split.into(),
             test_from: parse_date("--test-from", &self.test_from)?,
             synthetic,
+            distance_to: self.distance_to,
         })
     }
 }

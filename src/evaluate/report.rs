@@ -11,6 +11,15 @@ type Pick = dyn Fn(&crate::evaluate::SetMetrics) -> &[f64];
 /// (title, x label, y label, series, log scale)
 type Chart<'a> = (&'a str, &'a str, &'a str, &'a Pick, bool);
 
+/// A headline value as printed: a dash where a set has none (NaN).
+pub(super) fn cell(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else {
+        fmt(v)
+    }
+}
+
 /// The evaluation report.
 pub fn evaluation_html(e: &Evaluation) -> String {
     let mut h = String::new();
@@ -53,7 +62,7 @@ pub fn evaluation_html(e: &Evaluation) -> String {
             } else {
                 ""
             };
-            let _ = write!(h, "<td{class}>{}</td>", fmt(*v));
+            let _ = write!(h, "<td{class}>{}</td>", cell(*v));
         }
         h.push_str("</tr>");
     }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::io::{format_date, AtomicDir};
 use crate::report::{StageReport, REPORTS};
 use crate::scenarios::{generator_settings, read_scenarios, set_labels, ScenarioSet};
-use crate::stats::{mean, std_dev};
+use crate::stats::{energy_distance_with_spread, energy_spread, mean, std_dev};
 
 /// Settings of one evaluation.
 #[derive(Debug, Clone)]
@@ -25,6 +25,9 @@ pub struct EvaluateConfig {
     pub test_from: i32,
     /// Scenario files with an optional label (default: the file stem).
     pub synthetic: Vec<(PathBuf, Option<String>)>,
+    /// The label of one of the sets: every other set's energy distance to it is reported (the
+    /// sampler sweep's reference is the model's own 1,000-step DDPM set).
+    pub distance_to: Option<String>,
     pub out: PathBuf,
 }
 
@@ -38,6 +41,7 @@ impl Default for EvaluateConfig {
             split: SplitChoice::Test,
             test_from: default_test_from(),
             synthetic: Vec::new(),
+            distance_to: None,
             out: PathBuf::new(),
         }
     }
@@ -58,6 +62,10 @@ pub struct ScoredSet {
     pub generator: BTreeMap<String, String>,
     pub metrics: SetMetrics,
     pub memorization: Memorization,
+    /// The two-sample energy distance of its paths to the `distance_to` set's
+    /// ([`crate::stats::energy_distance`], paths as window x assets vectors); none for that set
+    /// itself, the noise floor, or without `distance_to`.
+    pub energy_distance: Option<f64>,
 }
 
 /// A row of the summary table: one headline figure per set.
@@ -88,6 +96,8 @@ pub struct Evaluation {
     pub reference: SetMetrics,
     pub reference_memorization: Memorization,
     pub sets: Vec<ScoredSet>,
+    /// The label the sets' energy distances are measured to.
+    pub distance_to: Option<String>,
     pub noise_floor: ScoredSet,
     pub headline: Vec<HeadlineRow>,
     pub p_values_note: &'static str,
@@ -105,6 +115,16 @@ pub fn run(config: &EvaluateConfig) -> Result<Evaluation> {
         ));
     }
     let labels = set_labels(&config.synthetic)?;
+    let distance_to = match &config.distance_to {
+        Some(label) => Some(labels.iter().position(|l| l == label).ok_or_else(|| {
+            Error::option(
+                "distance-to",
+                label,
+                format!("no scenario file has this label; the labels are {labels:?}"),
+            )
+        })?),
+        None => None,
+    };
     let set = WindowSet::read(&config.real)?;
     let regime = set.rule.index_of(&config.regime)?;
     let (n, window) = (set.assets.len(), set.window);
@@ -161,10 +181,17 @@ pub fn run(config: &EvaluateConfig) -> Result<Evaluation> {
             generator: generator_settings(&s.metadata),
             metrics: set_metrics(&paths, &reference, &set.assets),
             memorization: memo(&s.values)?,
+            energy_distance: None,
         });
     }
+    if let Some(target) = distance_to {
+        add_energy_distances(&mut sets, &scenarios, target, window * n);
+    }
     let noise_floor = noise_floor(&set, &indices, &memo)?;
-    let headline = headline(&reference_metrics, &sets, &noise_floor);
+    let mut headline = headline(&reference_metrics, &sets, &noise_floor);
+    if distance_to.is_some() {
+        headline.push(energy_distance_row(&sets));
+    }
     Ok(Evaluation {
         regime: config.regime.clone(),
         split: split_name,
@@ -178,10 +205,48 @@ pub fn run(config: &EvaluateConfig) -> Result<Evaluation> {
         reference: reference_metrics,
         reference_memorization,
         sets,
+        distance_to: config.distance_to.clone(),
         noise_floor,
         headline,
         p_values_note: P_VALUES_NOTE,
     })
+}
+
+/// Each set's energy distance to set `target` (none for the target itself).
+fn add_energy_distances(
+    sets: &mut [ScoredSet],
+    scenarios: &[(String, ScenarioSet)],
+    target: usize,
+    dim: usize,
+) {
+    let reference = &scenarios[target].1.values;
+    let spread = energy_spread(reference, dim);
+    for (i, (scored, (_, s))) in sets.iter_mut().zip(scenarios).enumerate() {
+        if i != target {
+            scored.energy_distance = Some(energy_distance_with_spread(
+                &s.values, reference, dim, spread,
+            ));
+        }
+    }
+}
+
+/// The headline row of the energy distances (NaN where there is none), the smallest best.
+fn energy_distance_row(sets: &[ScoredSet]) -> HeadlineRow {
+    let mut values: Vec<f64> = sets
+        .iter()
+        .map(|s| s.energy_distance.unwrap_or(f64::NAN))
+        .collect();
+    values.push(f64::NAN);
+    let best = (0..sets.len())
+        .filter(|&i| values[i].is_finite())
+        .min_by(|&a, &b| values[a].total_cmp(&values[b]));
+    HeadlineRow {
+        key: "energy_distance",
+        label: "energy distance to the --distance-to set",
+        reference: None,
+        values,
+        best,
+    }
 }
 
 /// Every scenario file with its label, checked against the real windows: the same assets,
@@ -326,6 +391,7 @@ fn noise_floor(
             &set.assets,
         ),
         memorization: memo(&a)?,
+        energy_distance: None,
     })
 }
 
@@ -513,7 +579,7 @@ pub fn summary_text(e: &Evaluation) -> String {
         ));
         for (i, v) in row.values.iter().enumerate() {
             let mark = if row.best == Some(i) { "*" } else { " " };
-            out.push_str(&format!(" {:>11}{mark}", crate::report::fmt(*v)));
+            out.push_str(&format!(" {:>11}{mark}", super::report::cell(*v)));
         }
         out.push('\n');
     }

@@ -30,9 +30,9 @@ pub use matrix::{
 pub use nelder_mead::{nelder_mead, Minimum};
 pub use paths::{path_vol_dispersion, within_path_kurtosis};
 pub use scoring::{
-    crps_ensemble, crps_normal, diebold_mariano, energy_score, energy_score_with_spread,
-    energy_spread, variogram_means, variogram_score, variogram_score_with_means, DieboldMariano,
-    Estimator,
+    crps_ensemble, crps_normal, diebold_mariano, energy_distance, energy_distance_with_spread,
+    energy_score, energy_score_with_spread, energy_spread, variogram_means, variogram_score,
+    variogram_score_with_means, DieboldMariano, Estimator,
 };
 pub use tails::{tail_count, tail_indices, var_cvar};
 pub use two_sample::{

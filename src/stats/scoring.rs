@@ -64,16 +64,43 @@ pub fn energy_spread(ensemble: &[f64], d: usize) -> f64 {
     for i in 0..m {
         let xi = &ensemble[i * d..(i + 1) * d];
         for j in i + 1..m {
-            let xj = &ensemble[j * d..(j + 1) * d];
-            total += xi
-                .iter()
-                .zip(xj)
-                .map(|(a, b)| (a - b) * (a - b))
-                .sum::<f64>()
-                .sqrt();
+            total += distance(xi, &ensemble[j * d..(j + 1) * d]);
         }
     }
     2.0 * total
+}
+
+/// The Euclidean distance between two members.
+fn distance(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Two-sample energy distance (Székely & Rizzo) between samples `x` and `y` of `d`-dimensional
+/// members (row-major), as its unbiased U-statistic (dcor's `energy_distance` with
+/// `estimation_stat="U_STATISTIC"`): 2 mean_ij ||x_i − y_j|| − mean_{i≠i'} ||x_i − x_i'|| −
+/// mean_{j≠j'} ||y_j − y_j'||. Its expectation is zero when both are drawn from the same law
+/// and positive otherwise; `y_spread` is [`energy_spread`] of `y`, reused when one sample is
+/// compared with many. Samples of fewer than two members give NaN.
+pub fn energy_distance_with_spread(x: &[f64], y: &[f64], d: usize, y_spread: f64) -> f64 {
+    let (n, m) = (x.len() / d, y.len() / d);
+    if n < 2 || m < 2 {
+        return f64::NAN;
+    }
+    let cross: f64 = x
+        .chunks_exact(d)
+        .map(|xi| y.chunks_exact(d).map(|yj| distance(xi, yj)).sum::<f64>())
+        .sum();
+    let (n, m) = (n as f64, m as f64);
+    2.0 * cross / (n * m) - energy_spread(x, d) / (n * (n - 1.0)) - y_spread / (m * (m - 1.0))
+}
+
+/// [`energy_distance_with_spread`], computing `y`'s spread.
+pub fn energy_distance(x: &[f64], y: &[f64], d: usize) -> f64 {
+    energy_distance_with_spread(x, y, d, energy_spread(y, d))
 }
 
 /// Energy score (β = 1) of an ensemble of `d`-dimensional members (row-major) at `obs`:

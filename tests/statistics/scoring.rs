@@ -5,7 +5,8 @@
 use crate::common::*;
 use scengen::rng::SeededRng;
 use scengen::stats::{
-    crps_ensemble, crps_normal, diebold_mariano, energy_score, variogram_score, Estimator,
+    crps_ensemble, crps_normal, diebold_mariano, energy_distance, energy_score, variogram_score,
+    Estimator,
 };
 
 fn close(got: f64, want: f64, rel: f64, what: &str) {
@@ -21,6 +22,23 @@ fn rows(v: &serde_json::Value) -> (Vec<f64>, usize) {
     let members = v.as_array().unwrap();
     let d = members[0].as_array().unwrap().len();
     (members.iter().flat_map(as_f64s).collect(), d)
+}
+
+#[test]
+fn energy_distance_matches_dcor() {
+    let v = vectors("energy_distance.json");
+    let cases = v["energy_distance"].as_array().unwrap();
+    assert_eq!(cases.len(), 4);
+    for case in cases {
+        let ((x, d), (y, dy)) = (rows(&case["x"]), rows(&case["y"]));
+        assert_eq!(d, dy);
+        close(
+            energy_distance(&x, &y, d),
+            case["u_statistic"].as_f64().unwrap(),
+            1e-9,
+            case["name"].as_str().unwrap(),
+        );
+    }
 }
 
 #[test]
