@@ -6,7 +6,8 @@
 # uniform and quadratic spacing; at 5, 10 and 20 over the log-SNR band) and its SDE form
 # (log-SNR), all guided at the default weight;
 # then one evaluation per regime against the held-out windows, whose headline table is the
-# quality-vs-cost table.
+# quality-vs-cost table, with every set's energy distance to the DDPM set of seed 7 (the seed-8
+# DDPM set's is the floor).
 # Files already present are kept, so an interrupted sweep resumes.
 #
 #   benches/quality_vs_cost.sh [OUT_DIR] [PATHS]      (defaults: reports/sampler-sweep, 2000)
@@ -45,6 +46,7 @@ for regime in high-vix low-vix; do
   for steps in 5 10 20; do
     run "dpm-band-$steps" --sampler dpm-solver++ --steps "$steps" --spacing logsnr-band
   done
-  "$bin" evaluate --regime "$regime" "${files[@]}" "${labels[@]}" --out "$out/$regime" \
+  "$bin" evaluate --regime "$regime" "${files[@]}" "${labels[@]}" --distance-to ddpm-s7 \
+    --out "$out/$regime" \
     | tee "$out/$regime.txt"
 done
