@@ -12,8 +12,8 @@ pub use metrics::{
     leverage, set_metrics, symmetric_eigenvalues, Paths, Reference, SetMetrics, LAGS,
     QUANTILE_LEVELS,
 };
-pub use report::evaluation_html;
-pub use run::{default_out, run, summary_text, EvaluateConfig, Evaluation, HeadlineRow, ScoredSet};
+pub use report::{evaluation_html, summary_text};
+pub use run::{default_out, run, EvaluateConfig, Evaluation, HeadlineRow, ScoredSet};
 
 use crate::data::TRADING_DAYS;
 use crate::stats::{correlation_from_covariance, covariance_matrix, pooled_acf, std_dev};

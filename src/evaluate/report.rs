@@ -1,10 +1,14 @@
-//! `evaluate`'s page: the scenario sets, the summary table with the best set per row marked,
-//! Q-Q, ACF and leverage plots, eigenvalue spectra, correlation heat maps, per-asset tables.
+//! `evaluate`'s outputs: `metrics.json`, the terminal summary and the page (the scenario sets,
+//! the summary table with the best set per row marked, Q-Q, ACF and leverage plots, eigenvalue
+//! spectra, correlation heat maps, per-asset tables).
 
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 
 use super::{Evaluation, ScoredSet, QUANTILE_LEVELS};
-use crate::report::{escape, fmt, heatmap, line_chart, sets_table, Series, STYLE};
+use crate::error::Result;
+use crate::io::AtomicDir;
+use crate::report::{escape, fmt, heatmap, line_chart, sets_table, Series, StageReport, STYLE};
 
 /// Picks one figure series out of a set's metrics.
 type Pick = dyn Fn(&crate::evaluate::SetMetrics) -> &[f64];
@@ -176,4 +180,49 @@ pub fn evaluation_html(e: &Evaluation) -> String {
     }
     let _ = write!(h, "<p class=\"note\">Quantile levels stored in metrics.json: {QUANTILE_LEVELS:?}.</p></body></html>");
     h
+}
+
+impl StageReport for Evaluation {
+    const FILES: &'static [&'static str] = &["report.html", "metrics.json"];
+
+    fn write(&self, out: &Path) -> Result<PathBuf> {
+        let dir = AtomicDir::new(out)?;
+        dir.write_text(
+            "metrics.json",
+            &serde_json::to_string_pretty(self).expect("metrics serialise"),
+        )?;
+        dir.write_text("report.html", &evaluation_html(self))?;
+        dir.commit()
+    }
+
+    fn summary(&self) -> String {
+        summary_text(self)
+    }
+}
+
+/// A short terminal summary: the headline table as text.
+pub fn summary_text(e: &Evaluation) -> String {
+    let mut out = format!(
+        "{} ({} split, {} reference windows)\n",
+        e.regime, e.split, e.reference_windows
+    );
+    out.push_str(&format!("{:<52} {:>10}", "metric", "real"));
+    for s in e.sets.iter().chain(std::iter::once(&e.noise_floor)) {
+        let label: String = s.label.chars().take(12).collect();
+        out.push_str(&format!(" {label:>12}"));
+    }
+    out.push('\n');
+    for row in &e.headline {
+        out.push_str(&format!(
+            "{:<52} {:>10}",
+            row.label,
+            row.reference.map(fmt).unwrap_or_default()
+        ));
+        for (i, v) in row.values.iter().enumerate() {
+            let mark = if row.best == Some(i) { "*" } else { " " };
+            out.push_str(&format!(" {:>11}{mark}", cell(*v)));
+        }
+        out.push('\n');
+    }
+    out
 }

@@ -1,5 +1,5 @@
 //! `scengen evaluate`: score scenario files against the real windows of their regime, next to a
-//! real-vs-real noise floor, and write `metrics.json` and `report.html`.
+//! real-vs-real noise floor ([`report`](super::report) writes the result).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,11 +8,10 @@ use serde::Serialize;
 
 use super::memorization::{memorization, Memorization};
 use super::metrics::{set_metrics, Paths, Reference, SetMetrics};
-use super::report::evaluation_html;
 use crate::data::{default_test_from, DailyPanel, SplitChoice, WindowSet, DEFAULT_WINDOWS};
 use crate::error::{Error, Result};
-use crate::io::{format_date, AtomicDir};
-use crate::report::{StageReport, REPORTS};
+use crate::io::format_date;
+use crate::report::REPORTS;
 use crate::scenarios::{generator_settings, read_scenarios, set_labels, ScenarioSet};
 use crate::stats::{energy_distance_with_spread, energy_spread, mean, std_dev};
 
@@ -305,24 +304,6 @@ fn train_standardisation(set: &WindowSet, test_from: i32) -> (Vec<f64>, Vec<f64>
     (train_values, center, scale)
 }
 
-impl StageReport for Evaluation {
-    const FILES: &'static [&'static str] = &["report.html", "metrics.json"];
-
-    fn write(&self, out: &Path) -> Result<PathBuf> {
-        let dir = AtomicDir::new(out)?;
-        dir.write_text(
-            "metrics.json",
-            &serde_json::to_string_pretty(self).expect("metrics serialise"),
-        )?;
-        dir.write_text("report.html", &evaluation_html(self))?;
-        dir.commit()
-    }
-
-    fn summary(&self) -> String {
-        summary_text(self)
-    }
-}
-
 /// Windows of `indices` that share no day: each starts after the previous one ends.
 fn non_overlapping(set: &WindowSet, indices: &[usize]) -> Vec<usize> {
     let mut out: Vec<usize> = Vec::new();
@@ -556,32 +537,5 @@ fn headline(reference: &SetMetrics, sets: &[ScoredSet], floor: &ScoredSet) -> Ve
         })
         .collect();
     out.push(memo_row);
-    out
-}
-
-/// A short terminal summary: the headline table as text.
-pub fn summary_text(e: &Evaluation) -> String {
-    let mut out = format!(
-        "{} ({} split, {} reference windows)\n",
-        e.regime, e.split, e.reference_windows
-    );
-    out.push_str(&format!("{:<52} {:>10}", "metric", "real"));
-    for s in e.sets.iter().chain(std::iter::once(&e.noise_floor)) {
-        let label: String = s.label.chars().take(12).collect();
-        out.push_str(&format!(" {label:>12}"));
-    }
-    out.push('\n');
-    for row in &e.headline {
-        out.push_str(&format!(
-            "{:<52} {:>10}",
-            row.label,
-            row.reference.map(crate::report::fmt).unwrap_or_default()
-        ));
-        for (i, v) in row.values.iter().enumerate() {
-            let mark = if row.best == Some(i) { "*" } else { " " };
-            out.push_str(&format!(" {:>11}{mark}", super::report::cell(*v)));
-        }
-        out.push('\n');
-    }
     out
 }
