@@ -229,7 +229,8 @@ fn add_energy_distances(
     }
 }
 
-/// The headline row of the energy distances (NaN where there is none), the smallest best.
+/// The headline row of the energy distances (NaN where there is none); the best is the nearest
+/// zero, since the unbiased statistic of a set of the same law can be just below it.
 fn energy_distance_row(sets: &[ScoredSet]) -> HeadlineRow {
     let mut values: Vec<f64> = sets
         .iter()
@@ -238,10 +239,10 @@ fn energy_distance_row(sets: &[ScoredSet]) -> HeadlineRow {
     values.push(f64::NAN);
     let best = (0..sets.len())
         .filter(|&i| values[i].is_finite())
-        .min_by(|&a, &b| values[a].total_cmp(&values[b]));
+        .min_by(|&a, &b| values[a].abs().total_cmp(&values[b].abs()));
     HeadlineRow {
         key: "energy_distance",
-        label: "energy distance to the --distance-to set",
+        label: "energy distance to the chosen set",
         reference: None,
         values,
         best,
