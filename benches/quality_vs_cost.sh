@@ -8,6 +8,9 @@
 # then one evaluation per regime against the held-out windows, whose headline table is the
 # quality-vs-cost table, with every set's energy distance to the DDPM set of seed 7 (the seed-8
 # DDPM set's is the floor).
+# Heun's method (10 evaluations, uniform) runs on the same model; when the model folder
+# $DISTILLED (default models/distilled, from `scengen distill`) exists, its own few-step
+# sampler runs on it too.
 # Files already present are kept, so an interrupted sweep resumes.
 #
 #   benches/quality_vs_cost.sh [OUT_DIR] [PATHS]      (defaults: reports/sampler-sweep, 2000)
@@ -17,6 +20,7 @@ set -euo pipefail
 out=${1:-reports/sampler-sweep}
 n=${2:-2000}
 bin=${SCENGEN:-target/release/scengen}
+distilled=${DISTILLED:-models/distilled}
 mkdir -p "$out/scenarios"
 for regime in high-vix low-vix; do
   files=() labels=()
@@ -46,6 +50,10 @@ for regime in high-vix low-vix; do
   for steps in 5 10 20; do
     run "dpm-band-$steps" --sampler dpm-solver++ --steps "$steps" --spacing logsnr-band
   done
+  run heun-10 --sampler heun --steps 10 --spacing uniform
+  if [ -d "$distilled" ]; then
+    run distilled --model "$distilled"
+  fi
   "$bin" evaluate --regime "$regime" "${files[@]}" "${labels[@]}" --distance-to ddpm-s7 \
     --out "$out/$regime" \
     | tee "$out/$regime.txt"

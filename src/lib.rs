@@ -3,7 +3,8 @@
 //! The library is organised by pipeline stage, each module named after its command:
 //! [`data`] (`ingest`: panels, returns, regimes and the windows file), [`model`] (the network,
 //! its fitted prior, its noise prediction and the model folder), [`diffusion`] (schedules and
-//! samplers, apart from any network), [`train`], [`generate`] (the sampling loop and guidance,
+//! samplers, apart from any network), [`train`], [`distill`] (a trained model fine-tuned for a
+//! few-step sampler), [`generate`] (the sampling loop and guidance,
 //! and `bench`), [`baselines`] (the classical generators), [`scenarios`] (the scenario file that
 //! every generator writes and every analysis reads), [`evaluate`], [`covariance`],
 //! [`backtest`] (minimum-variance portfolios out of sample), [`risk`] (a portfolio's VaR, CVaR
@@ -24,6 +25,7 @@ pub mod covariance;
 pub mod data;
 pub mod device;
 pub mod diffusion;
+pub mod distill;
 pub mod error;
 pub mod evaluate;
 pub mod forecast_backtest;

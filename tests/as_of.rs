@@ -47,10 +47,10 @@ fn config(date: &str, prices: &Path, out: PathBuf) -> GenerateConfig {
         regime: None,
         as_of: Some(as_of(date, prices)),
         n: 64,
-        sampler: SamplerKind::SdeDpmSolver {
+        sampler: Some(SamplerKind::SdeDpmSolver {
             steps: 10,
             spacing: Spacing::LogSnr,
-        },
+        }),
         out,
         batch_size: 64,
         engine: Engine::Auto,

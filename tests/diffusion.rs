@@ -1,6 +1,8 @@
 //! Schedules against the reference values, the network's gradients, samplers and guidance.
 
 mod common;
+#[path = "diffusion/flow_matching.rs"]
+mod flow_matching;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;

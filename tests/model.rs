@@ -1,16 +1,18 @@
 //! Training and generation end to end on small models with fixed seeds: a known Gaussian is
 //! learnt, runs are reproducible, panels of 40 assets fit, shards add up; bad inputs are in
-//! `model/bad_inputs.rs`.
+//! `model/bad_inputs.rs`, distillation in `model/distill.rs`.
 
 #[path = "model/bad_inputs.rs"]
 mod bad_inputs;
 mod common;
+#[path = "model/distill.rs"]
+mod distill;
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use common::*;
-use scengen::diffusion::{SamplerKind, Spacing};
+use scengen::diffusion::{Objective, SamplerKind, ScheduleKind, Spacing};
 use scengen::generate::{generate, GenerateConfig, DEFAULT_SAMPLER};
 use scengen::io::parse_date;
 use scengen::model::{load_model, Engine, UNetConfig, CONFIG_FILE, WEIGHTS_FILE};
@@ -68,11 +70,11 @@ fn gen_config(model: &Path, out: PathBuf, regime: &str, n: usize, seed: u64) -> 
         as_of: None,
         start_days: None,
         n,
-        sampler: SamplerKind::Ddim {
+        sampler: Some(SamplerKind::Ddim {
             steps: 40,
             eta: 0.0,
             spacing: Spacing::Uniform,
-        },
+        }),
         guidance: Some(1.0),
         seed,
         out,
@@ -114,7 +116,32 @@ fn a_model_trained_on_gaussian_data_reproduces_its_covariance() {
     assert!(best < 0.8 * first, "validation loss {first} -> {best}");
 
     // Stated tolerance: volatilities within 20%, correlations within 0.15.
-    assert_reproduces_covariance(&model, dir.path(), Some(1.0), 0.2, 0.15);
+    assert_reproduces_covariance(&model, dir.path(), Some(1.0), None, 0.2, 0.15);
+}
+
+/// The same network trained on the flow-matching objective, on the straight path, sampled with
+/// Heun at 10 evaluations: the card records both, and the covariance comes out within the same
+/// tolerances.
+#[test]
+fn a_flow_matching_model_reproduces_the_covariance_with_ten_evaluations() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gauss.parquet");
+    write_gaussian_windows(&data, &CHOL, 3, 8, 800, 2.5, 11);
+    let model = dir.path().join("model");
+    let mut c = train_config(&data, &model, 1, 60);
+    c.objective = Objective::FlowMatching;
+    c.schedule = Objective::FlowMatching.default_schedule();
+    let report = train(&c).unwrap();
+    assert_eq!(report.card.training.objective, Objective::FlowMatching);
+    assert_eq!(report.card.schedule, ScheduleKind::Rectified);
+    let first = report.history.first().unwrap().validation_loss;
+    let best = report.card.training.best_validation_loss;
+    assert!(best < 0.8 * first, "validation loss {first} -> {best}");
+    let heun = SamplerKind::Heun {
+        steps: 10,
+        spacing: Spacing::Uniform,
+    };
+    assert_reproduces_covariance(&model, dir.path(), Some(1.0), Some(heun), 0.2, 0.15);
 }
 
 /// A model with the Gaussian prior gets the covariance almost exactly after two epochs (the
@@ -154,20 +181,22 @@ fn a_model_with_the_gaussian_prior_reproduces_the_covariance_at_once() {
         );
     }
     assert_eq!(scengen::generate::default_guidance(&card), 1.0);
-    assert_reproduces_covariance(&model, dir.path(), None, 0.1, 0.08);
+    assert_reproduces_covariance(&model, dir.path(), None, None, 0.1, 0.08);
     let meta = read_scenarios(&dir.path().join("calm.parquet"))
         .unwrap()
         .metadata;
     assert_eq!(meta["scengen.guidance"], "1");
 }
 
-/// Generates 1,500 paths per regime with `guidance` (`None`: the model's default) and checks
+/// Generates 1,500 paths per regime with `guidance` (`None`: the model's default) and `sampler`
+/// (`None`: DDIM, 40 steps) and checks
 /// their daily volatilities (relative) and correlations (absolute) against the data's: `CHOL`,
 /// scaled by 2.5 in the stressed regime.
 fn assert_reproduces_covariance(
     model: &Path,
     dir: &Path,
     guidance: Option<f64>,
+    sampler: Option<SamplerKind>,
     vol_tolerance: f64,
     corr_tolerance: f64,
 ) {
@@ -185,6 +214,7 @@ fn assert_reproduces_covariance(
         let out = dir.join(format!("{regime}.parquet"));
         let mut g = gen_config(model, out.clone(), regime, 1500, 3);
         g.guidance = guidance;
+        g.sampler = sampler.or(g.sampler);
         generate(&g).unwrap();
         let s = read_scenarios(&out).unwrap();
         assert_eq!((s.paths(), s.window, s.assets.len()), (1500, 8, 3));
@@ -229,11 +259,11 @@ fn training_and_generation_are_reproducible_for_a_seed() {
 
     let out = |name: &str| dir.path().join(name);
     let mut g = gen_config(&m1, out("a.parquet"), "stressed", 300, 4);
-    g.sampler = SamplerKind::Ddim {
+    g.sampler = Some(SamplerKind::Ddim {
         steps: 10,
         eta: 0.5,
         spacing: Spacing::Uniform,
-    };
+    });
     g.guidance = Some(2.0);
     generate(&g).unwrap();
     g.out = out("b.parquet");
@@ -252,7 +282,7 @@ fn training_and_generation_are_reproducible_for_a_seed() {
 
     // The default sampler draws fresh noise at every step, on all cores: still one stream per
     // path, so neither the batch size nor the thread split changes the file.
-    g.sampler = DEFAULT_SAMPLER;
+    g.sampler = Some(DEFAULT_SAMPLER);
     g.seed = 4;
     g.out = out("sde-a.parquet");
     generate(&g).unwrap();
@@ -272,7 +302,7 @@ fn training_and_generation_are_reproducible_for_a_seed() {
 
     // DDPM over all steps runs and writes the same schema.
     let mut g = gen_config(&m1, out("ddpm.parquet"), "calm", 20, 1);
-    g.sampler = SamplerKind::Ddpm;
+    g.sampler = Some(SamplerKind::Ddpm);
     generate(&g).unwrap();
     assert_eq!(read_scenarios(&out("ddpm.parquet")).unwrap().paths(), 20);
 }
@@ -378,11 +408,11 @@ fn a_factor_model_on_real_windows_corrects_only_its_factor_subspace() {
 
     let out = dir.path().join("normal.parquet");
     let mut g = gen_config(&model, out.clone(), "normal", 50, 2);
-    g.sampler = SamplerKind::Ddim {
+    g.sampler = Some(SamplerKind::Ddim {
         steps: 5,
         eta: 0.0,
         spacing: Spacing::Uniform,
-    };
+    });
     generate(&g).unwrap();
     let set = read_scenarios(&out).unwrap();
     assert_eq!((set.paths(), set.assets.len()), (50, 20));
@@ -460,7 +490,7 @@ fn a_synthetic_40_asset_panel_s_regime_covariances_are_reproduced() {
     for (regime, rho, vol) in regimes {
         let out = dir.path().join(format!("{regime}.parquet"));
         let g = GenerateConfig {
-            sampler: DEFAULT_SAMPLER,
+            sampler: Some(DEFAULT_SAMPLER),
             guidance: None,
             ..gen_config(&model, out.clone(), regime, 800, 3)
         };
@@ -513,11 +543,11 @@ fn diffusion_shards_are_the_unsharded_run() {
     let dir = tempfile::tempdir().unwrap();
     let model = trained_tiny_model(dir.path());
     let config = |out: PathBuf, shard: Shard| GenerateConfig {
-        sampler: SamplerKind::Ddim {
+        sampler: Some(SamplerKind::Ddim {
             steps: 4,
             eta: 1.0,
             spacing: Spacing::Uniform,
-        },
+        }),
         batch_size: 4,
         shard,
         ..gen_config(&model, out, "stressed", 20, 9)

@@ -138,10 +138,10 @@ fn scenario_dir() -> &'static Path {
                 as_of: None,
                 start_days: None,
                 n: 100,
-                sampler: SamplerKind::DpmSolver {
+                sampler: Some(SamplerKind::DpmSolver {
                     steps: 5,
                     spacing: Spacing::LogSnr,
-                },
+                }),
                 guidance: Some(1.5),
                 seed: 5,
                 out: scenarios.join(format!("{regime}.parquet")),

@@ -3,6 +3,7 @@
 
 mod backtest;
 mod covariance;
+mod distill;
 mod evaluate;
 mod forecast;
 mod ingest;
@@ -45,6 +46,9 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Train the regime-conditioned diffusion model on a windows file.
     Train(model::TrainArgs),
+    /// Fine-tune a trained model so that a few-step sampler draws its default sampler's
+    /// scenarios.
+    Distill(distill::DistillArgs),
     /// Generate scenario paths for one regime.
     Generate(model::GenerateArgs),
     /// Score scenario files against real windows of their regime; write an HTML report and JSON.
@@ -144,6 +148,7 @@ fn run_command(cli: Cli) -> Result<()> {
 pub(crate) enum Job {
     Ingest(scengen::data::IngestConfig),
     Train(scengen::train::TrainConfig),
+    Distill(scengen::distill::DistillConfig),
     Generate(model::GenerateJob),
     Evaluate(scengen::evaluate::EvaluateConfig),
     Covariance(scengen::covariance::CovarianceConfig),
@@ -159,6 +164,7 @@ impl Job {
         Ok(Some(match command {
             Command::Ingest(args) => Job::Ingest(args.into_config()?),
             Command::Train(args) => Job::Train(args.into_config()?),
+            Command::Distill(args) => Job::Distill(args.into_config()?),
             Command::Generate(args) => Job::Generate(args.into_job()?),
             Command::Evaluate(args) => Job::Evaluate(args.into_config()?),
             Command::Covariance(args) => Job::Covariance(args.into_config()?),
@@ -177,6 +183,7 @@ impl Job {
         match self {
             Job::Ingest(c) => &c.out,
             Job::Train(c) => &c.out,
+            Job::Distill(c) => &c.out,
             Job::Generate(model::GenerateJob::Diffusion(c)) => &c.out,
             Job::Generate(model::GenerateJob::Baseline(c)) => &c.out,
             Job::Evaluate(c) => &c.out,
@@ -192,6 +199,7 @@ impl Job {
     pub(crate) fn quiet(mut self) -> Self {
         match &mut self {
             Job::Train(c) => c.progress = false,
+            Job::Distill(c) => c.progress = false,
             Job::Generate(model::GenerateJob::Diffusion(c)) => c.progress = false,
             _ => {}
         }
@@ -205,6 +213,7 @@ impl Job {
         match self {
             Job::Ingest(c) => Ok(scengen::data::ingest(&c)?.to_string()),
             Job::Train(c) => Ok(scengen::train::train(&c)?.to_string()),
+            Job::Distill(c) => Ok(scengen::distill::distill(&c)?.to_string()),
             Job::Generate(model::GenerateJob::Diffusion(c)) => {
                 wrote(scengen::generate::generate(&c)?)
             }

@@ -9,7 +9,7 @@ use super::ingest::{value_kind, KindArg, RegimeArgs, ReturnsArg};
 use scengen::baselines::{BaselineConfig, Method};
 use scengen::data::{AsOf, DEFAULT_DATE_COLUMN, EMBEDDED_PRICES, LATEST};
 use scengen::device::{device_name, select_device};
-use scengen::diffusion::{SamplerKind, ScheduleKind, Spacing};
+use scengen::diffusion::{Objective, SamplerKind, ScheduleKind, Spacing};
 use scengen::error::{Error, Result};
 use scengen::generate::{default_batch_size, BenchConfig, GenerateConfig, DEFAULT_SAMPLER};
 use scengen::io::parse_date;
@@ -21,6 +21,8 @@ use scengen::train::TrainConfig;
 pub enum ScheduleArg {
     Linear,
     Cosine,
+    /// The straight path of flow matching.
+    Rectified,
 }
 
 impl From<ScheduleKind> for ScheduleArg {
@@ -28,6 +30,7 @@ impl From<ScheduleKind> for ScheduleArg {
         match kind {
             ScheduleKind::Linear => ScheduleArg::Linear,
             ScheduleKind::Cosine => ScheduleArg::Cosine,
+            ScheduleKind::Rectified => ScheduleArg::Rectified,
         }
     }
 }
@@ -37,6 +40,24 @@ impl From<ScheduleArg> for ScheduleKind {
         match arg {
             ScheduleArg::Linear => ScheduleKind::Linear,
             ScheduleArg::Cosine => ScheduleKind::Cosine,
+            ScheduleArg::Rectified => ScheduleKind::Rectified,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObjectiveArg {
+    /// Mean squared error of the predicted noise.
+    Epsilon,
+    /// Mean squared error of the straight path's velocity (flow matching).
+    FlowMatching,
+}
+
+impl From<ObjectiveArg> for Objective {
+    fn from(arg: ObjectiveArg) -> Self {
+        match arg {
+            ObjectiveArg::Epsilon => Objective::Epsilon,
+            ObjectiveArg::FlowMatching => Objective::FlowMatching,
         }
     }
 }
@@ -64,6 +85,8 @@ pub enum SamplerArg {
     DpmSolver,
     #[value(name = "sde-dpm-solver++")]
     SdeDpmSolver,
+    /// Heun's method on the straight path of flow matching (--steps evaluations).
+    Heun,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -158,9 +181,14 @@ pub struct TrainArgs {
     /// Probability of dropping the regime label (for classifier-free guidance).
     #[arg(long, default_value_t = TrainConfig::default().regime_dropout)]
     pub regime_dropout: f64,
-    /// Noise schedule of the forward process.
-    #[arg(long, value_enum, default_value_t = TrainConfig::default().schedule.into())]
-    pub schedule: ScheduleArg,
+    /// What the network learns: the noise (epsilon) or the straight path's velocity
+    /// (flow-matching).
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::Epsilon)]
+    pub objective: ObjectiveArg,
+    /// Noise schedule of the forward process [default: cosine for epsilon, rectified for
+    /// flow-matching].
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleArg>,
     /// Channels of the first U-Net level [default: sized to the number of assets].
     #[arg(long)]
     pub channels: Option<usize>,
@@ -217,7 +245,11 @@ impl TrainArgs {
             patience: self.patience,
             min_epochs: self.min_epochs,
             regime_dropout: self.regime_dropout,
-            schedule: self.schedule.into(),
+            objective: self.objective.into(),
+            schedule: self.schedule.map_or_else(
+                || Objective::from(self.objective).default_schedule(),
+                ScheduleKind::from,
+            ),
             base_channels: self.channels,
             amplitude_input: self.amplitude_input,
             linear_path: self.linear_path,
@@ -250,25 +282,28 @@ fn default_sampler() -> (SamplerArg, usize, SpacingArg, f64) {
         SamplerKind::SdeDpmSolver { steps, spacing } => {
             (SamplerArg::SdeDpmSolver, steps, spacing.into(), 0.0)
         }
+        SamplerKind::Heun { steps, spacing } => (SamplerArg::Heun, steps, spacing.into(), 0.0),
     }
 }
 
-/// Sampler settings shared by `generate` and `bench`.
+/// Sampler settings shared by `generate` and `bench`. None given: the model's own sampler
+/// (`generate::model_sampler`); any given: the others from the default sampler's.
 #[derive(Debug, clap::Args)]
 pub struct SamplingArgs {
-    /// Sampler (default: SDE-DPM-Solver++(2M), 100 steps, log-SNR spacing; see docs/commands.md).
-    #[arg(long, value_enum, default_value_t = default_sampler().0)]
-    pub sampler: SamplerArg,
-    /// Network evaluations per path (DDIM, DPM-Solver++ and its SDE form), doubled by
-    /// guidance.
-    #[arg(long, default_value_t = default_sampler().1)]
-    pub steps: usize,
-    /// How the steps are spread over the noise levels.
-    #[arg(long, value_enum, default_value_t = default_sampler().2)]
-    pub spacing: SpacingArg,
-    /// DDIM stochasticity (0 = deterministic).
-    #[arg(long, default_value_t = default_sampler().3)]
-    pub eta: f64,
+    /// Sampler [default: the model's own: the one a distilled model was distilled for, else
+    /// SDE-DPM-Solver++(2M), 100 steps, log-SNR spacing; see docs/commands.md].
+    #[arg(long, value_enum)]
+    pub sampler: Option<SamplerArg>,
+    /// Network evaluations per path (DDIM, DPM-Solver++ and its SDE form, Heun), doubled by
+    /// guidance [default: 100].
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// How the steps are spread over the noise levels [default: logsnr].
+    #[arg(long, value_enum)]
+    pub spacing: Option<SpacingArg>,
+    /// DDIM stochasticity (0 = deterministic) [default: 0].
+    #[arg(long)]
+    pub eta: Option<f64>,
     /// Classifier-free guidance weight (1 = plain conditional; default: 1 for a model with a
     /// Gaussian prior, 1.5 otherwise).
     #[arg(long)]
@@ -282,18 +317,43 @@ pub struct SamplingArgs {
 }
 
 impl SamplingArgs {
-    pub fn kind(&self) -> SamplerKind {
-        let (steps, spacing) = (self.steps, self.spacing.into());
-        match self.sampler {
-            SamplerArg::Ddpm => SamplerKind::Ddpm,
-            SamplerArg::Ddim => SamplerKind::Ddim {
-                steps,
-                eta: self.eta,
-                spacing,
-            },
-            SamplerArg::DpmSolver => SamplerKind::DpmSolver { steps, spacing },
-            SamplerArg::SdeDpmSolver => SamplerKind::SdeDpmSolver { steps, spacing },
+    /// The sampler asked for; `None` for the model's own.
+    pub fn kind(&self) -> Option<SamplerKind> {
+        if self.sampler.is_none()
+            && self.steps.is_none()
+            && self.spacing.is_none()
+            && self.eta.is_none()
+        {
+            return None;
         }
+        let (sampler, steps, spacing, eta) = default_sampler();
+        Some(sampler_kind(
+            self.sampler.unwrap_or(sampler),
+            self.steps.unwrap_or(steps),
+            self.spacing.unwrap_or(spacing),
+            self.eta.unwrap_or(eta),
+        ))
+    }
+}
+
+/// The sampler the flags name.
+pub(crate) fn sampler_kind(
+    sampler: SamplerArg,
+    steps: usize,
+    spacing: SpacingArg,
+    eta: f64,
+) -> SamplerKind {
+    let spacing = spacing.into();
+    match sampler {
+        SamplerArg::Ddpm => SamplerKind::Ddpm,
+        SamplerArg::Ddim => SamplerKind::Ddim {
+            steps,
+            eta,
+            spacing,
+        },
+        SamplerArg::DpmSolver => SamplerKind::DpmSolver { steps, spacing },
+        SamplerArg::SdeDpmSolver => SamplerKind::SdeDpmSolver { steps, spacing },
+        SamplerArg::Heun => SamplerKind::Heun { steps, spacing },
     }
 }
 
@@ -576,9 +636,11 @@ mod tests {
     }
 
     #[test]
-    fn the_option_defaults_are_the_library_default_sampler() {
+    fn the_option_defaults_are_the_model_s_own_sampler_then_the_library_default() {
         let parsed = Sampling::parse_from(["scengen"]);
-        assert_eq!(parsed.args.kind(), scengen::generate::DEFAULT_SAMPLER);
+        assert_eq!(parsed.args.kind(), None);
         assert_eq!(parsed.args.guidance, None);
+        let parsed = Sampling::parse_from(["scengen", "--steps", "100"]);
+        assert_eq!(parsed.args.kind(), Some(scengen::generate::DEFAULT_SAMPLER));
     }
 }

@@ -255,7 +255,7 @@ fn user_files(job: &mut Job) -> Vec<&mut PathBuf> {
                 None => Vec::new(),
             }
         }
-        Job::Train(_) | Job::Evaluate(_) | Job::Covariance(_) => Vec::new(),
+        Job::Train(_) | Job::Distill(_) | Job::Evaluate(_) | Job::Covariance(_) => Vec::new(),
     }
 }
 

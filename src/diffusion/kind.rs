@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ddim::Ddim;
 use super::dpm_solver::DpmSolver;
+use super::heun::Heun;
 use super::sampler::{Sampler, Spacing, StepGrid};
 use super::schedule::NoiseSchedule;
 
@@ -37,6 +38,13 @@ pub enum SamplerKind {
         #[serde(default)]
         spacing: Spacing,
     },
+    /// Heun's second-order method on the straight path of flow matching, `steps` network
+    /// evaluations (two per step, see [`Heun::new`]).
+    Heun {
+        steps: usize,
+        #[serde(default)]
+        spacing: Spacing,
+    },
 }
 
 impl SamplerKind {
@@ -65,6 +73,9 @@ impl SamplerKind {
                 true,
                 clip,
             )),
+            SamplerKind::Heun { steps, spacing } => {
+                Box::new(Heun::new(schedule, steps, spacing, clip))
+            }
         }
     }
 
@@ -77,12 +88,14 @@ impl SamplerKind {
         match *self {
             SamplerKind::Ddim { steps: 0, .. }
             | SamplerKind::DpmSolver { steps: 0, .. }
-            | SamplerKind::SdeDpmSolver { steps: 0, .. } => {
+            | SamplerKind::SdeDpmSolver { steps: 0, .. }
+            | SamplerKind::Heun { steps: 0, .. } => {
                 Err(Error::option("steps", 0, "must be at least 1"))
             }
             SamplerKind::Ddim { steps, .. }
             | SamplerKind::DpmSolver { steps, .. }
             | SamplerKind::SdeDpmSolver { steps, .. }
+            | SamplerKind::Heun { steps, .. }
                 if steps > most =>
             {
                 Err(Error::option(
@@ -104,7 +117,8 @@ impl SamplerKind {
             SamplerKind::Ddpm => schedule_len,
             SamplerKind::Ddim { steps, .. }
             | SamplerKind::DpmSolver { steps, .. }
-            | SamplerKind::SdeDpmSolver { steps, .. } => steps,
+            | SamplerKind::SdeDpmSolver { steps, .. }
+            | SamplerKind::Heun { steps, .. } => steps,
         }
     }
 }

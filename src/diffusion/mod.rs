@@ -1,18 +1,23 @@
-//! Diffusion, apart from any network: noise schedules, forward noising, and the reverse-process
-//! samplers (DDPM and DDIM, DPM-Solver++ in its ODE and SDE forms), one per file, behind the
-//! [`Sampler`] trait. Nothing here knows the model; the generation pipeline owns the loop.
+//! Diffusion, apart from any network: noise schedules (the straight path of flow matching
+//! among them), forward noising, the training objectives' weights, and the reverse-process
+//! samplers (DDPM and DDIM, DPM-Solver++ in its ODE and SDE forms, Heun on the straight path),
+//! one per file, behind the [`Sampler`] trait. Nothing here knows the model; the generation pipeline owns the loop.
 
 mod ddim;
 mod dpm_solver;
+mod heun;
 mod kind;
+mod objective;
 mod sampler;
 mod schedule;
 
 pub use ddim::Ddim;
 pub use dpm_solver::DpmSolver;
+pub use heun::Heun;
 pub use kind::SamplerKind;
+pub use objective::Objective;
 pub use sampler::{Sampler, Spacing, StepGrid, LOG_SNR_BAND};
-pub use schedule::{NoiseSchedule, ScheduleKind};
+pub use schedule::{rectified_time, NoiseSchedule, ScheduleKind};
 
 use candle_core::{Result, Tensor};
 

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::forecasters::{
     load_model_before, Forecaster, RegimeSets, FHS, HISTORICAL, HISTORICAL_EWMA,
 };
-use crate::generate::{default_guidance, sample_paths, PathDraw, DEFAULT_SAMPLER};
+use crate::generate::{default_guidance, model_sampler, sample_paths, PathDraw};
 use crate::io::format_date;
 use crate::model::Engine;
 use crate::risk::{check_horizons_and_levels, Portfolio};
@@ -105,7 +105,7 @@ pub(super) fn regime_sets(config: &ForecastBacktestConfig) -> Result<(Sets, Vec<
     Ok((groups.into_values().collect(), assets))
 }
 
-/// The diffusion model's `paths` paths per regime, drawn with the default sampler.
+/// The diffusion model's `paths` paths per regime, drawn with its own sampler ([`model_sampler`](crate::generate::model_sampler)).
 fn model_sets(
     config: &ForecastBacktestConfig,
     dir: &std::path::Path,
@@ -118,7 +118,7 @@ fn model_sets(
     for (regime, label) in model.card.labels.iter().enumerate() {
         let draw_with = PathDraw {
             regime,
-            sampler: DEFAULT_SAMPLER,
+            sampler: model_sampler(&model.card),
             guidance,
             seed: config.seed,
         };

@@ -12,8 +12,8 @@ use super::{Ensemble, Forecaster, History};
 use crate::baselines::GarchPanel;
 use crate::error::{Error, Result};
 use crate::generate::{
-    default_guidance, market_levels, CovarianceTarget, LevelSets, PathDraw, CORRELATION_LAMBDA,
-    DEFAULT_SAMPLER,
+    default_guidance, market_levels, model_sampler, CovarianceTarget, LevelSets, PathDraw,
+    CORRELATION_LAMBDA,
 };
 use crate::io::{format_date, parse_date};
 use crate::model::{load_model, Engine, LoadedModel, ModelCard};
@@ -67,7 +67,7 @@ pub fn load_model_before(dir: &Path, from: i32, longest: usize) -> Result<Loaded
 }
 
 impl DiffusionState {
-    /// Draws `paths` paths per regime and starting level from `model` with the default sampler
+    /// Draws `paths` paths per regime and starting level from `model` with its own sampler
     /// and `seed`; `dates` are the history's return days, `garch` FHS's fits on them.
     pub fn draw(
         mut model: LoadedModel,
@@ -81,7 +81,7 @@ impl DiffusionState {
         for (regime, label) in model.card.labels.clone().into_iter().enumerate() {
             let draw = PathDraw {
                 regime,
-                sampler: DEFAULT_SAMPLER,
+                sampler: model_sampler(&model.card),
                 guidance,
                 seed,
             };

@@ -21,7 +21,8 @@ pub struct BenchConfig {
     pub regime: String,
     pub n: usize,
     pub batch_size: usize,
-    pub sampler: SamplerKind,
+    /// `None`: the model's own, [`model_sampler`](super::model_sampler).
+    pub sampler: Option<SamplerKind>,
     /// `None`: the model's [`default_guidance`](super::default_guidance).
     pub guidance: Option<f64>,
     pub engine: Engine,
@@ -39,7 +40,7 @@ impl Default for BenchConfig {
             regime: DEFAULT_REGIME.into(),
             n: 2_000,
             batch_size: super::default_batch_size(&Device::Cpu),
-            sampler: super::DEFAULT_SAMPLER,
+            sampler: None,
             guidance: None,
             engine: Engine::Auto,
             runs: 3,
@@ -97,7 +98,10 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
     ])?;
     super::check_guidance(config.guidance)?;
     let model = load_model(&config.model, &config.device)?;
-    config.sampler.validate(model.card.timesteps)?;
+    let sampler = config
+        .sampler
+        .unwrap_or_else(|| super::model_sampler(&model.card));
+    sampler.validate(model.card.timesteps)?;
     let guidance = config
         .guidance
         .unwrap_or_else(|| super::default_guidance(&model.card));
@@ -108,7 +112,7 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
     };
     let draw_with = PathDraw {
         regime,
-        sampler: config.sampler,
+        sampler,
         guidance,
         seed: config.seed,
     };
@@ -133,7 +137,7 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
     let forward_median = median_of(&forward_times);
     let peak = config.device.is_cpu().then(fp32_matmul_peak_gflops);
     let guided = guidance != 0.0 && guidance != 1.0;
-    let evaluations = config.sampler.steps(model.card.timesteps) * if guided { 2 } else { 1 };
+    let evaluations = sampler.steps(model.card.timesteps) * if guided { 2 } else { 1 };
     // The network as it runs (a factor model's maps are folded into its convolutions).
     let flops = model.network.config().forward_flops();
     let forward_gflops =
@@ -144,7 +148,7 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
         regime: config.regime.clone(),
         paths: config.n,
         batch_size: config.batch_size,
-        sampler: config.sampler,
+        sampler,
         guidance,
         engine: config.engine,
         runs: config.runs,

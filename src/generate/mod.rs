@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use candle_core::{Device, Tensor};
 
 use crate::data::AsOf;
-use crate::diffusion::{NoiseSchedule, SamplerKind};
+use crate::diffusion::{NoiseSchedule, Sampler, SamplerKind};
 use crate::error::{Error, Result};
 use crate::model::{load_model, pad_mask, Denoiser, Engine, LoadedModel, DEFAULT_MODEL};
 use crate::report::progress_bar;
@@ -75,6 +75,14 @@ pub const DEFAULT_SAMPLER: SamplerKind = SamplerKind::SdeDpmSolver {
     spacing: crate::diffusion::Spacing::LogSnr,
 };
 
+/// The sampler a model runs with unless another is asked for: the one its weights were
+/// distilled for (`scengen distill`), or [`DEFAULT_SAMPLER`].
+pub fn model_sampler(card: &crate::model::ModelCard) -> SamplerKind {
+    card.distilled
+        .as_ref()
+        .map_or(DEFAULT_SAMPLER, |d| d.sampler)
+}
+
 /// Paths per network batch when none is given: 1,000 on the CPU (the fast engine splits them
 /// into cache-sized sub-batches anyway), 5,000 on CUDA, where larger batches mean fewer kernel
 /// launches per path and the tensors stay small (the default model's widest activation for
@@ -101,7 +109,8 @@ pub struct GenerateConfig {
     /// fitted first-day levels.
     pub start_days: Option<PathBuf>,
     pub n: usize,
-    pub sampler: SamplerKind,
+    /// `None`: the model's own, [`model_sampler`].
+    pub sampler: Option<SamplerKind>,
     /// `None`: the model's [`default_guidance`].
     pub guidance: Option<f64>,
     pub seed: u64,
@@ -126,7 +135,7 @@ impl Default for GenerateConfig {
             as_of: None,
             start_days: None,
             n: DEFAULT_PATHS,
-            sampler: DEFAULT_SAMPLER,
+            sampler: None,
             guidance: None,
             seed: DEFAULT_SEED,
             out: default_scenario_file(DEFAULT_REGIME, None),
@@ -209,20 +218,15 @@ pub fn sample_path_ids(
         Tensor::from_vec(v, (b, n_assets, padded), device)
     };
     let mask = pad_mask(n_assets, window, padded, device)?;
-    let mut x = draw(&mut rngs)?.broadcast_mul(&mask)?;
-    for i in 0..sampler.timesteps().len() {
-        let t = sampler.timesteps()[i];
-        let eps = guided_eps(net, &schedule, &x, t, regime as u32, guidance)?;
-        let noise = if sampler.needs_noise(i) {
-            Some(draw(&mut rngs)?)
-        } else {
-            None
-        };
-        x = sampler
-            .step(i, &x, &eps, noise.as_ref())?
-            .broadcast_mul(&mask)?;
-        bar.inc(b as u64);
-    }
+    let x = draw(&mut rngs)?.broadcast_mul(&mask)?;
+    let process = ReverseProcess {
+        net,
+        schedule: &schedule,
+        mask: &mask,
+        regime: regime as u32,
+        guidance,
+    };
+    let x = process.run(sampler.as_mut(), x, || draw(&mut rngs), bar)?;
     let x: Vec<f32> = x.flatten_all()?.to_vec1()?;
     let norm = &card.normalisation;
     let mut out = Vec::with_capacity(b * window * n_assets);
@@ -242,6 +246,45 @@ pub fn sample_path_ids(
         )));
     }
     Ok(out)
+}
+
+/// One regime's reverse process through a network: the loop every sampler runs.
+pub struct ReverseProcess<'a> {
+    pub net: &'a dyn Denoiser,
+    pub schedule: &'a NoiseSchedule,
+    /// 1 on the window's days, 0 on the padding ([`pad_mask`]).
+    pub mask: &'a Tensor,
+    pub regime: u32,
+    pub guidance: f64,
+}
+
+impl ReverseProcess<'_> {
+    /// From `x`, drawn at the sampler's noisiest level, through each of its network evaluations
+    /// to the sample; `noise` gives the fresh draws of a stochastic sampler, and `bar` moves by
+    /// the batch's paths at each evaluation. Differentiable when the network is.
+    pub fn run(
+        &self,
+        sampler: &mut dyn Sampler,
+        mut x: Tensor,
+        mut noise: impl FnMut() -> candle_core::Result<Tensor>,
+        bar: &indicatif::ProgressBar,
+    ) -> candle_core::Result<Tensor> {
+        let b = x.dim(0)?;
+        for i in 0..sampler.timesteps().len() {
+            let t = sampler.timesteps()[i];
+            let eps = guided_eps(self.net, self.schedule, &x, t, self.regime, self.guidance)?;
+            let fresh = if sampler.needs_noise(i) {
+                Some(noise()?)
+            } else {
+                None
+            };
+            x = sampler
+                .step(i, &x, &eps, fresh.as_ref())?
+                .broadcast_mul(self.mask)?;
+            bar.inc(b as u64);
+        }
+        Ok(x)
+    }
 }
 
 /// The fewest paths whose noise a thread of [`sample_paths`] draws.
@@ -282,7 +325,8 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     check_counts(&[("batch_size", config.batch_size)])?;
     check_guidance(config.guidance)?;
     let mut model = load_model(&config.model, &config.device)?;
-    config.sampler.validate(model.card.timesteps)?;
+    let sampler = config.sampler.unwrap_or_else(|| model_sampler(&model.card));
+    sampler.validate(model.card.timesteps)?;
     let guidance = config
         .guidance
         .unwrap_or_else(|| default_guidance(&model.card));
@@ -310,7 +354,7 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     );
     metadata.insert(
         crate::io::meta::SAMPLER.into(),
-        serde_json::to_string(&config.sampler).expect("json"),
+        serde_json::to_string(&sampler).expect("json"),
     );
     metadata.insert(crate::io::meta::GUIDANCE.into(), guidance.to_string());
     metadata.insert(crate::io::meta::SEED.into(), config.seed.to_string());
@@ -329,7 +373,7 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     )?;
     // Counted in network evaluations of one path, so that the bar moves at every step of a
     // batch, not once per batch of 1,000 paths.
-    let evaluations = config.sampler.steps(model.card.timesteps) as u64;
+    let evaluations = sampler.steps(model.card.timesteps) as u64;
     let paths = config.shard.paths(config.n);
     let bar = progress_bar(
         config.progress,
@@ -338,7 +382,7 @@ pub fn generate(config: &GenerateConfig) -> Result<PathBuf> {
     );
     let draw_with = PathDraw {
         regime,
-        sampler: config.sampler,
+        sampler,
         guidance,
         seed: config.seed,
     };

@@ -27,8 +27,9 @@ pub use prior::{
     scale_grid, state_grid, ClassBasis, GaussianPrior, PriorPredictor, VolatilityChain,
 };
 pub use store::{
-    check_model_target, load_model, save_model, LoadedModel, ModelCard, Normalisation,
-    TrainingRecord, CONFIG_FILE, DEFAULT_MODEL, FORMAT_VERSION, LOSS_LOG, WEIGHTS_FILE,
+    check_model_target, load_model, read_loss_log, save_model, stored_weights, DistillRecord,
+    LoadedModel, ModelCard, Normalisation, TrainingRecord, CONFIG_FILE, DEFAULT_MODEL,
+    FORMAT_VERSION, LOSS_LOG, WEIGHTS_FILE,
 };
 pub use unet::UNet1d;
 

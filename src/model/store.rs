@@ -39,6 +39,9 @@ pub struct TrainingRecord {
     pub data_sha256: String,
     pub test_from: String,
     pub seed: u64,
+    /// What the network was trained to predict (models written before the choice: ε).
+    #[serde(default)]
+    pub objective: crate::diffusion::Objective,
     pub epochs_run: usize,
     pub best_epoch: usize,
     pub train_windows: usize,
@@ -89,6 +92,32 @@ pub struct ModelCard {
     /// before it: those load unchecked, with a warning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights_sha256: Option<String>,
+    /// Present when the weights were distilled for a few-step sampler (`scengen distill`),
+    /// which `generate` then uses unless another is asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distilled: Option<DistillRecord>,
+}
+
+/// How a model's weights were distilled from a trained model's, for provenance and for the
+/// sampler they were trained to run under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistillRecord {
+    /// The sampler the weights were trained through, the model's default.
+    pub sampler: crate::diffusion::SamplerKind,
+    /// The trained model and the sampler whose scenarios the distilled sampler matches.
+    pub teacher: String,
+    pub teacher_sha256: String,
+    pub teacher_sampler: crate::diffusion::SamplerKind,
+    pub teacher_paths: usize,
+    pub seed: u64,
+    pub steps_run: usize,
+    /// The optimiser step whose weights were kept (0: the teacher's).
+    pub best_step: usize,
+    /// Energy distance between the distilled sampler's validation paths and the teacher's
+    /// held-out paths, summed over the regimes: (step, distance) at each check, first the
+    /// teacher's own weights under the few-step sampler.
+    pub validation_energy_distance: Vec<(usize, f64)>,
+    pub wall_seconds: f64,
 }
 
 impl ModelCard {
@@ -101,9 +130,10 @@ impl ModelCard {
 /// The most diffusion timesteps a model may have.
 pub const MAX_TIMESTEPS: usize = 100_000;
 
-/// The model folder format `train` writes; `generate` reads this one and the one before it
-/// (version 1 differs only in fields that have defaults).
-pub const FORMAT_VERSION: u32 = 2;
+/// The model folder format `train` and `distill` write; `generate` reads this one and the ones
+/// before it (which differ only in fields that have defaults). Version 3 added `distilled`: a
+/// scengen that ignored it would run distilled weights under the wrong sampler.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Most a normalisation std (of daily log returns) may be: a daily standard deviation of 100%
 /// is no market's; a larger one is a corrupt card, not a volatile asset.
@@ -278,6 +308,27 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel> {
         weights_sha256,
         device: device.clone(),
     })
+}
+
+/// The weights of `model`'s folder as they are stored (a factor model's encoder and decoder
+/// apart, not folded into its convolutions), for training them further; refused if the file
+/// changed since `model` was loaded.
+pub fn stored_weights(model: &LoadedModel) -> Result<HashMap<String, Tensor>> {
+    let path = model.dir.join(WEIGHTS_FILE);
+    let sha256 = sha256_file(&path)?;
+    if sha256 != model.weights_sha256 {
+        return Err(Error::BadModel {
+            path: model.dir.clone(),
+            reason: format!("{WEIGHTS_FILE} changed while it was in use"),
+        });
+    }
+    candle_core::safetensors::load(&path, &model.device).map_err(|e| Error::bad_file(&path, e))
+}
+
+/// The per-epoch loss log of a model folder, as `train` wrote it.
+pub fn read_loss_log(dir: &Path) -> Result<String> {
+    let path = dir.join(LOSS_LOG);
+    std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))
 }
 
 /// Every size and number of a card that could make loading allocate without bound or make

@@ -7,7 +7,7 @@ mod optim;
 mod trainer;
 
 pub use dataset::{fit_normalisation, split_train_validation, Dataset};
-pub use optim::{learning_rate, AdamW, Ema};
+pub use optim::{learning_rate, snapshot, sorted_vars, AdamW, Ema};
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,7 +15,7 @@ use std::time::Instant;
 use candle_core::Device;
 
 use crate::data::{default_test_from, SplitChoice, WindowSet, DEFAULT_WINDOWS};
-use crate::diffusion::ScheduleKind;
+use crate::diffusion::{Objective, ScheduleKind};
 use crate::error::{Error, Result};
 use crate::io::{format_date, sha256_file};
 use crate::model::{
@@ -65,6 +65,8 @@ pub struct TrainConfig {
     /// The first epoch whose weights may be kept (or the last, with fewer epochs): the epochs
     /// before it are not judged on the validation loss, nor stopped by it.
     pub min_epochs: usize,
+    /// What the network is trained to predict; see [`Objective`].
+    pub objective: Objective,
     pub schedule: ScheduleKind,
     pub timesteps: usize,
     /// Architecture; `None` for [`UNetConfig::small`] sized to the data.
@@ -112,7 +114,8 @@ impl Default for TrainConfig {
             regime_dropout: 0.15,
             patience: 8,
             min_epochs: 10,
-            schedule: ScheduleKind::Cosine,
+            objective: Objective::Epsilon,
+            schedule: Objective::Epsilon.default_schedule(),
             timesteps: 1000,
             architecture: None,
             base_channels: None,
@@ -369,6 +372,7 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
         training: record,
         // The weights' hash is filled in as they are written.
         weights_sha256: None,
+        distilled: None,
     };
     let weights = best_weights.expect("saved with the best epoch");
     save_model(&config.out, &card, &weights, &log)?;
@@ -386,6 +390,7 @@ fn empty_record(config: &TrainConfig) -> Result<TrainingRecord> {
         data_sha256: sha256_file(&config.data)?,
         test_from: format_date(config.test_from),
         seed: config.seed,
+        objective: config.objective,
         epochs_run: 0,
         best_epoch: 0,
         train_windows: 0,

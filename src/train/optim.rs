@@ -13,6 +13,7 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{Error, Result, Tensor, Var};
+use candle_nn::VarMap;
 
 /// Variables that are read and written as one flat, contiguous buffer.
 struct FlatVars {
@@ -248,6 +249,7 @@ impl Ema {
         Ok(())
     }
 }
+
 /// Linear warm-up to `peak`, then cosine decay to `peak * floor` at `total` steps.
 pub fn learning_rate(step: usize, total: usize, warmup: usize, peak: f64, floor: f64) -> f64 {
     if step < warmup {
@@ -255,6 +257,30 @@ pub fn learning_rate(step: usize, total: usize, warmup: usize, peak: f64, floor:
     }
     let progress = ((step - warmup) as f64 / (total.saturating_sub(warmup)).max(1) as f64).min(1.0);
     peak * (floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
+}
+
+/// (name, var) sorted by name, so optimiser state and EMA pairs line up deterministically.
+pub fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
+    let mut vars: Vec<(String, Var)> = varmap
+        .data()
+        .lock()
+        .expect("varmap")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// A copy of every variable's current value.
+pub fn snapshot(
+    varmap: &VarMap,
+) -> crate::error::Result<std::collections::HashMap<String, Tensor>> {
+    let data = varmap.data().lock().expect("varmap");
+    Ok(data
+        .iter()
+        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+        .collect::<candle_core::Result<_>>()?)
 }
 
 #[cfg(test)]

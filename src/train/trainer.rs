@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
-use super::{learning_rate, AdamW, Dataset, Ema, TrainConfig};
-use crate::diffusion::{add_noise, NoiseSchedule};
+use super::{learning_rate, snapshot, sorted_vars, AdamW, Dataset, Ema, TrainConfig};
+use crate::diffusion::{add_noise, NoiseSchedule, Objective};
 use crate::error::{Error, Result};
 use crate::model::{
     pad_mask, parameter_count, predict_eps, GaussianPrior, SeededInit, UNet1d, UNetConfig,
@@ -63,7 +63,7 @@ impl<'a> Trainer<'a> {
         let opt = AdamW::new(sorted_vars(&varmap), config.weight_decay)?;
         let ema = Ema::new(&opt, sorted_vars(&ema_map), config.ema_decay)?;
         let mask = pad_mask(arch.assets, arch.window, arch.padded_len(), device)?;
-        let validation = ValidationDraws::new(val, &schedule, config.seed);
+        let validation = ValidationDraws::new(val, &schedule, config.objective, config.seed);
         Ok(Self {
             config,
             window: arch.window,
@@ -142,7 +142,8 @@ impl<'a> Trainer<'a> {
         let xt = add_noise(&self.schedule, &x0, &eps, &t)?;
         let rs = Tensor::from_vec(regimes, b, device)?;
         let pred = predict_eps(&self.net, &self.schedule, &xt, &t, &rs)?;
-        let loss = masked_mse(&pred, &eps, self.window)?;
+        let scale = error_scale(self.config.objective, &self.schedule, &t, device)?;
+        let loss = masked_mse(&pred, &eps, &scale, self.window)?;
         let loss_value = loss.to_scalar::<f32>()? as f64;
         if !loss_value.is_finite() {
             return Err(Error::Training(format!(
@@ -182,24 +183,33 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// (name, var) sorted by name, so optimiser state and EMA pairs line up deterministically.
-fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
-    let mut vars: Vec<(String, Var)> = varmap
-        .data()
-        .lock()
-        .expect("varmap")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
-}
-
-/// Mean squared error over the window's days only (the padding is not data).
-fn masked_mse(pred: &Tensor, target: &Tensor, window: usize) -> candle_core::Result<Tensor> {
+/// Mean squared error over the window's days only (the padding is not data), each sample's
+/// error multiplied by its `scale` ((batch, 1, 1)).
+fn masked_mse(
+    pred: &Tensor,
+    target: &Tensor,
+    scale: &Tensor,
+    window: usize,
+) -> candle_core::Result<Tensor> {
     (pred.narrow(2, 0, window)? - target.narrow(2, 0, window)?)?
+        .broadcast_mul(scale)?
         .sqr()?
         .mean_all()
+}
+
+/// The square root of the objective's weight on each sample's squared noise error, shaped
+/// (batch, 1, 1), at the schedule indices `t`.
+fn error_scale(
+    objective: Objective,
+    schedule: &NoiseSchedule,
+    t: &[usize],
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let scale: Vec<f32> = t
+        .iter()
+        .map(|&i| objective.eps_error_weight(schedule.alpha_bars[i]).sqrt() as f32)
+        .collect();
+    Tensor::from_vec(scale, (t.len(), 1, 1), device)
 }
 
 /// Fixed timesteps and noise for the validation windows, so that validation losses of different
@@ -208,10 +218,11 @@ struct ValidationDraws {
     t: Vec<usize>,
     noise: Vec<f32>,
     schedule: NoiseSchedule,
+    objective: Objective,
 }
 
 impl ValidationDraws {
-    fn new(val: &Dataset, schedule: &NoiseSchedule, seed: u64) -> Self {
+    fn new(val: &Dataset, schedule: &NoiseSchedule, objective: Objective, seed: u64) -> Self {
         let mut rng = SeededRng::new(seed, 2);
         let t = (0..val.len()).map(|_| rng.below(schedule.len())).collect();
         let noise = rng.normals_f32(val.values.len());
@@ -219,6 +230,7 @@ impl ValidationDraws {
             t,
             noise,
             schedule: schedule.clone(),
+            objective,
         }
     }
 
@@ -250,17 +262,9 @@ impl ValidationDraws {
                 device,
             )?;
             let pred = predict_eps(net, &self.schedule, &xt, &t, &rs)?;
-            total += masked_mse(&pred, &eps, window)?.to_scalar::<f32>()? as f64 * b as f64;
+            let scale = error_scale(self.objective, &self.schedule, &t, device)?;
+            total += masked_mse(&pred, &eps, &scale, window)?.to_scalar::<f32>()? as f64 * b as f64;
         }
         Ok(total / val.len() as f64)
     }
-}
-
-/// A copy of every variable's current value.
-fn snapshot(varmap: &VarMap) -> Result<HashMap<String, Tensor>> {
-    let data = varmap.data().lock().expect("varmap");
-    Ok(data
-        .iter()
-        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
-        .collect::<candle_core::Result<_>>()?)
 }

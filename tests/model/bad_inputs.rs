@@ -237,14 +237,25 @@ fn bad_generation_counts_name_the_option_and_write_nothing() {
             spacing: Spacing::LogSnr,
         };
         let most = format!("at most {}", timesteps - 1);
-        expect_option(GenerateConfig { sampler, ..g() }, "steps", &most);
+        expect_option(
+            GenerateConfig {
+                sampler: Some(sampler),
+                ..g()
+            },
+            "steps",
+            &most,
+        );
     }
     let sampler = SamplerKind::Ddim {
         steps: timesteps - 1,
         eta: 0.0,
         spacing: Spacing::Uniform,
     };
-    generate(&GenerateConfig { sampler, ..g() }).unwrap();
+    generate(&GenerateConfig {
+        sampler: Some(sampler),
+        ..g()
+    })
+    .unwrap();
     assert!(out.exists());
     // An existing file is replaced.
     generate(&g()).unwrap();
@@ -502,11 +513,11 @@ fn mutated_model_folders_fail_with_an_error_never_a_panic() {
         let label = format!("case {case}: {}", what.join("; "));
         let result = no_panic(&label, || {
             let mut g = gen_config(&case_dir, out.clone(), "calm", 4, 1);
-            g.sampler = SamplerKind::Ddim {
+            g.sampler = Some(SamplerKind::Ddim {
                 steps: 2,
                 eta: 0.0,
                 spacing: Spacing::Uniform,
-            };
+            });
             generate(&g)
         });
         match result {
