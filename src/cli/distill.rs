@@ -39,7 +39,7 @@ pub struct DistillArgs {
     #[arg(long, default_value_t = DistillConfig::default().teacher_paths)]
     pub teacher_paths: usize,
     /// Optimiser steps.
-    #[arg(long, default_value_t = DistillConfig::default().steps)]
+    #[arg(long, default_value_t = DistillConfig::default().iterations)]
     pub iterations: usize,
     /// Student paths per optimiser step.
     #[arg(long, default_value_t = DistillConfig::default().batch_size)]
@@ -62,7 +62,7 @@ impl DistillArgs {
             out: self.out,
             sampler: sampler_kind(self.sampler, self.steps, self.spacing, 0.0),
             teacher_paths: self.teacher_paths,
-            steps: self.iterations,
+            iterations: self.iterations,
             batch_size: self.batch_size,
             learning_rate: self.lr,
             seed: self.seed,

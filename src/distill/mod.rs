@@ -56,7 +56,8 @@ pub struct DistillConfig {
     pub teacher_paths: usize,
     /// Student paths per optimiser step (all of one regime, taken in turn).
     pub batch_size: usize,
-    pub steps: usize,
+    /// Optimiser steps.
+    pub iterations: usize,
     pub learning_rate: f64,
     /// Optimiser steps between validations.
     pub validate_every: usize,
@@ -74,7 +75,7 @@ impl Default for DistillConfig {
             teacher_sampler: DEFAULT_SAMPLER,
             teacher_paths: 5_000,
             batch_size: 128,
-            steps: 300,
+            iterations: 300,
             learning_rate: 1e-4,
             validate_every: 25,
             seed: DEFAULT_SEED,
@@ -109,15 +110,15 @@ pub fn distill(config: &DistillConfig) -> Result<DistillReport> {
     let mut ema = Ema::new(&opt, sorted_vars(&ema_map), EMA_DECAY)?;
     let mut checks = vec![(0, run.validation_distance(&ema_net)?)];
     let mut best = (0, checks[0].1, snapshot(&ema_map)?);
-    let bar = progress_bar(config.progress, config.steps as u64, "steps");
-    for step in 1..=config.steps {
+    let bar = progress_bar(config.progress, config.iterations as u64, "steps");
+    for step in 1..=config.iterations {
         let loss = run.loss(step, &mut rng)?;
         let (gradients, _) = opt.clipped_gradients(&loss.backward()?, 1.0)?;
-        let lr = learning_rate(step - 1, config.steps, 10, config.learning_rate, 0.1);
+        let lr = learning_rate(step - 1, config.iterations, 10, config.learning_rate, 0.1);
         opt.step(&gradients, lr)?;
         ema.update(&opt)?;
         bar.inc(1);
-        if step % config.validate_every == 0 || step == config.steps {
+        if step % config.validate_every == 0 || step == config.iterations {
             let distance = run.validation_distance(&ema_net)?;
             tracing::info!("distill step {step}: validation energy distance {distance:.3e}");
             checks.push((step, distance));
@@ -134,7 +135,7 @@ pub fn distill(config: &DistillConfig) -> Result<DistillReport> {
         teacher_sampler: config.teacher_sampler,
         teacher_paths: config.teacher_paths,
         seed: config.seed,
-        steps_run: config.steps,
+        steps_run: config.iterations,
         best_step: best.0,
         validation_energy_distance: checks,
         wall_seconds: started.elapsed().as_secs_f64(),
@@ -155,7 +156,7 @@ pub fn distill(config: &DistillConfig) -> Result<DistillReport> {
 /// Each count at least 1, enough teacher paths to hold some out, a usable learning rate.
 fn check(config: &DistillConfig) -> Result<()> {
     for (option, value) in [
-        ("steps", config.steps),
+        ("iterations", config.iterations),
         ("batch_size", config.batch_size),
         ("validate_every", config.validate_every),
     ] {
@@ -176,7 +177,7 @@ fn check(config: &DistillConfig) -> Result<()> {
     }
     if !(config.learning_rate > 0.0 && config.learning_rate < 1.0) {
         return Err(Error::option(
-            "lr",
+            "learning_rate",
             config.learning_rate,
             "must lie in (0, 1)",
         ));

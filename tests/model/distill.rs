@@ -5,8 +5,8 @@ use super::*;
 use scengen::distill::{distill, DistillConfig};
 
 /// A distillation of `teacher` into `out`: DDIM with 2 evaluations, far from the teacher's
-/// default sampler, trained for `steps` steps on 500 teacher paths per regime.
-fn distill_config(teacher: &Path, out: &Path, seed: u64, steps: usize) -> DistillConfig {
+/// default sampler, trained for `iterations` steps on 500 teacher paths per regime.
+fn distill_config(teacher: &Path, out: &Path, seed: u64, iterations: usize) -> DistillConfig {
     DistillConfig {
         teacher: teacher.to_path_buf(),
         out: out.to_path_buf(),
@@ -21,7 +21,7 @@ fn distill_config(teacher: &Path, out: &Path, seed: u64, steps: usize) -> Distil
         },
         teacher_paths: 500,
         batch_size: 64,
-        steps,
+        iterations,
         learning_rate: 1e-3,
         validate_every: 10,
         seed,
@@ -90,17 +90,17 @@ fn bad_distillation_settings_name_their_option_and_write_nothing() {
     );
     refused(
         DistillConfig {
-            steps: 0,
+            iterations: 0,
             ..ok.clone()
         },
-        "steps",
+        "iterations",
     );
     refused(
         DistillConfig {
             learning_rate: f64::NAN,
             ..ok.clone()
         },
-        "lr",
+        "learning_rate",
     );
     refused(
         DistillConfig {
