@@ -42,6 +42,8 @@ struct RunFile {
     portfolios: Vec<PathBuf>,
     ingest: Option<Section>,
     train: Option<Section>,
+    /// The model fine-tuned for a few-step sampler; every later step then uses it.
+    distill: Option<Section>,
     generate: Option<Section>,
     /// Scenarios from the latest close of the prices, one file per generator.
     as_of: Option<Section>,

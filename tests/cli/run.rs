@@ -233,7 +233,7 @@ fn a_killed_or_refused_run_leaves_the_last_outputs_as_they_were() {
 #[test]
 fn a_run_file_s_mistakes_are_named_with_their_line_before_anything_runs() {
     let night = Night::new();
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 9] = [
         (
             "[covariance]\nlookbak = 5\n",
             "line 24: unknown key `lookbak` in [covariance]",
@@ -252,6 +252,12 @@ fn a_run_file_s_mistakes_are_named_with_their_line_before_anything_runs() {
             "--rebalance",
         ),
         ("[train]\n", "[train]", "top-level `model`"),
+        ("[distill]\n", "[distill]", "needs a model"),
+        (
+            "[distill]\nteacher = \"models/x\"\n",
+            "`teacher` in [distill] is set by the run",
+            "",
+        ),
         (
             "[forecast-backtest]\nhorizons = [1, 0]\n",
             "--horizons",
@@ -289,4 +295,62 @@ fn a_run_file_s_mistakes_are_named_with_their_line_before_anything_runs() {
         );
         assert!(night.leftovers().is_empty(), "{extra}: nothing written");
     }
+}
+
+/// A run with a [distill] section: the distill step fine-tunes the run's model into
+/// `distilled`, and the diffusion scenarios are drawn from it with its few-step sampler.
+#[test]
+fn a_distill_section_puts_the_distilled_model_in_the_given_one_s_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let scengen = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_scengen"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    };
+    let (windows, model) = (dir.path().join("windows.parquet"), dir.path().join("model"));
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    scengen(&["ingest", "--stride", "5", "--out", &path(&windows)]);
+    scengen(&[
+        "train",
+        "--data",
+        &path(&windows),
+        "--out",
+        &path(&model),
+        "--epochs",
+        "1",
+        "--min-epochs",
+        "1",
+        "--channels",
+        "8",
+        "--gaussian-prior",
+        "false",
+    ]);
+    let out = dir.path().join("night");
+    let config = dir.path().join("nightly.toml");
+    let text = format!(
+        "out = \"{out}\"\nmodel = \"{model}\"\ntest-from = 2016-01-01\n\n[ingest]\nstride = 5\n\n\
+         [distill]\niterations = 2\nteacher-paths = 640\n\n[generate]\n\
+         generators = [\"diffusion\"]\nregimes = [\"high-vix\"]\nn = 50\n",
+        out = out.display(),
+        model = model.display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    scengen(&["run", "--config", &path(&config)]);
+    let card = scengen::model::load_model(&out.join("distilled"), &candle_core::Device::Cpu)
+        .unwrap()
+        .card;
+    let distilled = card.distilled.expect("a distilled card");
+    assert_eq!(distilled.steps_run, 2);
+    let set = scengen::scenarios::read_scenarios(
+        &out.join("scenarios/diffusion/regime=high-vix/part-0.parquet"),
+    )
+    .unwrap();
+    assert!(set.metadata["scengen.model"].ends_with("distilled"));
+    assert_eq!(
+        set.metadata["scengen.sampler"],
+        serde_json::to_string(&distilled.sampler).unwrap()
+    );
 }

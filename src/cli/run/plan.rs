@@ -1,4 +1,4 @@
-//! The steps of a run file, in order: ingest, train, generate (each generator and regime),
+//! The steps of a run file, in order: ingest, train, distill, generate (each generator and regime),
 //! as-of (each generator, from the latest close), evaluate (each regime), risk (each book and regime), var-backtest (each book), covariance,
 //! backtest and forecast-backtest. Every step's flags are checked here, before anything runs.
 
@@ -14,6 +14,7 @@ use scengen::pipeline::{Input, Step};
 
 const WINDOWS: &str = "windows.parquet";
 const MODEL: &str = "model";
+const DISTILLED: &str = "distilled";
 const SCENARIOS: &str = "scenarios";
 /// The generators of a [generate] section without `generators`: the demo's.
 const GENERATORS: [&str; 4] = ["diffusion", "gaussian", "bootstrap", "fhs"];
@@ -72,6 +73,7 @@ impl<'t> Plan<'t> {
     pub(super) fn steps(mut self) -> Result<Vec<Step<'static>>> {
         let labels = self.ingest_step()?;
         let model = self.train_step()?;
+        let model = self.distill_step(model)?;
         self.generate_steps(model.clone(), &labels)?;
         self.as_of_steps(model)?;
         self.evaluate_steps()?;
@@ -145,6 +147,33 @@ impl<'t> Plan<'t> {
         Ok(Some((
             Value::InRun(MODEL.into()),
             Input::Output(MODEL.into()),
+        )))
+    }
+
+    /// The distill step, if any: the trained (or given) model fine-tuned for a few-step
+    /// sampler, which then stands in for it in every later step.
+    fn distill_step(&mut self, model: Option<(Value, Input)>) -> Result<Option<(Value, Input)>> {
+        let Some(section) = self.file.distill.take() else {
+            return Ok(model);
+        };
+        let (flags, _) = section_flags(
+            self.source,
+            "distill",
+            Some(&section),
+            &["teacher", "out"],
+            &[],
+        )?;
+        let Some((teacher, input)) = model else {
+            return Err(self.source.error_in(
+                "distill",
+                "needs a model: a [train] section or a top-level `model`",
+            ));
+        };
+        let flags = flags.set("teacher", teacher).in_run("out", DISTILLED);
+        self.add("distill".into(), flags, vec![input], DISTILLED)?;
+        Ok(Some((
+            Value::InRun(DISTILLED.into()),
+            Input::Output(DISTILLED.into()),
         )))
     }
 
