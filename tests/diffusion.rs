@@ -495,3 +495,41 @@ fn sde_dpm_solver_samples_gaussian_data_with_its_variance() {
         "20 steps {few} vs 100 steps {many}"
     );
 }
+
+/// The hybrid solver is the ODE solver with no stochastic step and the SDE solver with every
+/// step stochastic, and in between adds noise exactly on its last steps.
+#[test]
+fn the_hybrid_dpm_solver_spans_the_ode_and_sde_forms() {
+    let schedule = NoiseSchedule::new(ScheduleKind::Cosine, 1000);
+    let spacing = Spacing::LogSnrBand;
+    let hybrid = |stochastic_last| SamplerKind::HybridDpmSolver {
+        steps: 10,
+        stochastic_last,
+        spacing,
+    };
+    let run = |kind: SamplerKind| {
+        let mut sampler = kind.build(&schedule, Some(10.0));
+        let mut rng = scengen::rng::SeededRng::new(5, 0);
+        let mut normals = || Tensor::from_vec(rng.normals_f32(64), 64, &Device::Cpu).unwrap();
+        let mut x = normals();
+        let mut noisy = Vec::new();
+        for i in 0..sampler.timesteps().len() {
+            let eps = (&x * 0.5).unwrap();
+            noisy.push(sampler.needs_noise(i));
+            let z = sampler.needs_noise(i).then(&mut normals);
+            x = sampler.step(i, &x, &eps, z.as_ref()).unwrap();
+        }
+        (values(&x), noisy)
+    };
+    assert_eq!(
+        run(hybrid(0)),
+        run(SamplerKind::DpmSolver { steps: 10, spacing })
+    );
+    assert_eq!(
+        run(hybrid(10)),
+        run(SamplerKind::SdeDpmSolver { steps: 10, spacing })
+    );
+    let (_, noisy) = run(hybrid(3));
+    let expected: Vec<bool> = (0..10).map(|i| i >= 7).collect();
+    assert_eq!(noisy, expected, "noise on the last three steps");
+}

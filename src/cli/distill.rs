@@ -10,10 +10,19 @@ use scengen::error::Result;
 use super::model::{sampler_kind, SamplerArg, SpacingArg};
 
 /// The distilled sampler's settings, which its flags start from.
-fn student_sampler() -> (SamplerArg, usize, SpacingArg) {
+fn student_sampler() -> (SamplerArg, usize, SpacingArg, usize) {
     match DISTILLED_SAMPLER {
-        SamplerKind::DpmSolver { steps, spacing } => (SamplerArg::DpmSolver, steps, spacing.into()),
-        other => unreachable!("the distilled sampler is DPM-Solver++, not {other:?}"),
+        SamplerKind::HybridDpmSolver {
+            steps,
+            stochastic_last,
+            spacing,
+        } => (
+            SamplerArg::HybridDpmSolver,
+            steps,
+            spacing.into(),
+            stochastic_last,
+        ),
+        other => unreachable!("the distilled sampler is hybrid DPM-Solver++, not {other:?}"),
     }
 }
 
@@ -35,6 +44,9 @@ pub struct DistillArgs {
     /// How its steps are spread over the noise levels.
     #[arg(long, value_enum, default_value_t = student_sampler().2)]
     pub spacing: SpacingArg,
+    /// With hybrid-dpm-solver++: its last steps taken in the SDE form.
+    #[arg(long, default_value_t = student_sampler().3)]
+    pub stochastic_last: usize,
     /// Teacher paths per regime, drawn with the default sampler (a fifth held out).
     #[arg(long, default_value_t = DistillConfig::default().teacher_paths)]
     pub teacher_paths: usize,
@@ -60,7 +72,13 @@ impl DistillArgs {
         Ok(DistillConfig {
             teacher: self.teacher,
             out: self.out,
-            sampler: sampler_kind(self.sampler, self.steps, self.spacing, 0.0),
+            sampler: sampler_kind(
+                self.sampler,
+                self.steps,
+                self.spacing,
+                0.0,
+                self.stochastic_last,
+            ),
             teacher_paths: self.teacher_paths,
             iterations: self.iterations,
             batch_size: self.batch_size,

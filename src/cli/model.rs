@@ -85,6 +85,9 @@ pub enum SamplerArg {
     DpmSolver,
     #[value(name = "sde-dpm-solver++")]
     SdeDpmSolver,
+    /// DPM-Solver++(2M), its last --stochastic-last steps in the SDE form.
+    #[value(name = "hybrid-dpm-solver++")]
+    HybridDpmSolver,
     /// Heun's method on the straight path of flow matching (--steps evaluations).
     Heun,
 }
@@ -282,9 +285,15 @@ fn default_sampler() -> (SamplerArg, usize, SpacingArg, f64) {
         SamplerKind::SdeDpmSolver { steps, spacing } => {
             (SamplerArg::SdeDpmSolver, steps, spacing.into(), 0.0)
         }
+        SamplerKind::HybridDpmSolver { steps, spacing, .. } => {
+            (SamplerArg::HybridDpmSolver, steps, spacing.into(), 0.0)
+        }
         SamplerKind::Heun { steps, spacing } => (SamplerArg::Heun, steps, spacing.into(), 0.0),
     }
 }
+
+/// The SDE steps of `hybrid-dpm-solver++` unless `--stochastic-last` says otherwise.
+pub(crate) const DEFAULT_STOCHASTIC_LAST: usize = 3;
 
 /// Sampler settings shared by `generate` and `bench`. None given: the model's own sampler
 /// (`generate::model_sampler`); any given: the others from the default sampler's.
@@ -304,6 +313,9 @@ pub struct SamplingArgs {
     /// DDIM stochasticity (0 = deterministic) [default: 0].
     #[arg(long)]
     pub eta: Option<f64>,
+    /// The steps of hybrid-dpm-solver++ taken in the SDE form, the last ones [default: 3].
+    #[arg(long)]
+    pub stochastic_last: Option<usize>,
     /// Classifier-free guidance weight (1 = plain conditional; default: 1 for a model with a
     /// Gaussian prior, 1.5 otherwise).
     #[arg(long)]
@@ -323,6 +335,7 @@ impl SamplingArgs {
             && self.steps.is_none()
             && self.spacing.is_none()
             && self.eta.is_none()
+            && self.stochastic_last.is_none()
         {
             return None;
         }
@@ -332,6 +345,7 @@ impl SamplingArgs {
             self.steps.unwrap_or(steps),
             self.spacing.unwrap_or(spacing),
             self.eta.unwrap_or(eta),
+            self.stochastic_last.unwrap_or(DEFAULT_STOCHASTIC_LAST),
         ))
     }
 }
@@ -342,6 +356,7 @@ pub(crate) fn sampler_kind(
     steps: usize,
     spacing: SpacingArg,
     eta: f64,
+    stochastic_last: usize,
 ) -> SamplerKind {
     let spacing = spacing.into();
     match sampler {
@@ -353,6 +368,11 @@ pub(crate) fn sampler_kind(
         },
         SamplerArg::DpmSolver => SamplerKind::DpmSolver { steps, spacing },
         SamplerArg::SdeDpmSolver => SamplerKind::SdeDpmSolver { steps, spacing },
+        SamplerArg::HybridDpmSolver => SamplerKind::HybridDpmSolver {
+            steps,
+            stochastic_last,
+            spacing,
+        },
         SamplerArg::Heun => SamplerKind::Heun { steps, spacing },
     }
 }

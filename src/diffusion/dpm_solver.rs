@@ -12,16 +12,24 @@ use super::sampler::{predict_x0, Sampler, StepGrid};
 /// x_next = (σ_next / σ) e^(−h) x − α_next (e^(−2h) − 1) D + σ_next √(1 − e^(−2h)) z.
 pub struct DpmSolver {
     grid: StepGrid,
-    stochastic: bool,
+    /// The first step taken in the SDE form: 0 for the SDE solver, the number of steps for
+    /// the ODE solver, in between for one that turns stochastic for its last steps.
+    stochastic_from: usize,
     clip: Option<f64>,
     previous: Option<(Tensor, f64)>,
 }
 
 impl DpmSolver {
     pub fn new(grid: StepGrid, stochastic: bool, clip: Option<f64>) -> Self {
+        let stochastic_last = if stochastic { grid.timesteps.len() } else { 0 };
+        Self::with_stochastic_last(grid, stochastic_last, clip)
+    }
+
+    /// The ODE form for every step but the last `stochastic_last`, which take the SDE form.
+    pub fn with_stochastic_last(grid: StepGrid, stochastic_last: usize, clip: Option<f64>) -> Self {
         Self {
+            stochastic_from: grid.timesteps.len().saturating_sub(stochastic_last),
             grid,
-            stochastic,
             clip,
             previous: None,
         }
@@ -34,7 +42,7 @@ impl Sampler for DpmSolver {
     }
 
     fn needs_noise(&self, i: usize) -> bool {
-        self.stochastic && self.grid.alpha_bars[i + 1] < 1.0
+        i >= self.stochastic_from && self.grid.alpha_bars[i + 1] < 1.0
     }
 
     fn step(
@@ -65,7 +73,7 @@ impl Sampler for DpmSolver {
             }
             _ => x0.clone(),
         };
-        let next = if self.stochastic {
+        let next = if i >= self.stochastic_from {
             let decay = (-2.0 * h).exp_m1();
             let drift = ((x * (sigma_next / sigma * (-h).exp()))? - (d * (alpha_next * decay))?)?;
             match noise {

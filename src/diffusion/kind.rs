@@ -38,6 +38,15 @@ pub enum SamplerKind {
         #[serde(default)]
         spacing: Spacing,
     },
+    /// DPM-Solver++(2M) in its ODE form but for the last `stochastic_last` of its `steps`,
+    /// which take the SDE form.
+    #[serde(rename = "hybrid-dpm-solver++")]
+    HybridDpmSolver {
+        steps: usize,
+        stochastic_last: usize,
+        #[serde(default)]
+        spacing: Spacing,
+    },
     /// Heun's second-order method on the straight path of flow matching, `steps` network
     /// evaluations (two per step, see [`Heun::new`]).
     Heun {
@@ -73,6 +82,15 @@ impl SamplerKind {
                 true,
                 clip,
             )),
+            SamplerKind::HybridDpmSolver {
+                steps,
+                stochastic_last,
+                spacing,
+            } => Box::new(DpmSolver::with_stochastic_last(
+                StepGrid::new(schedule, steps, spacing),
+                stochastic_last,
+                clip,
+            )),
             SamplerKind::Heun { steps, spacing } => {
                 Box::new(Heun::new(schedule, steps, spacing, clip))
             }
@@ -89,12 +107,14 @@ impl SamplerKind {
             SamplerKind::Ddim { steps: 0, .. }
             | SamplerKind::DpmSolver { steps: 0, .. }
             | SamplerKind::SdeDpmSolver { steps: 0, .. }
+            | SamplerKind::HybridDpmSolver { steps: 0, .. }
             | SamplerKind::Heun { steps: 0, .. } => {
                 Err(Error::option("steps", 0, "must be at least 1"))
             }
             SamplerKind::Ddim { steps, .. }
             | SamplerKind::DpmSolver { steps, .. }
             | SamplerKind::SdeDpmSolver { steps, .. }
+            | SamplerKind::HybridDpmSolver { steps, .. }
             | SamplerKind::Heun { steps, .. }
                 if steps > most =>
             {
@@ -118,6 +138,7 @@ impl SamplerKind {
             SamplerKind::Ddim { steps, .. }
             | SamplerKind::DpmSolver { steps, .. }
             | SamplerKind::SdeDpmSolver { steps, .. }
+            | SamplerKind::HybridDpmSolver { steps, .. }
             | SamplerKind::Heun { steps, .. } => steps,
         }
     }
