@@ -7,22 +7,13 @@ use scengen::diffusion::SamplerKind;
 use scengen::distill::{DistillConfig, DISTILLED_SAMPLER};
 use scengen::error::Result;
 
-use super::model::{sampler_kind, SamplerArg, SpacingArg};
+use super::model::{sampler_kind, SamplerArg, SpacingArg, DEFAULT_STOCHASTIC_LAST};
 
 /// The distilled sampler's settings, which its flags start from.
-fn student_sampler() -> (SamplerArg, usize, SpacingArg, usize) {
+fn student_sampler() -> (SamplerArg, usize, SpacingArg) {
     match DISTILLED_SAMPLER {
-        SamplerKind::HybridDpmSolver {
-            steps,
-            stochastic_last,
-            spacing,
-        } => (
-            SamplerArg::HybridDpmSolver,
-            steps,
-            spacing.into(),
-            stochastic_last,
-        ),
-        other => unreachable!("the distilled sampler is hybrid DPM-Solver++, not {other:?}"),
+        SamplerKind::DpmSolver { steps, spacing } => (SamplerArg::DpmSolver, steps, spacing.into()),
+        other => unreachable!("the distilled sampler is DPM-Solver++, not {other:?}"),
     }
 }
 
@@ -45,7 +36,7 @@ pub struct DistillArgs {
     #[arg(long, value_enum, default_value_t = student_sampler().2)]
     pub spacing: SpacingArg,
     /// With hybrid-dpm-solver++: its last steps taken in the SDE form.
-    #[arg(long, default_value_t = student_sampler().3)]
+    #[arg(long, default_value_t = DEFAULT_STOCHASTIC_LAST)]
     pub stochastic_last: usize,
     /// Teacher paths per regime, drawn with the default sampler (a fifth held out).
     #[arg(long, default_value_t = DistillConfig::default().teacher_paths)]
