@@ -7,7 +7,7 @@ use scengen::diffusion::SamplerKind;
 use scengen::distill::{DistillConfig, DISTILLED_SAMPLER};
 use scengen::error::Result;
 
-use super::model::{sampler_kind, SamplerArg, SpacingArg, DEFAULT_STOCHASTIC_LAST};
+use super::sampling::{sampler_kind, SamplerArg, SpacingArg, DEFAULT_STOCHASTIC_LAST};
 
 /// The distilled sampler's settings, which its flags start from.
 fn student_sampler() -> (SamplerArg, usize, SpacingArg) {

@@ -10,6 +10,7 @@ mod ingest;
 mod model;
 mod risk;
 mod run;
+mod sampling;
 
 use std::path::Path;
 
@@ -36,7 +37,7 @@ impl Cli {
             Command::Bench(args) => &args.sampling,
             _ => return false,
         };
-        matches!(sampling.engine, model::EngineArg::Candle)
+        matches!(sampling.engine, sampling::EngineArg::Candle)
     }
 }
 

@@ -6,14 +6,14 @@ use clap::{ArgAction, ValueEnum};
 
 use super::date;
 use super::ingest::{value_kind, KindArg, RegimeArgs, ReturnsArg};
+use super::sampling::SamplingArgs;
 use scengen::baselines::{BaselineConfig, Method};
 use scengen::data::{AsOf, DEFAULT_DATE_COLUMN, EMBEDDED_PRICES, LATEST};
 use scengen::device::{device_name, select_device};
-use scengen::diffusion::{Objective, SamplerKind, ScheduleKind, Spacing};
+use scengen::diffusion::{Objective, ScheduleKind};
 use scengen::error::{Error, Result};
-use scengen::generate::{default_batch_size, BenchConfig, GenerateConfig, DEFAULT_SAMPLER};
+use scengen::generate::{default_batch_size, BenchConfig, GenerateConfig};
 use scengen::io::parse_date;
-use scengen::model::Engine;
 use scengen::scenarios::{default_scenario_file, Shard};
 use scengen::train::TrainConfig;
 
@@ -75,80 +75,6 @@ pub enum MethodArg {
     /// Filtered historical simulation on EWMA volatility: the trailing --lookback days before
     /// the --as-of close, rescaled to its volatility.
     FilteredHs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SamplerArg {
-    Ddpm,
-    Ddim,
-    #[value(name = "dpm-solver++")]
-    DpmSolver,
-    #[value(name = "sde-dpm-solver++")]
-    SdeDpmSolver,
-    /// DPM-Solver++(2M), its last --stochastic-last steps in the SDE form.
-    #[value(name = "hybrid-dpm-solver++")]
-    HybridDpmSolver,
-    /// Heun's method on the straight path of flow matching (--steps evaluations).
-    Heun,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SpacingArg {
-    Uniform,
-    Quadratic,
-    Logsnr,
-    /// Evenly in log-SNR over [-4, 3], then to the least noisy level.
-    LogsnrBand,
-}
-
-impl From<Spacing> for SpacingArg {
-    fn from(spacing: Spacing) -> Self {
-        match spacing {
-            Spacing::Uniform => SpacingArg::Uniform,
-            Spacing::Quadratic => SpacingArg::Quadratic,
-            Spacing::LogSnr => SpacingArg::Logsnr,
-            Spacing::LogSnrBand => SpacingArg::LogsnrBand,
-        }
-    }
-}
-
-impl From<SpacingArg> for Spacing {
-    fn from(arg: SpacingArg) -> Self {
-        match arg {
-            SpacingArg::Uniform => Spacing::Uniform,
-            SpacingArg::Quadratic => Spacing::Quadratic,
-            SpacingArg::Logsnr => Spacing::LogSnr,
-            SpacingArg::LogsnrBand => Spacing::LogSnrBand,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EngineArg {
-    /// The fast path on the CPU, candle elsewhere.
-    Auto,
-    Fast,
-    Candle,
-}
-
-impl From<Engine> for EngineArg {
-    fn from(engine: Engine) -> Self {
-        match engine {
-            Engine::Auto => EngineArg::Auto,
-            Engine::Fast => EngineArg::Fast,
-            Engine::Candle => EngineArg::Candle,
-        }
-    }
-}
-
-impl From<EngineArg> for Engine {
-    fn from(arg: EngineArg) -> Self {
-        match arg {
-            EngineArg::Auto => Engine::Auto,
-            EngineArg::Fast => Engine::Fast,
-            EngineArg::Candle => Engine::Candle,
-        }
-    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -267,113 +193,6 @@ impl TrainArgs {
         };
         config.validate()?;
         Ok(config)
-    }
-}
-
-/// The library's default sampler's settings, which the sampler options start from.
-fn default_sampler() -> (SamplerArg, usize, SpacingArg, f64) {
-    match DEFAULT_SAMPLER {
-        SamplerKind::Ddpm => (SamplerArg::Ddpm, 1000, SpacingArg::Uniform, 1.0),
-        SamplerKind::Ddim {
-            steps,
-            eta,
-            spacing,
-        } => (SamplerArg::Ddim, steps, spacing.into(), eta),
-        SamplerKind::DpmSolver { steps, spacing } => {
-            (SamplerArg::DpmSolver, steps, spacing.into(), 0.0)
-        }
-        SamplerKind::SdeDpmSolver { steps, spacing } => {
-            (SamplerArg::SdeDpmSolver, steps, spacing.into(), 0.0)
-        }
-        SamplerKind::HybridDpmSolver { steps, spacing, .. } => {
-            (SamplerArg::HybridDpmSolver, steps, spacing.into(), 0.0)
-        }
-        SamplerKind::Heun { steps, spacing } => (SamplerArg::Heun, steps, spacing.into(), 0.0),
-    }
-}
-
-/// The SDE steps of `hybrid-dpm-solver++` unless `--stochastic-last` says otherwise.
-pub(crate) const DEFAULT_STOCHASTIC_LAST: usize = 3;
-
-/// Sampler settings shared by `generate` and `bench`. None given: the model's own sampler
-/// (`generate::model_sampler`); any given: the others from the default sampler's.
-#[derive(Debug, clap::Args)]
-pub struct SamplingArgs {
-    /// Sampler [default: the model's own: the one a distilled model was distilled for, else
-    /// SDE-DPM-Solver++(2M), 100 steps, log-SNR spacing; see docs/commands.md].
-    #[arg(long, value_enum)]
-    pub sampler: Option<SamplerArg>,
-    /// Network evaluations per path (DDIM, DPM-Solver++ and its SDE form, Heun), doubled by
-    /// guidance [default: 100].
-    #[arg(long)]
-    pub steps: Option<usize>,
-    /// How the steps are spread over the noise levels [default: logsnr].
-    #[arg(long, value_enum)]
-    pub spacing: Option<SpacingArg>,
-    /// DDIM stochasticity (0 = deterministic) [default: 0].
-    #[arg(long)]
-    pub eta: Option<f64>,
-    /// The steps of hybrid-dpm-solver++ taken in the SDE form, the last ones [default: 3].
-    #[arg(long)]
-    pub stochastic_last: Option<usize>,
-    /// Classifier-free guidance weight (1 = plain conditional; default: 1 for a model with a
-    /// Gaussian prior, 1.5 otherwise).
-    #[arg(long)]
-    pub guidance: Option<f64>,
-    /// Seed of the paths: path p draws from stream p of it.
-    #[arg(long, default_value_t = GenerateConfig::default().seed)]
-    pub seed: u64,
-    /// Network implementation for inference.
-    #[arg(long, value_enum, default_value_t = GenerateConfig::default().engine.into())]
-    pub engine: EngineArg,
-}
-
-impl SamplingArgs {
-    /// The sampler asked for; `None` for the model's own.
-    pub fn kind(&self) -> Option<SamplerKind> {
-        if self.sampler.is_none()
-            && self.steps.is_none()
-            && self.spacing.is_none()
-            && self.eta.is_none()
-            && self.stochastic_last.is_none()
-        {
-            return None;
-        }
-        let (sampler, steps, spacing, eta) = default_sampler();
-        Some(sampler_kind(
-            self.sampler.unwrap_or(sampler),
-            self.steps.unwrap_or(steps),
-            self.spacing.unwrap_or(spacing),
-            self.eta.unwrap_or(eta),
-            self.stochastic_last.unwrap_or(DEFAULT_STOCHASTIC_LAST),
-        ))
-    }
-}
-
-/// The sampler the flags name.
-pub(crate) fn sampler_kind(
-    sampler: SamplerArg,
-    steps: usize,
-    spacing: SpacingArg,
-    eta: f64,
-    stochastic_last: usize,
-) -> SamplerKind {
-    let spacing = spacing.into();
-    match sampler {
-        SamplerArg::Ddpm => SamplerKind::Ddpm,
-        SamplerArg::Ddim => SamplerKind::Ddim {
-            steps,
-            eta,
-            spacing,
-        },
-        SamplerArg::DpmSolver => SamplerKind::DpmSolver { steps, spacing },
-        SamplerArg::SdeDpmSolver => SamplerKind::SdeDpmSolver { steps, spacing },
-        SamplerArg::HybridDpmSolver => SamplerKind::HybridDpmSolver {
-            steps,
-            stochastic_last,
-            spacing,
-        },
-        SamplerArg::Heun => SamplerKind::Heun { steps, spacing },
     }
 }
 
@@ -641,26 +460,5 @@ impl BenchArgs {
             },
             self.out,
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Sampling {
-        #[command(flatten)]
-        args: SamplingArgs,
-    }
-
-    #[test]
-    fn the_option_defaults_are_the_model_s_own_sampler_then_the_library_default() {
-        let parsed = Sampling::parse_from(["scengen"]);
-        assert_eq!(parsed.args.kind(), None);
-        assert_eq!(parsed.args.guidance, None);
-        let parsed = Sampling::parse_from(["scengen", "--steps", "100"]);
-        assert_eq!(parsed.args.kind(), Some(scengen::generate::DEFAULT_SAMPLER));
     }
 }
