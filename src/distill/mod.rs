@@ -116,6 +116,14 @@ pub fn distill(config: &DistillConfig) -> Result<DistillReport> {
     let bar = progress_bar(config.progress, config.iterations as u64, "steps");
     for step in 1..=config.iterations {
         let loss = run.loss(step, &mut rng)?;
+        let value = loss.to_scalar::<f32>()?;
+        if !value.is_finite() {
+            return Err(Error::Training(format!(
+                "the distillation loss became {value} at step {step}; nothing was written, {} \
+                 is as it was",
+                config.out.display()
+            )));
+        }
         let (gradients, _) = opt.clipped_gradients(&loss.backward()?, 1.0)?;
         let lr = learning_rate(step - 1, config.iterations, 10, config.learning_rate, 0.1);
         opt.step(&gradients, lr)?;
