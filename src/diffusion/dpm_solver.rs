@@ -20,13 +20,9 @@ pub struct DpmSolver {
 }
 
 impl DpmSolver {
-    pub fn new(grid: StepGrid, stochastic: bool, clip: Option<f64>) -> Self {
-        let stochastic_last = if stochastic { grid.timesteps.len() } else { 0 };
-        Self::with_stochastic_last(grid, stochastic_last, clip)
-    }
-
-    /// The ODE form for every step but the last `stochastic_last`, which take the SDE form.
-    pub fn with_stochastic_last(grid: StepGrid, stochastic_last: usize, clip: Option<f64>) -> Self {
+    /// The ODE form for every step but the last `stochastic_last`, which take the SDE form
+    /// (0: the ODE solver; the number of steps or more: the SDE solver).
+    pub fn new(grid: StepGrid, stochastic_last: usize, clip: Option<f64>) -> Self {
         Self {
             stochastic_from: grid.timesteps.len().saturating_sub(stochastic_last),
             grid,

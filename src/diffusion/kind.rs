@@ -72,21 +72,22 @@ impl SamplerKind {
                 eta,
                 clip,
             )),
+            // The ODE form is the hybrid with no stochastic step, the SDE form with all of them.
             SamplerKind::DpmSolver { steps, spacing } => Box::new(DpmSolver::new(
                 StepGrid::new(schedule, steps, spacing),
-                false,
+                0,
                 clip,
             )),
             SamplerKind::SdeDpmSolver { steps, spacing } => Box::new(DpmSolver::new(
                 StepGrid::new(schedule, steps, spacing),
-                true,
+                steps,
                 clip,
             )),
             SamplerKind::HybridDpmSolver {
                 steps,
                 stochastic_last,
                 spacing,
-            } => Box::new(DpmSolver::with_stochastic_last(
+            } => Box::new(DpmSolver::new(
                 StepGrid::new(schedule, steps, spacing),
                 stochastic_last,
                 clip,
