@@ -8,7 +8,8 @@
 # then one evaluation per regime against the held-out windows, whose headline table is the
 # quality-vs-cost table, with every set's energy distance to the DDPM set of seed 7 (the seed-8
 # DDPM set's is the floor).
-# Heun's method (10 evaluations, uniform) runs on the same model; when the model folder
+# Heun's method (10 evaluations, uniform) and the posterior draws (5, 10 and 20 evaluations over
+# the log-SNR band) run on the same model; when the model folder
 # $DISTILLED (default models/distilled, from `scengen distill`) exists, its own few-step
 # sampler runs on it too.
 # Files already present are kept, so an interrupted sweep resumes.
@@ -51,6 +52,9 @@ for regime in high-vix low-vix; do
     run "dpm-band-$steps" --sampler dpm-solver++ --steps "$steps" --spacing logsnr-band
   done
   run heun-10 --sampler heun --steps 10 --spacing uniform
+  for steps in 5 10 20; do
+    run "posterior-draw-$steps" --sampler posterior-draw --steps "$steps" --spacing logsnr-band
+  done
   if [ -d "$distilled" ]; then
     run distilled --model "$distilled"
   fi

@@ -19,6 +19,10 @@ pub enum SamplerArg {
     HybridDpmSolver,
     /// Heun's method on the straight path of flow matching (--steps evaluations).
     Heun,
+    /// DDPM's posterior step at an x_0 drawn from the model's prior around its estimate
+    /// (models with a fitted prior).
+    #[value(name = "posterior-draw")]
+    PosteriorDraw,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +103,9 @@ fn default_sampler() -> (SamplerArg, usize, SpacingArg, f64) {
             (SamplerArg::HybridDpmSolver, steps, spacing.into(), 0.0)
         }
         SamplerKind::Heun { steps, spacing } => (SamplerArg::Heun, steps, spacing.into(), 0.0),
+        SamplerKind::PosteriorDraw { steps, spacing } => {
+            (SamplerArg::PosteriorDraw, steps, spacing.into(), 0.0)
+        }
     }
 }
 
@@ -184,6 +191,7 @@ pub(crate) fn sampler_kind(
             spacing,
         },
         SamplerArg::Heun => SamplerKind::Heun { steps, spacing },
+        SamplerArg::PosteriorDraw => SamplerKind::PosteriorDraw { steps, spacing },
     }
 }
 

@@ -54,6 +54,16 @@ pub enum SamplerKind {
         #[serde(default)]
         spacing: Spacing,
     },
+    /// DDPM's posterior step over `steps` levels, at an x_0 drawn around the model's estimate
+    /// from the uncertainty of the model's prior instead of at the estimate: the process that
+    /// runs the network supplies the draw ([`SamplerKind::draws_x0`]). Only a model with a
+    /// fitted prior can run it.
+    #[serde(rename = "posterior-draw")]
+    PosteriorDraw {
+        steps: usize,
+        #[serde(default)]
+        spacing: Spacing,
+    },
 }
 
 impl SamplerKind {
@@ -95,7 +105,18 @@ impl SamplerKind {
             SamplerKind::Heun { steps, spacing } => {
                 Box::new(Heun::new(schedule, steps, spacing, clip))
             }
+            // The posterior step itself is DDIM's with η = 1; what differs is its x_0.
+            SamplerKind::PosteriorDraw { steps, spacing } => Box::new(Ddim::new(
+                StepGrid::new(schedule, steps, spacing),
+                1.0,
+                clip,
+            )),
         }
+    }
+
+    /// Whether each stochastic step is to be taken at a draw of x_0 rather than at its estimate.
+    pub fn draws_x0(&self) -> bool {
+        matches!(self, SamplerKind::PosteriorDraw { .. })
     }
 
     /// Checks the settings against a schedule of `schedule_len` steps, naming the option at
@@ -109,7 +130,8 @@ impl SamplerKind {
             | SamplerKind::DpmSolver { steps: 0, .. }
             | SamplerKind::SdeDpmSolver { steps: 0, .. }
             | SamplerKind::HybridDpmSolver { steps: 0, .. }
-            | SamplerKind::Heun { steps: 0, .. } => {
+            | SamplerKind::Heun { steps: 0, .. }
+            | SamplerKind::PosteriorDraw { steps: 0, .. } => {
                 Err(Error::option("steps", 0, "must be at least 1"))
             }
             SamplerKind::Ddim { steps, .. }
@@ -117,6 +139,7 @@ impl SamplerKind {
             | SamplerKind::SdeDpmSolver { steps, .. }
             | SamplerKind::HybridDpmSolver { steps, .. }
             | SamplerKind::Heun { steps, .. }
+            | SamplerKind::PosteriorDraw { steps, .. }
                 if steps > most =>
             {
                 Err(Error::option(
@@ -140,7 +163,8 @@ impl SamplerKind {
             | SamplerKind::DpmSolver { steps, .. }
             | SamplerKind::SdeDpmSolver { steps, .. }
             | SamplerKind::HybridDpmSolver { steps, .. }
-            | SamplerKind::Heun { steps, .. } => steps,
+            | SamplerKind::Heun { steps, .. }
+            | SamplerKind::PosteriorDraw { steps, .. } => steps,
         }
     }
 }

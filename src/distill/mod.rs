@@ -21,7 +21,9 @@ use candle_nn::VarMap;
 
 use crate::diffusion::{NoiseSchedule, SamplerKind, Spacing};
 use crate::error::{Error, Result};
-use crate::generate::{default_guidance, sample_paths, PathDraw, ReverseProcess, DEFAULT_SAMPLER};
+use crate::generate::{
+    check_sampler, default_guidance, sample_paths, PathDraw, ReverseProcess, DEFAULT_SAMPLER,
+};
 use crate::model::{
     load_model, pad_mask, read_loss_log, save_model, stored_weights, DistillRecord, LoadedModel,
     ModelCard, SeededInit, UNet1d,
@@ -102,8 +104,8 @@ pub fn distill(config: &DistillConfig) -> Result<DistillReport> {
     crate::model::check_model_target(&config.out)?;
     let started = Instant::now();
     let teacher = load_model(&config.teacher, &config.device)?;
-    config.sampler.validate(teacher.card.timesteps)?;
-    config.teacher_sampler.validate(teacher.card.timesteps)?;
+    check_sampler(&config.sampler, &teacher.card)?;
+    check_sampler(&config.teacher_sampler, &teacher.card)?;
     let pools = teacher_pools(config, &teacher)?;
     let (varmap, student) = student_network(config, &teacher)?;
     let (ema_map, ema_net) = student_network(config, &teacher)?;
@@ -288,6 +290,7 @@ impl<'a> Run<'a> {
             mask: &self.mask,
             regime: regime as u32,
             guidance: self.guidance,
+            draws_x0: self.config.sampler.draws_x0(),
         };
         let mut sampler = self.config.sampler.build(&self.schedule, Some(self.clip));
         let hidden = indicatif::ProgressBar::hidden();

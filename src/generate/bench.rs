@@ -101,7 +101,7 @@ pub fn bench(config: &BenchConfig) -> Result<BenchReport> {
     let sampler = config
         .sampler
         .unwrap_or_else(|| super::model_sampler(&model.card));
-    sampler.validate(model.card.timesteps)?;
+    super::check_sampler(&sampler, &model.card)?;
     let guidance = config
         .guidance
         .unwrap_or_else(|| super::default_guidance(&model.card));

@@ -137,6 +137,20 @@ fn exp_relative_to_any(x: &[f64], peak: f64, out: &mut [f64]) {
     }
 }
 
+/// The index that `uniform` (in [0, 1)) falls on when the unnormalised `weights` are laid end
+/// to end; the last with positive weight at the top.
+fn draw_index(weights: &[f64], uniform: f64) -> usize {
+    let target = uniform * weights.iter().sum::<f64>();
+    let mut cumulative = 0.0;
+    for (i, w) in weights.iter().enumerate() {
+        cumulative += w;
+        if target < cumulative {
+            return i;
+        }
+    }
+    weights.iter().rposition(|w| *w > 0.0).unwrap_or(0)
+}
+
 /// One regime's chain of volatility states.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VolatilityChain {
@@ -276,14 +290,10 @@ impl VolatilityChain {
         })
     }
 
-    fn forward_backward_in(
-        &self,
-        buffers: &mut Buffers,
-        log_emission: &[f64],
-        days: usize,
-        gamma: &mut [f64],
-        mut level_counts: Option<&mut [f64]>,
-    ) -> f64 {
+    /// The scaled forward pass: each day's normalised forward vector into `buffers.alpha`, its
+    /// emissions relative to the day's peak into `buffers.emission` and its normaliser into
+    /// `buffers.scale`; returns the log-likelihood.
+    fn forward_in(&self, buffers: &mut Buffers, log_emission: &[f64], days: usize) -> f64 {
         let (l, s) = (self.levels(), self.shocks());
         let k = l * s;
         let (a, q) = (&self.level_transitions, &self.shock_probabilities);
@@ -333,6 +343,55 @@ impl VolatilityChain {
             scale[d] = total;
             log_likelihood += total.ln() + peak;
         }
+        log_likelihood
+    }
+
+    /// The days' states drawn jointly from their posterior given `log_emission` (days x
+    /// states), one uniform of `uniforms` a day: forward filtering, then backward sampling
+    /// (Carter & Kohn 1994; Frühwirth-Schnatter 1994). The last day's state is drawn from its
+    /// filtered probabilities, each earlier day's from its own times the level transition into
+    /// the state drawn after it.
+    pub fn sample_states(&self, log_emission: &[f64], days: usize, uniforms: &[f64]) -> Vec<usize> {
+        BUFFERS.with_borrow_mut(|buffers| {
+            self.forward_in(buffers, log_emission, days);
+            let (l, s) = (self.levels(), self.shocks());
+            let k = l * s;
+            let mut states = vec![0; days];
+            let mut weights = vec![0.0; k];
+            for d in (0..days).rev() {
+                let alpha = &buffers.alpha[d * k..(d + 1) * k];
+                match states.get(d + 1) {
+                    None => weights.copy_from_slice(alpha),
+                    Some(&next) => {
+                        let column = next / s;
+                        for (i, (w, a)) in weights.iter_mut().zip(alpha).enumerate() {
+                            *w = a * self.level_transitions[(i / s) * l + column];
+                        }
+                    }
+                }
+                states[d] = draw_index(&weights, uniforms[d]);
+            }
+            states
+        })
+    }
+
+    fn forward_backward_in(
+        &self,
+        buffers: &mut Buffers,
+        log_emission: &[f64],
+        days: usize,
+        gamma: &mut [f64],
+        mut level_counts: Option<&mut [f64]>,
+    ) -> f64 {
+        let log_likelihood = self.forward_in(buffers, log_emission, days);
+        let (l, s) = (self.levels(), self.shocks());
+        let k = l * s;
+        let (a, q) = (&self.level_transitions, &self.shock_probabilities);
+        let Buffers {
+            emission,
+            alpha,
+            scale,
+        } = buffers;
         // β_d depends on the level only; h(i') = Σ_j' q_j' b_d(i', j') β_d(i') / c_d, and
         // β_{d-1}(i) = Σ_i' A[i, i'] h(i').
         let mut beta = [1.0; MAX_LEVELS];
@@ -412,6 +471,70 @@ impl VolatilityChain {
 
 #[cfg(test)]
 mod tests {
+    use super::VolatilityChain;
+    use crate::rng::SeededRng;
+
+    /// Backward sampling draws whole state paths from their posterior: against every path's
+    /// exact probability (2 levels x 2 shocks, 5 days: all 1,024 paths enumerated), the drawn
+    /// states' daily frequencies and the frequency of keeping the level from one day to the
+    /// next agree within 0.01 over 40,000 draws. Days drawn apart from their marginals would
+    /// keep the level with probability 0.53–0.61 here, where the paths keep it with 0.81–0.87.
+    #[test]
+    fn sampled_state_paths_follow_their_posterior() {
+        let chain = VolatilityChain {
+            level_initial: vec![0.7, 0.3],
+            level_transitions: vec![0.9, 0.1, 0.2, 0.8],
+            shock_probabilities: vec![0.6, 0.4],
+        };
+        let (days, states) = (5, 4);
+        let mut rng = SeededRng::new(5, 0);
+        let log_emission: Vec<f64> = (0..days * states).map(|_| rng.normal()).collect();
+        let (mut marginal, mut stay) = (vec![0.0; days * states], vec![0.0; days - 1]);
+        let mut total = 0.0;
+        for code in 0..states.pow(days as u32) {
+            let path: Vec<usize> = (0..days)
+                .map(|d| code / states.pow(d as u32) % states)
+                .collect();
+            let mut p = chain.level_initial[path[0] / 2];
+            for (d, &k) in path.iter().enumerate() {
+                if d > 0 {
+                    p *= chain.level_transitions[(path[d - 1] / 2) * 2 + k / 2];
+                }
+                p *= chain.shock_probabilities[k % 2] * log_emission[d * states + k].exp();
+            }
+            total += p;
+            for (d, &k) in path.iter().enumerate() {
+                marginal[d * states + k] += p;
+                if d + 1 < days && k / 2 == path[d + 1] / 2 {
+                    stay[d] += p;
+                }
+            }
+        }
+        let draws = 40_000;
+        let (mut drawn_marginal, mut drawn_stay) = (vec![0.0; days * states], vec![0.0; days - 1]);
+        for _ in 0..draws {
+            let uniforms: Vec<f64> = (0..days).map(|_| rng.uniform()).collect();
+            let path = chain.sample_states(&log_emission, days, &uniforms);
+            for (d, &k) in path.iter().enumerate() {
+                drawn_marginal[d * states + k] += 1.0 / draws as f64;
+                if d + 1 < days && k / 2 == path[d + 1] / 2 {
+                    drawn_stay[d] += 1.0 / draws as f64;
+                }
+            }
+        }
+        for (exact, drawn) in marginal
+            .iter()
+            .chain(&stay)
+            .zip(drawn_marginal.iter().chain(&drawn_stay))
+        {
+            assert!(
+                (exact / total - drawn).abs() < 0.01,
+                "{} vs {drawn}",
+                exact / total
+            );
+        }
+    }
+
     /// The vectorised exponential against the library's over its whole range.
     #[test]
     fn exp_relative_to_matches_exp() {
