@@ -215,8 +215,9 @@ impl PriorPredictor {
         matmul(&s.days, u, (rows, a, a), &mut s.coords, 1);
     }
 
-    /// Each window's log density of its days' coordinates in each state, up to a constant,
-    /// (days x states) at `window` of `s.coords`, into `s.log_density`; `s.work` holds y².
+    /// The log density of window `window`'s days in each state, up to a constant, (days x
+    /// states) into `s.log_density`, from their quadratics in `s.per_state`
+    /// ([`Self::state_quadratics`]).
     fn window_log_density(&self, s: &mut Scratch, window: usize) {
         let states = self.state_variances.len();
         let quadratic =
