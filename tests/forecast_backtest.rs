@@ -255,3 +255,31 @@ fn the_diffusion_model_as_of_a_date_uses_no_data_after_it() {
         "diffusion-state changed without the later data"
     );
 }
+
+/// `sampler` replaces the model's own sampler for both of its generators, and still uses no
+/// data after the date; a sampler the model cannot run is refused by option.
+#[test]
+fn the_model_s_paths_are_drawn_with_the_sampler_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&dir.path().join("out"));
+    c.model = Some(five_asset_model().to_path_buf());
+    c.paths = 40;
+    let date = parse_date("t", "2016-03-01").unwrap();
+    let own = forecasts_as_of(&c, date, 5).unwrap();
+    c.sampler = Some(scengen::diffusion::SamplerKind::PosteriorDraw {
+        steps: 10,
+        spacing: scengen::diffusion::Spacing::LogSnrBand,
+    });
+    let drawn = forecasts_as_of(&c, date, 5).unwrap();
+    assert_ne!(own[0].1, drawn[0].1, "diffusion ignored the sampler");
+    assert_ne!(own[1].1, drawn[1].1, "diffusion-state ignored the sampler");
+    let alone = forecasts_as_of(&cut_after(&c, date, dir.path()), date, 5).unwrap();
+    assert_eq!(drawn[1], alone[1]);
+
+    c.sampler = Some(scengen::diffusion::SamplerKind::Ddim {
+        steps: 5,
+        eta: 2.0,
+        spacing: scengen::diffusion::Spacing::Uniform,
+    });
+    assert_fails_cleanly(&c, |e| option_error(e, "eta", "[0, 1]"));
+}

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::backtest::HeldOutArgs;
 use super::ingest::{kind_args, value_kind, KindArg, RegimeArgs, ReturnsArg};
+use super::sampling::SamplerArgs;
 use super::{list, parse_days, parse_numbers};
 use scengen::error::Result;
 use scengen::forecast_backtest::ForecastBacktestConfig;
@@ -40,6 +41,9 @@ pub struct ForecastBacktestArgs {
     /// Draw the diffusion model's scenarios from this model folder instead of its files.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// With --model: the sampler its paths are drawn with.
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
     /// Portfolio file (TOML) whose VaR coverage is tested [default: 1 million spread equally
     /// over the assets].
     #[arg(long)]
@@ -74,6 +78,7 @@ impl ForecastBacktestArgs {
             ewma_lambda: self.ewma_lambda,
             scenarios: self.scenarios,
             model: self.model,
+            sampler: self.sampler.kind(),
             portfolio: self.portfolio,
             levels: parse_numbers("--levels", &self.levels)?,
             signal,

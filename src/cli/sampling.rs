@@ -112,16 +112,16 @@ fn default_sampler() -> (SamplerArg, usize, SpacingArg, f64) {
 /// The SDE steps of `hybrid-dpm-solver++` unless `--stochastic-last` says otherwise.
 pub(crate) const DEFAULT_STOCHASTIC_LAST: usize = 3;
 
-/// Sampler settings shared by `generate` and `bench`. None given: the model's own sampler
-/// (`generate::model_sampler`); any given: the others from the default sampler's.
+/// The sampler flags: none given, the model's own sampler (`generate::model_sampler`); any
+/// given, the others from the default sampler's.
 #[derive(Debug, clap::Args)]
-pub struct SamplingArgs {
+pub struct SamplerArgs {
     /// Sampler [default: the model's own: the one a distilled model was distilled for, else
     /// SDE-DPM-Solver++(2M), 100 steps, log-SNR spacing; see docs/commands.md].
     #[arg(long, value_enum)]
     pub sampler: Option<SamplerArg>,
-    /// Network evaluations per path (DDIM, DPM-Solver++ and its SDE form, Heun), doubled by
-    /// guidance [default: 100].
+    /// Network evaluations per path (DDIM, DPM-Solver++ and its SDE form, Heun, posterior-draw),
+    /// doubled by guidance [default: 100].
     #[arg(long)]
     pub steps: Option<usize>,
     /// How the steps are spread over the noise levels [default: logsnr].
@@ -133,19 +133,9 @@ pub struct SamplingArgs {
     /// The steps of hybrid-dpm-solver++ taken in the SDE form, the last ones [default: 3].
     #[arg(long)]
     pub stochastic_last: Option<usize>,
-    /// Classifier-free guidance weight (1 = plain conditional; default: 1 for a model with a
-    /// Gaussian prior, 1.5 otherwise).
-    #[arg(long)]
-    pub guidance: Option<f64>,
-    /// Seed of the paths: path p draws from stream p of it.
-    #[arg(long, default_value_t = GenerateConfig::default().seed)]
-    pub seed: u64,
-    /// Network implementation for inference.
-    #[arg(long, value_enum, default_value_t = GenerateConfig::default().engine.into())]
-    pub engine: EngineArg,
 }
 
-impl SamplingArgs {
+impl SamplerArgs {
     /// The sampler asked for; `None` for the model's own.
     pub fn kind(&self) -> Option<SamplerKind> {
         if self.sampler.is_none()
@@ -164,6 +154,30 @@ impl SamplingArgs {
             self.eta.unwrap_or(eta),
             self.stochastic_last.unwrap_or(DEFAULT_STOCHASTIC_LAST),
         ))
+    }
+}
+
+/// Sampling settings shared by `generate` and `bench`: the sampler, guidance, seed and engine.
+#[derive(Debug, clap::Args)]
+pub struct SamplingArgs {
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
+    /// Classifier-free guidance weight (1 = plain conditional; default: 1 for a model with a
+    /// Gaussian prior, 1.5 otherwise).
+    #[arg(long)]
+    pub guidance: Option<f64>,
+    /// Seed of the paths: path p draws from stream p of it.
+    #[arg(long, default_value_t = GenerateConfig::default().seed)]
+    pub seed: u64,
+    /// Network implementation for inference.
+    #[arg(long, value_enum, default_value_t = GenerateConfig::default().engine.into())]
+    pub engine: EngineArg,
+}
+
+impl SamplingArgs {
+    /// The sampler asked for; `None` for the model's own.
+    pub fn kind(&self) -> Option<SamplerKind> {
+        self.sampler.kind()
     }
 }
 

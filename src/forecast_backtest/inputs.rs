@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::forecasters::{
     load_model_before, Forecaster, RegimeSets, FHS, HISTORICAL, HISTORICAL_EWMA,
 };
-use crate::generate::{default_guidance, model_sampler, sample_paths, PathDraw};
+use crate::generate::{default_guidance, sample_paths, PathDraw};
 use crate::io::format_date;
 use crate::model::Engine;
 use crate::risk::{check_horizons_and_levels, Portfolio};
@@ -105,7 +105,8 @@ pub(super) fn regime_sets(config: &ForecastBacktestConfig) -> Result<(Sets, Vec<
     Ok((groups.into_values().collect(), assets))
 }
 
-/// The diffusion model's `paths` paths per regime, drawn with its own sampler ([`model_sampler`](crate::generate::model_sampler)).
+/// The diffusion model's `paths` paths per regime, drawn with the run's sampler (the model's
+/// own unless one is asked for).
 fn model_sets(
     config: &ForecastBacktestConfig,
     dir: &std::path::Path,
@@ -114,11 +115,12 @@ fn model_sets(
     let model = load_model_before(dir, config.from, longest)?;
     let net = model.denoiser(Engine::Auto)?;
     let guidance = default_guidance(&model.card);
+    let sampler = super::model_sampler_for(config, &model)?;
     let mut sets = BTreeMap::new();
     for (regime, label) in model.card.labels.iter().enumerate() {
         let draw_with = PathDraw {
             regime,
-            sampler: model_sampler(&model.card),
+            sampler,
             guidance,
             seed: config.seed,
         };

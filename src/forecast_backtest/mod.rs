@@ -63,6 +63,9 @@ pub struct ForecastBacktestConfig {
     /// A model folder to draw the `diffusion` scenarios from (`paths` per regime) instead of
     /// its scenario files.
     pub model: Option<PathBuf>,
+    /// The sampler `model`'s paths are drawn with; `None` for the model's own
+    /// ([`model_sampler`](crate::generate::model_sampler)).
+    pub sampler: Option<crate::diffusion::SamplerKind>,
     /// The book whose VaR coverage is tested; the equal-weight book (1 million in each asset
     /// over their number) when `None`.
     pub portfolio: Option<PathBuf>,
@@ -72,6 +75,19 @@ pub struct ForecastBacktestConfig {
     pub rule: RegimeRule,
     pub seed: u64,
     pub out: PathBuf,
+}
+
+/// The sampler a run draws `model`'s paths with: the one asked for, checked against the model,
+/// or the model's own.
+fn model_sampler_for(
+    config: &ForecastBacktestConfig,
+    model: &crate::model::LoadedModel,
+) -> Result<crate::diffusion::SamplerKind> {
+    let sampler = config
+        .sampler
+        .unwrap_or_else(|| crate::generate::model_sampler(&model.card));
+    crate::generate::check_sampler(&sampler, &model.card)?;
+    Ok(sampler)
 }
 
 /// The defaults on the embedded data: 2016 onwards, weekly forecasts (every 5 trading days),
@@ -97,6 +113,7 @@ impl Default for ForecastBacktestConfig {
             levels: vec![0.95, 0.99],
             signal: SignalSource::embedded_index(),
             rule: RegimeRule::default(),
+            sampler: None,
             seed: DEFAULT_SEED,
             out: Path::new(REPORTS).join("forecast-backtest"),
         }
@@ -255,12 +272,13 @@ fn build_forecasters(
         let garch = fhs.garch.clone();
         let longest = *config.horizons.iter().max().expect("checked");
         let model = load_model_before(dir, config.from, longest)?;
+        let sampler = model_sampler_for(config, &model)?;
         let state = DiffusionState::draw(
             model,
             &history,
             &returns.dates,
             garch,
-            (config.paths, config.seed),
+            (config.paths, config.seed, sampler),
         )?;
         generators.push(GeneratorInfo {
             name: state.name().to_string(),

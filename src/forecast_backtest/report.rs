@@ -65,6 +65,7 @@ fn json(b: &ForecastBacktest) -> serde_json::Value {
         "lookback": c.lookback,
         "ewma_lambda": c.ewma_lambda,
         "seed": c.seed,
+        "sampler": c.sampler,
         "estimator": ESTIMATOR,
         "variogram_p": VARIOGRAM_P,
         "book": b.book.0,

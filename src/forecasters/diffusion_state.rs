@@ -10,10 +10,10 @@ use std::path::Path;
 
 use super::{Ensemble, Forecaster, History};
 use crate::baselines::GarchPanel;
+use crate::diffusion::SamplerKind;
 use crate::error::{Error, Result};
 use crate::generate::{
-    default_guidance, market_levels, model_sampler, CovarianceTarget, LevelSets, PathDraw,
-    CORRELATION_LAMBDA,
+    default_guidance, market_levels, CovarianceTarget, LevelSets, PathDraw, CORRELATION_LAMBDA,
 };
 use crate::io::{format_date, parse_date};
 use crate::model::{load_model, Engine, LoadedModel, ModelCard};
@@ -67,21 +67,21 @@ pub fn load_model_before(dir: &Path, from: i32, longest: usize) -> Result<Loaded
 }
 
 impl DiffusionState {
-    /// Draws `paths` paths per regime and starting level from `model` with its own sampler
-    /// and `seed`; `dates` are the history's return days, `garch` FHS's fits on them.
+    /// Draws `paths` paths per regime and starting level from `model` with `sampler` and
+    /// `seed`; `dates` are the history's return days, `garch` FHS's fits on them.
     pub fn draw(
         mut model: LoadedModel,
         history: &History,
         dates: &[i32],
         garch: GarchPanel,
-        (paths, seed): (usize, u64),
+        (paths, seed, sampler): (usize, u64, SamplerKind),
     ) -> Result<Self> {
         let guidance = default_guidance(&model.card);
         let mut regimes = BTreeMap::new();
         for (regime, label) in model.card.labels.clone().into_iter().enumerate() {
             let draw = PathDraw {
                 regime,
-                sampler: model_sampler(&model.card),
+                sampler,
                 guidance,
                 seed,
             };

@@ -37,7 +37,9 @@ impl AsOfModels {
         (paths, seed): (usize, u64),
     ) -> Result<Self> {
         let fhs = FhsAsOf::fit(history, paths, seed)?;
-        let state = DiffusionState::draw(model, history, dates, fhs.garch.clone(), (paths, seed))?;
+        let sampler = crate::generate::model_sampler(&model.card);
+        let garch = fhs.garch.clone();
+        let state = DiffusionState::draw(model, history, dates, garch, (paths, seed, sampler))?;
         let forecasters: [Box<dyn Forecaster>; 2] = [Box::new(state), Box::new(fhs)];
         Ok(Self {
             forecasters: forecasters
