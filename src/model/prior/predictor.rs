@@ -67,8 +67,7 @@ impl PriorPredictor {
         classes: &Tensor,
     ) -> Result<Tensor> {
         let (b, _, padded) = self.window_shape(x)?;
-        let host = |t: &Tensor| t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>();
-        let (xs, signal, noise) = (host(x)?, host(signal)?, host(noise)?);
+        let (xs, signal, noise) = (on_host(x)?, on_host(signal)?, on_host(noise)?);
         let classes = classes.to_dtype(DType::U32)?.to_vec1::<u32>()?;
         let levels: Vec<Level> = (0..b)
             .map(|w| (classes[w] as usize, signal[w].to_bits(), noise[w].to_bits()))
@@ -113,8 +112,7 @@ impl PriorPredictor {
         picks: &Tensor,
     ) -> Result<Tensor> {
         let (b, _, padded) = self.window_shape(x)?;
-        let host = |t: &Tensor| t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>();
-        let (xs, normals, picks) = (host(x)?, host(normals)?, host(picks)?);
+        let (xs, normals, picks) = (on_host(x)?, on_host(normals)?, on_host(picks)?);
         let level = (class, (signal as f32).to_bits(), (noise as f32).to_bits());
         let out = self.over_windows(b, padded, |range, scratch, out| {
             let span = range.start * self.assets * padded..range.end * self.assets * padded;
@@ -370,21 +368,17 @@ impl PriorPredictor {
             let window_size = a * padded;
             for window in 0..rows / days {
                 self.window_log_density(s, window);
-                let chain = &self.chains[class];
-                chain.forward_backward(&s.log_density, days, &mut s.gamma, None);
-                gamma[window * days * states..(window + 1) * days * states]
-                    .iter_mut()
-                    .zip(&s.gamma)
-                    .for_each(|(g, p)| *g = *p as f32);
                 let uniforms: Vec<f64> = picks[window * window_size..window * window_size + days]
                     .iter()
                     .map(|z| standard_normal_cdf(f64::from(*z)))
                     .collect();
-                drawn[window * days..(window + 1) * days].copy_from_slice(&chain.sample_states(
-                    &s.log_density,
-                    days,
-                    &uniforms,
-                ));
+                let chain = &self.chains[class];
+                let path = chain.sample_states(&s.log_density, days, &mut s.gamma, &uniforms);
+                drawn[window * days..(window + 1) * days].copy_from_slice(&path);
+                gamma[window * days * states..(window + 1) * days * states]
+                    .iter_mut()
+                    .zip(&s.gamma)
+                    .for_each(|(g, p)| *g = *p as f32);
             }
         }
         // The posterior mean's gains Σ_k γ_k √ᾱ p_kj / v_kj per day.
@@ -413,6 +407,11 @@ impl PriorPredictor {
         }
         self.to_windows(class, rows, padded, s, out);
     }
+}
+
+/// A tensor's values as f32 on the host, where the prior runs whatever the device.
+fn on_host(t: &Tensor) -> Result<Vec<f32>> {
+    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
 }
 
 /// Φ, the standard normal distribution function: a uniform draw from a normal one.
