@@ -45,7 +45,7 @@ pub enum Spacing {
 /// the prediction of x_0 there is nearly the prior's mean; at λ = 3 the noise is a twentieth of
 /// it. With 10 evaluations the full log-SNR grid spends four of them below −4; over the band
 /// the generated volatility and correlation come closer to the 100-step sets' on both the
-/// S&P-20 and the 49 industries (docs/performance.md, *Samplers: quality against cost*).
+/// S&P-20 and the 49 industries (docs/samplers.md).
 pub const LOG_SNR_BAND: (f64, f64) = (-4.0, 3.0);
 
 /// The noise levels a sampler visits: it evaluates the network at `timesteps[i]` and moves x to

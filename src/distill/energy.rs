@@ -6,7 +6,7 @@
 //! absolute values weigh what the paths' scale varies with (fat tails, volatility that comes
 //! and goes within a path) as much as the returns' signs and co-movements. On the returns
 //! alone, distilling the embedded model matched its default sampler's volatility and
-//! correlation but left its daily kurtosis at 2.7 against 3.1 (docs/performance.md).
+//! correlation but left its daily kurtosis at 2.7 against 3.1 (docs/samplers.md).
 
 use candle_core::{Device, Tensor};
 

@@ -9,7 +9,7 @@
 //! al. 2013) that moment-matching generators train on (Li et al. 2015), backpropagated through
 //! every step of the sampler. Unlike progressive or consistency distillation, which match the
 //! teacher's deterministic probability-flow map, this matches the law of its ancestral-like
-//! default sampler, whose tails and correlation the ODE misses (docs/performance.md).
+//! default sampler, whose tails and correlation the ODE misses (docs/samplers.md).
 
 mod energy;
 
@@ -37,7 +37,7 @@ use energy::{batch_energy_loss, Pool};
 /// at 10 evaluations over the log-SNR band. Its student matches the default sampler's
 /// volatility and correlation on the S&P-20 and the 49 industries, not its tails. The hybrid
 /// solver with its last 5 steps stochastic gets the S&P-20's tails too but not the 49
-/// industries', and is 0.06 high in their low-vix correlation (docs/performance.md, *Flow
+/// industries', and is 0.06 high in their low-vix correlation (docs/samplers.md, *Flow
 /// matching and distillation*).
 pub const DISTILLED_SAMPLER: SamplerKind = SamplerKind::DpmSolver {
     steps: 10,

@@ -68,7 +68,7 @@ fn check_guidance(guidance: Option<f64>) -> Result<()> {
 /// paths have thinner tails and lower correlation than the model's ancestral (DDPM) chain; the
 /// SDE form reaches DDPM's distribution at a tenth of its evaluations, and on the embedded data
 /// it is nearer the held-out windows on correlation, kurtosis, clustering and the spread of path
-/// volatility in every regime (docs/performance.md, *Samplers: quality against cost*), for about twice the
+/// volatility in every regime (docs/samplers.md), for about twice the
 /// time.
 pub const DEFAULT_SAMPLER: SamplerKind = SamplerKind::SdeDpmSolver {
     steps: 100,
