@@ -61,6 +61,7 @@ fn config(data: &Path, files: Vec<PathBuf>, out: &Path) -> EvaluateConfig {
         test_from: test_from(),
         synthetic: files.into_iter().map(|f| (f, None)).collect(),
         distance_to: None,
+        without: Vec::new(),
         out: out.to_path_buf(),
     }
 }
@@ -292,4 +293,50 @@ fn energy_distances_to_a_chosen_set_tell_its_law_from_another() {
         "{e}"
     );
     assert!(!out.exists(), "no report is left behind");
+}
+
+/// `without` leaves out exactly the reference windows that hold the day (counted here from the
+/// windows file), the noise floor's with them, records it, and refuses a day the file lacks.
+#[test]
+fn windows_holding_a_left_out_day_leave_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = windows(dir.path());
+    let fhs = scenarios(dir.path(), &data, "stressed", Method::Bootstrap);
+    let set = scengen::data::WindowSet::read(&data).unwrap();
+    let regime = set.rule.index_of("stressed").unwrap();
+    let test = set.select(Some(regime), SplitChoice::Test, test_from());
+    let day = set.windows[test[test.len() / 2]].start_date;
+    let holding = test
+        .iter()
+        .filter(|&&w| (set.windows[w].start_date..=set.windows[w].end_date).contains(&day))
+        .count();
+    assert!(holding >= 1);
+
+    let all = evaluate(&config(&data, vec![fhs.clone()], &dir.path().join("all"))).unwrap();
+    let mut c = config(&data, vec![fhs.clone()], &dir.path().join("without"));
+    c.without = vec![day];
+    let without = evaluate(&c).unwrap();
+    assert_eq!(all.reference_windows, test.len());
+    assert_eq!(without.reference_windows, test.len() - holding);
+    assert_eq!(without.left_out_windows, holding);
+    assert_ne!(
+        all.reference.portfolio.vol_annual,
+        without.reference.portfolio.vol_annual
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("without/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["without"][0], scengen::io::format_date(day).as_str());
+    assert_eq!(json["left_out_windows"], holding);
+
+    let out = dir.path().join("missing");
+    let mut c = config(&data, vec![fhs], &out);
+    c.without = vec![parse_date("t", "1900-01-01").unwrap()];
+    let e = evaluate(&c).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, ref value, .. } if option == "without" && value == "1900-01-01"),
+        "{e}"
+    );
+    assert!(!out.exists(), "nothing is written");
 }

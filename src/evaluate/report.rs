@@ -36,9 +36,10 @@ pub fn evaluation_html(e: &Evaluation) -> String {
         h,
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>scengen evaluation: {r}</title><style>{STYLE}</style></head><body>\
          <h1>Scenarios vs real windows: {r}</h1>\
-         <p>Reference: {w} real windows of <b>{r}</b> ({split} split, test from {tf}) in <code>{file}</code>: {d} distinct days, {no} non-overlapping windows of {win} days, {na} assets.</p>\
+         <p>Reference: {w} real windows of <b>{r}</b> ({split} split, test from {tf}) in <code>{file}</code>{left}: {d} distinct days, {no} non-overlapping windows of {win} days, {na} assets.</p>\
          <p class=\"note\">{note} The noise floor scores the earlier half of the real windows against the later half: a set within the noise floor is as close to the reference as real data of another period is.</p>",
         r = escape(&e.regime), w = e.reference_windows, split = e.split, tf = e.test_from, file = escape(&e.real_file),
+        left = if e.without.is_empty() { String::new() } else { format!(", {} left out as they hold {}", e.left_out_windows, e.without.join(", ")) },
         d = e.reference_distinct_days, no = e.reference_non_overlapping_windows, win = e.window, na = e.assets.len(), note = e.p_values_note,
     );
     h.push_str(&sets_table(e.sets.iter().map(|s| {
@@ -203,9 +204,17 @@ impl StageReport for Evaluation {
 /// A short terminal summary: the headline table as text.
 pub fn summary_text(e: &Evaluation) -> String {
     let mut out = format!(
-        "{} ({} split, {} reference windows)\n",
+        "{} ({} split, {} reference windows",
         e.regime, e.split, e.reference_windows
     );
+    if !e.without.is_empty() {
+        out.push_str(&format!(
+            "; {} left out, holding {}",
+            e.left_out_windows,
+            e.without.join(", ")
+        ));
+    }
+    out.push_str(")\n");
     out.push_str(&format!("{:<52} {:>10}", "metric", "real"));
     for s in e.sets.iter().chain(std::iter::once(&e.noise_floor)) {
         let label: String = s.label.chars().take(12).collect();

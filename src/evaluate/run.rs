@@ -27,6 +27,9 @@ pub struct EvaluateConfig {
     /// The label of one of the sets: every other set's energy distance to it is reported (the
     /// sampler sweep's reference is the model's own 1,000-step DDPM set).
     pub distance_to: Option<String>,
+    /// Days whose windows are left out of the reference (and of its noise floor): how much of
+    /// a gap one event makes, such as a crash inside windows whose regime was set before it.
+    pub without: Vec<i32>,
     pub out: PathBuf,
 }
 
@@ -41,6 +44,7 @@ impl Default for EvaluateConfig {
             test_from: default_test_from(),
             synthetic: Vec::new(),
             distance_to: None,
+            without: Vec::new(),
             out: PathBuf::new(),
         }
     }
@@ -90,6 +94,9 @@ pub struct Evaluation {
     pub assets: Vec<String>,
     pub window: usize,
     pub reference_windows: usize,
+    /// The days whose windows were left out (`without`) and how many windows that removed.
+    pub without: Vec<String>,
+    pub left_out_windows: usize,
     pub reference_distinct_days: usize,
     pub reference_non_overlapping_windows: usize,
     pub reference: SetMetrics,
@@ -127,7 +134,8 @@ pub fn run(config: &EvaluateConfig) -> Result<Evaluation> {
     let set = WindowSet::read(&config.real)?;
     let regime = set.rule.index_of(&config.regime)?;
     let (n, window) = (set.assets.len(), set.window);
-    let indices = set.select(Some(regime), config.split, config.test_from);
+    let selected = set.select(Some(regime), config.split, config.test_from);
+    let indices = without_days(&set, &selected, &config.without, &config.real)?;
     let split_name = format!("{:?}", config.split).to_lowercase();
     if indices.len() < 4 {
         return Err(Error::option(
@@ -199,6 +207,8 @@ pub fn run(config: &EvaluateConfig) -> Result<Evaluation> {
         assets: set.assets.clone(),
         window,
         reference_windows: indices.len(),
+        without: config.without.iter().map(|&d| format_date(d)).collect(),
+        left_out_windows: selected.len() - indices.len(),
         reference_distinct_days: distinct.len(),
         reference_non_overlapping_windows: non_overlapping.len() / (window * n),
         reference: reference_metrics,
@@ -209,6 +219,35 @@ pub fn run(config: &EvaluateConfig) -> Result<Evaluation> {
         headline,
         p_values_note: P_VALUES_NOTE,
     })
+}
+
+/// The windows of `indices` that hold none of the days `without`; each day must be one of the
+/// windows file's (`file`), so that a mistyped date is not silently a no-op.
+fn without_days(
+    set: &WindowSet,
+    indices: &[usize],
+    without: &[i32],
+    file: &Path,
+) -> Result<Vec<usize>> {
+    for &day in without {
+        if !set.dates.contains(&day) {
+            return Err(Error::option(
+                "without",
+                format_date(day),
+                format!("is not a day of {}", file.display()),
+            ));
+        }
+    }
+    Ok(indices
+        .iter()
+        .copied()
+        .filter(|&w| {
+            let info = &set.windows[w];
+            !without
+                .iter()
+                .any(|&day| (info.start_date..=info.end_date).contains(&day))
+        })
+        .collect())
 }
 
 /// Each set's energy distance to set `target` (none for the target itself).
