@@ -331,6 +331,13 @@ fn windows_holding_a_left_out_day_leave_the_reference() {
     assert_eq!(json["left_out_windows"], holding);
 
     let out = dir.path().join("missing");
+    let mut c = config(&data, vec![fhs.clone()], &out);
+    c.without = vec![day, day];
+    let e = evaluate(&c).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidOption { ref option, ref reason, .. } if option == "without" && reason.contains("twice")),
+        "{e}"
+    );
     let mut c = config(&data, vec![fhs], &out);
     c.without = vec![parse_date("t", "1900-01-01").unwrap()];
     let e = evaluate(&c).unwrap_err();

@@ -63,10 +63,10 @@ pub struct EvaluateArgs {
     /// against which samplers are compared).
     #[arg(long)]
     pub distance_to: Option<String>,
-    /// Leave out the reference windows that hold this day (YYYY-MM-DD; repeat the option for
-    /// several), and the noise floor's with them: how much of a gap one event makes.
+    /// Leave out the reference windows that hold any of these days (YYYY-MM-DD,
+    /// comma-separated), and the noise floor's with them: how much of a gap one event makes.
     #[arg(long)]
-    pub without: Vec<String>,
+    pub without: Option<String>,
     /// Output folder (default reports/<regime>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -83,11 +83,13 @@ impl EvaluateArgs {
             test_from: parse_date("--test-from", &self.test_from)?,
             synthetic,
             distance_to: self.distance_to,
-            without: self
-                .without
-                .iter()
-                .map(|d| parse_date("--without", d))
-                .collect::<Result<_>>()?,
+            without: match &self.without {
+                Some(text) => super::split_list("--without", text)?
+                    .iter()
+                    .map(|d| parse_date("--without", d))
+                    .collect::<Result<_>>()?,
+                None => Vec::new(),
+            },
         })
     }
 }

@@ -222,14 +222,17 @@ pub fn run(config: &EvaluateConfig) -> Result<Evaluation> {
 }
 
 /// The windows of `indices` that hold none of the days `without`; each day must be one of the
-/// windows file's (`file`), so that a mistyped date is not silently a no-op.
+/// windows file's (`file`), so that a mistyped date is not silently a no-op, and given once.
 fn without_days(
     set: &WindowSet,
     indices: &[usize],
     without: &[i32],
     file: &Path,
 ) -> Result<Vec<usize>> {
-    for &day in without {
+    for (k, &day) in without.iter().enumerate() {
+        if without[..k].contains(&day) {
+            return Err(Error::option("without", format_date(day), "is given twice"));
+        }
         if !set.dates.contains(&day) {
             return Err(Error::option(
                 "without",
