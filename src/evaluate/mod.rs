@@ -2,18 +2,20 @@
 //! (marginals, time structure, tails, cross-section, memorisation), next to a real-vs-real noise
 //! floor; its report page is `report.rs`.
 
+mod headline;
 mod memorization;
 mod metrics;
 mod report;
 mod run;
 
+pub use headline::HeadlineRow;
 pub use memorization::{memorization, Memorization};
 pub use metrics::{
     leverage, set_metrics, symmetric_eigenvalues, Paths, Reference, SetMetrics, LAGS,
     QUANTILE_LEVELS,
 };
 pub use report::{evaluation_html, summary_text};
-pub use run::{default_out, run, EvaluateConfig, Evaluation, HeadlineRow, ScoredSet};
+pub use run::{default_out, run, EvaluateConfig, Evaluation, ScoredSet};
 
 use crate::data::TRADING_DAYS;
 use crate::stats::{correlation_from_covariance, covariance_matrix, pooled_acf, std_dev};

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::headline::{energy_distance_row, headline, HeadlineRow};
 use super::memorization::{memorization, Memorization};
 use super::metrics::{set_metrics, Paths, Reference, SetMetrics};
 use crate::data::{default_test_from, DailyPanel, SplitChoice, WindowSet, DEFAULT_WINDOWS};
@@ -71,19 +72,6 @@ pub struct ScoredSet {
     pub energy_distance: Option<f64>,
 }
 
-/// A row of the summary table: one headline figure per set.
-#[derive(Debug, Clone, Serialize)]
-pub struct HeadlineRow {
-    pub key: &'static str,
-    pub label: &'static str,
-    /// The real windows' own value, where the figure is a level rather than an error.
-    pub reference: Option<f64>,
-    /// One value per scored set, in `sets` order, then the noise floor.
-    pub values: Vec<f64>,
-    /// Index of the best set (noise floor excluded).
-    pub best: Option<usize>,
-}
-
 /// Everything `metrics.json` holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {
@@ -120,36 +108,11 @@ pub fn run(config: &EvaluateConfig) -> Result<Evaluation> {
             "give at least one scenario file",
         ));
     }
-    let labels = set_labels(&config.synthetic)?;
-    let distance_to = match &config.distance_to {
-        Some(label) => Some(labels.iter().position(|l| l == label).ok_or_else(|| {
-            Error::option(
-                "distance-to",
-                label,
-                format!("no scenario file has this label; the labels are {labels:?}"),
-            )
-        })?),
-        None => None,
-    };
+    let (labels, distance_to) = labels_and_target(config)?;
     let set = WindowSet::read(&config.real)?;
-    let regime = set.rule.index_of(&config.regime)?;
     let (n, window) = (set.assets.len(), set.window);
-    let selected = set.select(Some(regime), config.split, config.test_from);
-    let indices = without_days(&set, &selected, &config.without, &config.real)?;
     let split_name = format!("{:?}", config.split).to_lowercase();
-    if indices.len() < 4 {
-        return Err(Error::option(
-            "split",
-            &split_name,
-            format!(
-                "{} holds {} windows of `{}` in that split (from {}); at least 4 are needed",
-                config.real.display(),
-                indices.len(),
-                config.regime,
-                format_date(config.test_from)
-            ),
-        ));
-    }
+    let (indices, left_out) = reference_windows(config, &set, &split_name)?;
     let scenarios = read_sets(config, &set, labels)?;
 
     let real_values = set.gather(&indices);
@@ -195,10 +158,12 @@ pub fn run(config: &EvaluateConfig) -> Result<Evaluation> {
         add_energy_distances(&mut sets, &scenarios, target, window * n);
     }
     let noise_floor = noise_floor(&set, &indices, &memo)?;
-    let mut headline = headline(&reference_metrics, &sets, &noise_floor);
-    if distance_to.is_some() {
-        headline.push(energy_distance_row(&sets));
-    }
+    let headline = summary_rows(
+        &reference_metrics,
+        &sets,
+        &noise_floor,
+        distance_to.is_some(),
+    );
     Ok(Evaluation {
         regime: config.regime.clone(),
         split: split_name,
@@ -208,7 +173,7 @@ pub fn run(config: &EvaluateConfig) -> Result<Evaluation> {
         window,
         reference_windows: indices.len(),
         without: config.without.iter().map(|&d| format_date(d)).collect(),
-        left_out_windows: selected.len() - indices.len(),
+        left_out_windows: left_out,
         reference_distinct_days: distinct.len(),
         reference_non_overlapping_windows: non_overlapping.len() / (window * n),
         reference: reference_metrics,
@@ -219,6 +184,81 @@ pub fn run(config: &EvaluateConfig) -> Result<Evaluation> {
         headline,
         p_values_note: P_VALUES_NOTE,
     })
+}
+
+/// The headline table of `sets` and the noise floor, with the energy distances' row when they
+/// were measured.
+fn summary_rows(
+    reference: &SetMetrics,
+    sets: &[ScoredSet],
+    floor: &ScoredSet,
+    with_distances: bool,
+) -> Vec<HeadlineRow> {
+    fn scored(s: &ScoredSet) -> (&SetMetrics, f64) {
+        (&s.metrics, s.memorization.share_ratio_below_third)
+    }
+    let scored_sets: Vec<(&SetMetrics, f64)> = sets.iter().map(scored).collect();
+    let mut rows = headline(reference, &scored_sets, scored(floor));
+    if with_distances {
+        let distances: Vec<Option<f64>> = sets.iter().map(|s| s.energy_distance).collect();
+        rows.push(energy_distance_row(&distances));
+    }
+    rows
+}
+
+/// Each scenario file's label, and the index of the one `distance_to` names.
+fn labels_and_target(config: &EvaluateConfig) -> Result<(Vec<String>, Option<usize>)> {
+    let labels = set_labels(&config.synthetic)?;
+    let target = match &config.distance_to {
+        Some(label) => Some(labels.iter().position(|l| l == label).ok_or_else(|| {
+            Error::option(
+                "distance-to",
+                label,
+                format!("no scenario file has this label; the labels are {labels:?}"),
+            )
+        })?),
+        None => None,
+    };
+    Ok((labels, target))
+}
+
+/// The reference: the regime's windows in the split, less those holding a `without` day (how
+/// many that left out is the second value); at least 4, or an error names the option that
+/// left fewer.
+fn reference_windows(
+    config: &EvaluateConfig,
+    set: &WindowSet,
+    split_name: &str,
+) -> Result<(Vec<usize>, usize)> {
+    let regime = set.rule.index_of(&config.regime)?;
+    let selected = set.select(Some(regime), config.split, config.test_from);
+    let indices = without_days(set, &selected, &config.without, &config.real)?;
+    if indices.len() < 4 {
+        let (option, value) = if selected.len() < 4 {
+            ("split", split_name.to_string())
+        } else {
+            let days: Vec<String> = config.without.iter().map(|&d| format_date(d)).collect();
+            ("without", days.join(","))
+        };
+        return Err(Error::option(
+            option,
+            value,
+            format!(
+                "{} holds {} windows of `{}` in that split (from {}){}; at least 4 are needed",
+                config.real.display(),
+                indices.len(),
+                config.regime,
+                format_date(config.test_from),
+                if option == "without" {
+                    " without those days"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    let left_out = selected.len() - indices.len();
+    Ok((indices, left_out))
 }
 
 /// The windows of `indices` that hold none of the days `without`; each day must be one of the
@@ -268,26 +308,6 @@ fn add_energy_distances(
                 &s.values, reference, dim, spread,
             ));
         }
-    }
-}
-
-/// The headline row of the energy distances (NaN where there is none); the best is the nearest
-/// zero, since the unbiased statistic of a set of the same law can be just below it.
-fn energy_distance_row(sets: &[ScoredSet]) -> HeadlineRow {
-    let mut values: Vec<f64> = sets
-        .iter()
-        .map(|s| s.energy_distance.unwrap_or(f64::NAN))
-        .collect();
-    values.push(f64::NAN);
-    let best = (0..sets.len())
-        .filter(|&i| values[i].is_finite())
-        .min_by(|&a, &b| values[a].abs().total_cmp(&values[b].abs()));
-    HeadlineRow {
-        key: "energy_distance",
-        label: "energy distance to the chosen set",
-        reference: None,
-        values,
-        best,
     }
 }
 
@@ -417,168 +437,4 @@ fn noise_floor(
         memorization: memo(&a)?,
         energy_distance: None,
     })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// The summary table's rows.
-fn headline(reference: &SetMetrics, sets: &[ScoredSet], floor: &ScoredSet) -> Vec<HeadlineRow> {
-    type Figure = fn(&SetMetrics, &SetMetrics) -> f64;
-    // (key, label, figure, is a level compared with the reference's own value)
-    let rows: Vec<(&'static str, &'static str, Figure, bool)> = vec![
-        (
-            "ks_daily_median",
-            "median KS D, daily returns",
-            |m, _| median(m.per_asset.iter().map(|a| a.ks_daily.statistic).collect()),
-            false,
-        ),
-        (
-            "ks_horizon_median",
-            "median KS D, window-horizon returns",
-            |m, _| median(m.per_asset.iter().map(|a| a.ks_horizon.statistic).collect()),
-            false,
-        ),
-        (
-            "cvm_daily_rejections",
-            "assets with CvM p < 0.05, daily",
-            |m, _| {
-                m.per_asset
-                    .iter()
-                    .filter(|a| a.cvm_daily.pvalue < 0.05)
-                    .count() as f64
-            },
-            false,
-        ),
-        (
-            "ew_vol_annual",
-            "equal-weight volatility (annualised)",
-            |m, _| m.portfolio.vol_annual,
-            true,
-        ),
-        (
-            "ew_var99_daily",
-            "equal-weight 99% VaR, daily",
-            |m, _| m.portfolio.tails_daily.var99,
-            true,
-        ),
-        (
-            "ew_cvar99_horizon",
-            "equal-weight 99% CVaR, window horizon",
-            |m, _| m.portfolio.tails_horizon.cvar99,
-            true,
-        ),
-        (
-            "acf_abs_error",
-            "mean |ACF(|r|) error|, lags 1-10, per asset",
-            |m, r| {
-                let mut s = 0.0;
-                for (a, b) in m.per_asset.iter().zip(&r.per_asset) {
-                    s += a
-                        .acf_abs_returns
-                        .iter()
-                        .zip(&b.acf_abs_returns)
-                        .map(|(x, y)| (x - y).abs())
-                        .sum::<f64>();
-                }
-                s / (m.per_asset.len() * 10) as f64
-            },
-            false,
-        ),
-        (
-            "ew_acf_abs_lag1",
-            "equal-weight ACF(|r|) lag 1",
-            |m, _| m.portfolio.acf_abs_returns[0],
-            true,
-        ),
-        (
-            "leverage_error",
-            "mean |leverage error|, lags 1-10 (equal weight)",
-            |m, r| {
-                m.portfolio
-                    .leverage
-                    .iter()
-                    .zip(&r.portfolio.leverage)
-                    .map(|(x, y)| (x - y).abs())
-                    .sum::<f64>()
-                    / 10.0
-            },
-            false,
-        ),
-        (
-            "mean_correlation",
-            "mean pairwise correlation",
-            |m, _| m.cross_section.mean_correlation,
-            true,
-        ),
-        (
-            "correlation_error_frobenius",
-            "correlation error (Frobenius)",
-            |m, _| m.cross_section.correlation_error_frobenius,
-            false,
-        ),
-        (
-            "condition_number",
-            "covariance condition number",
-            |m, _| m.cross_section.condition_number,
-            true,
-        ),
-        (
-            "kurtosis_median",
-            "median excess kurtosis, daily",
-            |m, _| median(m.per_asset.iter().map(|a| a.excess_kurtosis).collect()),
-            true,
-        ),
-        (
-            "path_vol_dispersion_median",
-            "median spread of volatility across paths (CV)",
-            |m, _| median(m.per_asset.iter().map(|a| a.path_vol_dispersion).collect()),
-            true,
-        ),
-        (
-            "within_path_kurtosis_median",
-            "median excess kurtosis within paths",
-            |m, _| median(m.per_asset.iter().map(|a| a.within_path_kurtosis).collect()),
-            true,
-        ),
-    ];
-    let memo_row = HeadlineRow {
-        key: "memorization_share",
-        label: "paths with nearest/second-nearest train distance < 1/3",
-        reference: None,
-        values: sets
-            .iter()
-            .chain(std::iter::once(floor))
-            .map(|s| s.memorization.share_ratio_below_third)
-            .collect(),
-        best: None,
-    };
-    let mut out: Vec<HeadlineRow> = rows
-        .into_iter()
-        .map(|(key, label, f, level)| {
-            let values: Vec<f64> = sets
-                .iter()
-                .chain(std::iter::once(floor))
-                .map(|s| f(&s.metrics, reference))
-                .collect();
-            let reference_value = level.then(|| f(reference, reference));
-            let score = |v: f64| match reference_value {
-                Some(r) => (v - r).abs(),
-                None => v,
-            };
-            let best =
-                (0..sets.len()).min_by(|&a, &b| score(values[a]).total_cmp(&score(values[b])));
-            HeadlineRow {
-                key,
-                label,
-                reference: reference_value,
-                values,
-                best,
-            }
-        })
-        .collect();
-    out.push(memo_row);
-    out
 }
