@@ -68,16 +68,10 @@ pub fn market_levels(
 /// the map leaves.
 pub struct CovarianceTarget {
     n: usize,
-    /// Σ's eigenvectors in columns (row-major).
-    vectors: Vec<f64>,
-    /// Per day and eigen-direction: 1 / √(the prior's variance of the direction that day).
-    whiten: Vec<f64>,
-    /// R^½, symmetric.
-    root: Vec<f64>,
-    /// Per day and asset: the target standard deviation.
-    sd: Vec<f64>,
-    /// The model's standardisation of each asset.
-    std: Vec<f64>,
+    /// Per day, the whole map as one `n x n` matrix (row-major; output asset by input asset):
+    /// diag(σ_d) R^½ V diag(whitening_d) Vᵀ diag(1 / std), with V Σ's eigenvectors and
+    /// whitening_d 1 / √(the prior's variance of each eigen-direction that day).
+    maps: Vec<f64>,
 }
 
 impl CovarianceTarget {
@@ -104,48 +98,77 @@ impl CovarianceTarget {
                 (vec![1.0; n], identity, None, vec![(1.0, 0.0); days])
             }
         };
-        let whiten = moments
-            .iter()
-            .flat_map(|&(common, extra)| {
-                let lambda = &lambda;
-                (0..n).map(move |j| {
+        let root = symmetric_power(correlation, n, 0.5, 0.0);
+        let std = &card.normalisation.std;
+        let mut maps = Vec::with_capacity(days * n * n);
+        for (d, &(common, extra)) in moments.iter().enumerate() {
+            let whiten: Vec<f64> = (0..n)
+                .map(|j| {
                     let market_extra = if Some(j) == market { extra } else { 0.0 };
                     1.0 / ((common + market_extra) * lambda[j]).sqrt()
                 })
-            })
-            .collect();
-        Self {
-            n,
-            vectors,
-            whiten,
-            root: symmetric_power(correlation, n, 0.5, 0.0),
-            sd: variances.iter().map(|v| v.sqrt()).collect(),
-            std: card.normalisation.std.clone(),
+                .collect();
+            // W = V diag(whiten) Vᵀ, then R^½ W, each row i scaled by σ_d,i and column k by
+            // 1 / std_k.
+            let w: Vec<f64> = (0..n * n)
+                .map(|ik| {
+                    let (i, k) = (ik / n, ik % n);
+                    (0..n)
+                        .map(|j| vectors[i * n + j] * whiten[j] * vectors[k * n + j])
+                        .sum()
+                })
+                .collect();
+            let sd = &variances[d * n..(d + 1) * n];
+            maps.extend((0..n * n).map(|ik| {
+                let (i, k) = (ik / n, ik % n);
+                let coloured: f64 = (0..n).map(|j| root[i * n + j] * w[j * n + k]).sum();
+                coloured * sd[i].sqrt() / std[k]
+            }));
         }
+        Self { n, maps }
     }
 
-    /// Maps every path (path, day, asset) in place.
+    /// Maps every path (path, day, asset) in place: for each day, one matrix product over all
+    /// the paths' rows of that day.
     pub fn apply(&self, paths: &mut [f64]) {
         let n = self.n;
-        let days = self.sd.len() / n;
-        let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
-        for path in paths.chunks_exact_mut(days * n) {
-            for (d, x) in path.chunks_exact_mut(n).enumerate() {
-                // Standardised, into Σ's eigenbasis, whitened, back.
-                for (j, out) in b.iter_mut().enumerate() {
-                    *out = (0..n)
-                        .map(|i| self.vectors[i * n + j] * x[i] / self.std[i])
-                        .sum::<f64>()
-                        * self.whiten[d * n + j];
-                }
-                for (i, out) in a.iter_mut().enumerate() {
-                    *out = (0..n).map(|j| self.vectors[i * n + j] * b[j]).sum();
-                }
-                // Coloured by R^½ and the day's standard deviations.
-                for (i, out) in x.iter_mut().enumerate() {
-                    let coloured: f64 = (0..n).map(|j| self.root[i * n + j] * a[j]).sum();
-                    *out = coloured * self.sd[d * n + i];
-                }
+        let days = self.maps.len() / (n * n);
+        let count = paths.len() / (days * n);
+        if count == 0 {
+            return;
+        }
+        let mut mapped = vec![0.0; count * n];
+        for d in 0..days {
+            let map = &self.maps[d * n * n..(d + 1) * n * n];
+            // SAFETY: lhs is day d of each of the `count` paths (rows `days * n` apart, n
+            // values each) inside `paths`; rhs is the map read transposed (n x n); dst is
+            // `mapped`, count x n, which aliases neither.
+            unsafe {
+                gemm::gemm(
+                    count,
+                    n,
+                    n,
+                    mapped.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    paths.as_ptr().add(d * n),
+                    1,
+                    (days * n) as isize,
+                    map.as_ptr(),
+                    n as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            for (p, row) in mapped.chunks_exact(n).enumerate() {
+                let start = (p * days + d) * n;
+                paths[start..start + n].copy_from_slice(row);
             }
         }
     }
