@@ -59,24 +59,103 @@ pub fn crps_normal(mu: f64, sigma: f64, obs: f64) -> f64 {
 /// (row-major `ensemble`, Euclidean norm): the energy score's spread term before its divisor,
 /// which depends on the ensemble alone and can be reused for several observations.
 pub fn energy_spread(ensemble: &[f64], d: usize) -> f64 {
-    let m = ensemble.len() / d;
-    let mut total = 0.0;
-    for i in 0..m {
-        let xi = &ensemble[i * d..(i + 1) * d];
-        for j in i + 1..m {
-            total += distance(xi, &ensemble[j * d..(j + 1) * d]);
-        }
-    }
-    2.0 * total
+    2.0 * distance_sum(ensemble, None, d)
 }
 
-/// The Euclidean distance between two members.
-fn distance(a: &[f64], b: &[f64]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(a, b)| (a - b) * (a - b))
-        .sum::<f64>()
-        .sqrt()
+/// Rows of `x` (and of `y`) per matrix product in [`distance_sum`]: a block of 256 rows against
+/// 2,000 members of 600 values is 4 MB of products.
+const DISTANCE_BLOCK: usize = 256;
+
+/// Below this share of |a|² + |b|², a squared distance from the products has lost more than
+/// about 1e-10 of its value to rounding, and [`distance_sum`] sums the pair directly.
+const NEAR: f64 = 1e-6;
+
+/// Σ ||x_i − y_j|| over every pair of a member of `x` and one of `y`, or, without `y`, over the
+/// pairs i < j of `x` (members of `d` values, row-major). The squared distances come from
+/// matrix products, |a − b|² = |a|² + |b|² − 2 a·b, on members centred on their common mean
+/// (which leaves the distances and keeps the norms, and so the cancellation, small); the
+/// few pairs near enough for rounding to matter, equal members among them, are summed
+/// directly. The products run at the machine's vector width, where the pairwise loop did not;
+/// the forecast backtest's scores agree with the loop's to 1e-13 relative.
+fn distance_sum(x: &[f64], y: Option<&[f64]>, d: usize) -> f64 {
+    let centre = |members: &[f64], mean: &[f64]| -> Vec<f64> {
+        members
+            .chunks_exact(d)
+            .flat_map(|r| r.iter().zip(mean).map(|(v, c)| v - c))
+            .collect()
+    };
+    let all = x.len() + y.map_or(0, <[f64]>::len);
+    if d == 0 || all < 2 * d {
+        return 0.0;
+    }
+    let members = (all / d) as f64;
+    let mean: Vec<f64> = (0..d)
+        .map(|k| {
+            let column = |v: &[f64]| v.iter().skip(k).step_by(d).sum::<f64>();
+            (column(x) + y.map_or(0.0, column)) / members
+        })
+        .collect();
+    let a = centre(x, &mean);
+    let b = y.map_or_else(|| a.clone(), |y| centre(y, &mean));
+    let norms = |v: &[f64]| -> Vec<f64> {
+        v.chunks_exact(d)
+            .map(|r| r.iter().map(|v| v * v).sum())
+            .collect()
+    };
+    let (na, nb) = (norms(&a), norms(&b));
+    let cols = nb.len();
+    let mut products = vec![0.0; DISTANCE_BLOCK.min(na.len()) * cols];
+    let mut total = 0.0;
+    for first in (0..na.len()).step_by(DISTANCE_BLOCK) {
+        let rows = DISTANCE_BLOCK.min(na.len() - first);
+        // SAFETY: lhs is `rows` members of `a` from `first` (d values each, contiguous), rhs
+        // is `b` read transposed (d x cols), dst is `products`, rows x cols; none overlap.
+        unsafe {
+            gemm::gemm(
+                rows,
+                cols,
+                d,
+                products.as_mut_ptr(),
+                1,
+                cols as isize,
+                false,
+                a.as_ptr().add(first * d),
+                1,
+                d as isize,
+                b.as_ptr(),
+                d as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        for (i, row) in products.chunks_exact(cols).take(rows).enumerate() {
+            let from = if y.is_some() { 0 } else { first + i + 1 };
+            let (ni, ai) = (na[first + i], &a[(first + i) * d..(first + i + 1) * d]);
+            total += (from..cols)
+                .map(|j| {
+                    let square = ni + nb[j] - 2.0 * row[j];
+                    // Near (or equal) members lose the difference to cancellation: their
+                    // distance is summed directly, so that equal members are exactly 0 apart.
+                    if square > NEAR * (ni + nb[j]) {
+                        square.sqrt()
+                    } else {
+                        let bj = &b[j * d..(j + 1) * d];
+                        ai.iter()
+                            .zip(bj)
+                            .map(|(u, v)| (u - v) * (u - v))
+                            .sum::<f64>()
+                            .sqrt()
+                    }
+                })
+                .sum::<f64>();
+        }
+    }
+    total
 }
 
 /// Two-sample energy distance (Székely & Rizzo) between samples `x` and `y` of `d`-dimensional
@@ -90,10 +169,7 @@ pub fn energy_distance_with_spread(x: &[f64], y: &[f64], d: usize, y_spread: f64
     if n < 2 || m < 2 {
         return f64::NAN;
     }
-    let cross: f64 = x
-        .chunks_exact(d)
-        .map(|xi| y.chunks_exact(d).map(|yj| distance(xi, yj)).sum::<f64>())
-        .sum();
+    let cross = distance_sum(x, Some(y), d);
     let (n, m) = (n as f64, m as f64);
     2.0 * cross / (n * m) - energy_spread(x, d) / (n * (n - 1.0)) - y_spread / (m * (m - 1.0))
 }
@@ -145,13 +221,25 @@ pub fn variogram_means(ensemble: &[f64], d: usize, p: f64) -> Vec<f64> {
         let mut k = 0;
         for i in 0..d {
             for j in i + 1..d {
-                means[k] += (x[i] - x[j]).abs().powf(p);
+                means[k] += power((x[i] - x[j]).abs(), p);
                 k += 1;
             }
         }
     }
     means.iter_mut().for_each(|v| *v /= m as f64);
     means
+}
+
+/// v^p for v ≥ 0: a square root for the usual order 0.5, which takes a tenth of the time of
+/// `powf` and is correctly rounded too.
+fn power(v: f64, p: f64) -> f64 {
+    if p == 0.5 {
+        v.sqrt()
+    } else if p == 1.0 {
+        v
+    } else {
+        v.powf(p)
+    }
 }
 
 /// Variogram score of order `p` with unit weights, from [`variogram_means`]: Σ over ordered
@@ -163,7 +251,7 @@ pub fn variogram_score_with_means(obs: &[f64], means: &[f64], p: f64) -> f64 {
     let mut k = 0;
     for i in 0..d {
         for j in i + 1..d {
-            let diff = (obs[i] - obs[j]).abs().powf(p) - means[k];
+            let diff = power((obs[i] - obs[j]).abs(), p) - means[k];
             total += diff * diff;
             k += 1;
         }
