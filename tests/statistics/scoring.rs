@@ -184,3 +184,51 @@ fn the_true_law_beats_a_wrong_one_and_the_test_says_so() {
         );
     }
 }
+
+/// The pairwise distances come from blocked matrix products (256 members a block): on
+/// ensembles of several blocks, with repeated members and members far from the origin, the
+/// spread and the energy distance agree with the plain pairwise sums.
+#[test]
+fn blocked_distances_match_the_pairwise_sums() {
+    let d = 49;
+    let mut rng = SeededRng::new(3, 0);
+    let mut member =
+        |shift: f64| -> Vec<f64> { (0..d).map(|_| shift + 0.02 * rng.normal()).collect() };
+    let mut x: Vec<f64> = (0..600).flat_map(|_| member(0.5)).collect();
+    // A bootstrap-like ensemble repeats members: their distance must be exactly 0.
+    let repeated = x[7 * d..8 * d].to_vec();
+    for k in [300, 599] {
+        x[k * d..(k + 1) * d].copy_from_slice(&repeated);
+    }
+    let y: Vec<f64> = (0..300).flat_map(|_| member(0.49)).collect();
+    let dist = |a: &[f64], b: &[f64]| -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(u, v)| (u - v) * (u - v))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let pairwise = |a: &[f64]| -> f64 {
+        let rows: Vec<&[f64]> = a.chunks_exact(d).collect();
+        let mut total = 0.0;
+        for i in 0..rows.len() {
+            for j in i + 1..rows.len() {
+                total += dist(rows[i], rows[j]);
+            }
+        }
+        2.0 * total
+    };
+    let (sx, sy) = (pairwise(&x), pairwise(&y));
+    close(scengen::stats::energy_spread(&x, d), sx, 1e-12, "spread");
+    let cross: f64 = x
+        .chunks_exact(d)
+        .map(|a| y.chunks_exact(d).map(|b| dist(a, b)).sum::<f64>())
+        .sum();
+    let (n, m) = (600.0, 300.0);
+    let want = 2.0 * cross / (n * m) - sx / (n * (n - 1.0)) - sy / (m * (m - 1.0));
+    close(energy_distance(&x, &y, d), want, 1e-9, "energy distance");
+    // Identical samples: the cross term holds every member's distance to itself, 0.
+    let same = energy_distance(&x, &x, d);
+    let want_same = 2.0 * sx / (n * n) - 2.0 * sx / (n * (n - 1.0));
+    close(same, want_same, 1e-9, "a sample against itself");
+}
