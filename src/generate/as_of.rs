@@ -17,7 +17,7 @@ use crate::data::{require_history, AsOf};
 use crate::error::{Error, Result};
 use crate::model::{Engine, LoadedModel, ModelCard};
 use crate::rng::SeededRng;
-use crate::stats::symmetric_power;
+use crate::stats::{product_into, symmetric_power, Strided};
 
 use super::{sample_paths, PathDraw};
 
@@ -139,33 +139,22 @@ impl CovarianceTarget {
         }
         let mut mapped = vec![0.0; count * n];
         for d in 0..days {
-            let map = &self.maps[d * n * n..(d + 1) * n * n];
-            // SAFETY: lhs is day d of each of the `count` paths (rows `days * n` apart, n
-            // values each) inside `paths`; rhs is the map read transposed (n x n); dst is
-            // `mapped`, count x n, which aliases neither.
-            unsafe {
-                gemm::gemm(
-                    count,
-                    n,
-                    n,
-                    mapped.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    paths.as_ptr().add(d * n),
-                    1,
-                    (days * n) as isize,
-                    map.as_ptr(),
-                    n as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+            // Day d of every path (rows `days * n` apart) times the map read transposed.
+            let rows = Strided {
+                data: &paths[d * n..],
+                rows: count,
+                cols: n,
+                row_stride: days * n,
+                col_stride: 1,
+            };
+            let map = Strided {
+                data: &self.maps[d * n * n..(d + 1) * n * n],
+                rows: n,
+                cols: n,
+                row_stride: 1,
+                col_stride: n,
+            };
+            product_into(&mut mapped, rows, map);
             for (p, row) in mapped.chunks_exact(n).enumerate() {
                 let start = (p * days + d) * n;
                 paths[start..start + n].copy_from_slice(row);

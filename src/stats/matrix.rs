@@ -1,5 +1,6 @@
 //! Small dense matrices, row-major `Vec<f64>`: covariance and correlation of row-major samples,
-//! and the Cholesky factor used to draw correlated normals.
+//! the Cholesky factor used to draw correlated normals, and the one f64 matrix product (on
+//! `gemm`'s kernels) for operands laid out inside larger arrays.
 
 /// Covariance of `rows` (row-major, `n` columns) with `ddof` degrees of freedom removed.
 pub fn covariance_matrix(rows: &[f64], n: usize, ddof: usize) -> Vec<f64> {
@@ -139,5 +140,61 @@ mod tests {
             }
         }
         assert!(cholesky(&[1.0, 2.0, 2.0, 1.0], 2).is_none());
+    }
+}
+
+/// A `rows` x `cols` matrix inside `data`: entry (i, j) at `i * row_stride + j * col_stride`.
+/// A transpose is the same data with the strides swapped.
+#[derive(Debug, Clone, Copy)]
+pub struct Strided<'a> {
+    pub data: &'a [f64],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl Strided<'_> {
+    /// Whether every entry lies inside `data`.
+    fn fits(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
+                < self.data.len()
+    }
+}
+
+/// `out` (`lhs.rows` x `rhs.cols`, row-major, overwritten) = `lhs` · `rhs`, on the calling
+/// thread with the widest vector kernels the CPU has.
+pub fn product_into(out: &mut [f64], lhs: Strided, rhs: Strided) {
+    assert!(lhs.cols == rhs.rows && lhs.fits() && rhs.fits());
+    assert!(out.len() >= lhs.rows * rhs.cols);
+    if lhs.rows == 0 || rhs.cols == 0 {
+        return;
+    }
+    // SAFETY: both operands' entries lie inside their slices and `out` holds the product, as
+    // asserted; `out` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            lhs.rows,
+            rhs.cols,
+            lhs.cols,
+            out.as_mut_ptr(),
+            1,
+            rhs.cols as isize,
+            false,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
 }

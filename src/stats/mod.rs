@@ -24,8 +24,8 @@ pub use descriptive::{
 };
 pub use kolmogorov::{durbin_cdf, kstwo_sf, pelz_good_cdf, smirnov_sf};
 pub use matrix::{
-    cholesky, compose_eigen, correlation_from_covariance, covariance_matrix, solve_spd,
-    symmetric_eigen, symmetric_power,
+    cholesky, compose_eigen, correlation_from_covariance, covariance_matrix, product_into,
+    solve_spd, symmetric_eigen, symmetric_power, Strided,
 };
 pub use nelder_mead::{nelder_mead, Minimum};
 pub use paths::{path_vol_dispersion, within_path_kurtosis};

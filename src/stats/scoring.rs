@@ -4,6 +4,8 @@
 
 use statrs::distribution::{Continuous, ContinuousCDF, Normal};
 
+use super::matrix::{product_into, Strided};
+
 /// How the ensemble's own spread is estimated in the kernel scores (CRPS, energy score).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -108,31 +110,22 @@ fn distance_sum(x: &[f64], y: Option<&[f64]>, d: usize) -> f64 {
     let mut total = 0.0;
     for first in (0..na.len()).step_by(DISTANCE_BLOCK) {
         let rows = DISTANCE_BLOCK.min(na.len() - first);
-        // SAFETY: lhs is `rows` members of `a` from `first` (d values each, contiguous), rhs
-        // is `b` read transposed (d x cols), dst is `products`, rows x cols; none overlap.
-        unsafe {
-            gemm::gemm(
-                rows,
-                cols,
-                d,
-                products.as_mut_ptr(),
-                1,
-                cols as isize,
-                false,
-                a.as_ptr().add(first * d),
-                1,
-                d as isize,
-                b.as_ptr(),
-                d as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
+        // The block's members times all of `b`'s, read transposed.
+        let block = Strided {
+            data: &a[first * d..],
+            rows,
+            cols: d,
+            row_stride: d,
+            col_stride: 1,
+        };
+        let others = Strided {
+            data: &b,
+            rows: d,
+            cols,
+            row_stride: 1,
+            col_stride: d,
+        };
+        product_into(&mut products, block, others);
         for (i, row) in products.chunks_exact(cols).take(rows).enumerate() {
             let from = if y.is_some() { 0 } else { first + i + 1 };
             let (ni, ai) = (na[first + i], &a[(first + i) * d..(first + i + 1) * d]);
