@@ -97,14 +97,23 @@ fn distance_sum(x: &[f64], y: Option<&[f64]>, d: usize) -> f64 {
             (column(x) + y.map_or(0.0, column)) / members
         })
         .collect();
-    let a = centre(x, &mean);
-    let b = y.map_or_else(|| a.clone(), |y| centre(y, &mean));
     let norms = |v: &[f64]| -> Vec<f64> {
         v.chunks_exact(d)
             .map(|r| r.iter().map(|v| v * v).sum())
             .collect()
     };
-    let (na, nb) = (norms(&a), norms(&b));
+    let a = centre(x, &mean);
+    let na = norms(&a);
+    // Within one sample, `b` is `a` itself: centred and normed once.
+    let other = y.map(|y| {
+        let b = centre(y, &mean);
+        let nb = norms(&b);
+        (b, nb)
+    });
+    let (b, nb) = match &other {
+        Some((b, nb)) => (b.as_slice(), nb.as_slice()),
+        None => (a.as_slice(), na.as_slice()),
+    };
     let cols = nb.len();
     let mut products = vec![0.0; DISTANCE_BLOCK.min(na.len()) * cols];
     let mut total = 0.0;
@@ -119,7 +128,7 @@ fn distance_sum(x: &[f64], y: Option<&[f64]>, d: usize) -> f64 {
             col_stride: 1,
         };
         let others = Strided {
-            data: &b,
+            data: b,
             rows: d,
             cols,
             row_stride: 1,
