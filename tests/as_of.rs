@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{embedded_index, embedded_prices, small_embedded_model};
+use common::{embedded_index, embedded_prices, small_embedded_model, small_embedded_model_with};
 use scengen::baselines::{generate_baseline, BaselineConfig, Method};
 use scengen::data::{
     ingest, AsOf, IngestConfig, Panel, RegimeRule, SignalSource, ValueKind, DEFAULT_DATE_COLUMN,
@@ -25,6 +25,19 @@ use scengen::var_backtest::VarBacktestConfig;
 fn model() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| small_embedded_model(&tempfile::tempdir().unwrap().keep(), 4))
+}
+
+/// [`model`] without idiosyncratic jumps. Their size follows each path's own level, which this
+/// one-epoch network's noise raises on calm paths most: with them its calm close's variance
+/// overshoots GARCH's, and the moves below come out 0.59-0.89 (the trained default model's:
+/// 0.79-1.23, median 1.08).
+fn model_without_jumps() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        small_embedded_model_with(&tempfile::tempdir().unwrap().keep(), 4, |c| {
+            c.idiosyncratic_jumps = false
+        })
+    })
 }
 
 fn as_of(date: &str, prices: &Path) -> AsOf {
@@ -118,7 +131,9 @@ fn a_stressed_close_starts_the_same_regime_higher_at_garch_s_variances_and_its_c
     // variance over the paths moves as its GARCH forecast does, and the correlation as the
     // close's EWMA correlation does.
     let dir = tempfile::tempdir().unwrap();
-    let card = load_model(model(), &candle_core::Device::Cpu).unwrap().card;
+    let card = load_model(model_without_jumps(), &candle_core::Device::Cpu)
+        .unwrap()
+        .card;
     let assets = card.assets.len();
     let mut mean_levels = Vec::new();
     // Per date and asset: the variance over the paths (pooled over the window's days) and the
@@ -144,6 +159,7 @@ fn a_stressed_close_starts_the_same_regime_higher_at_garch_s_variances_and_its_c
             regime: Some("high-vix".into()),
             n: 512,
             batch_size: 512,
+            model: model_without_jumps().to_path_buf(),
             ..config(date, &embedded_prices(), out.clone())
         };
         generate(&c).unwrap();

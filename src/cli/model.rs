@@ -151,6 +151,12 @@ pub struct TrainArgs {
     /// scale times 0.5 to 8 (1: none) [default: 5, or 1 with --gaussian-prior false].
     #[arg(long)]
     pub market_shocks: Option<usize>,
+    /// Fit each asset's own jumps (the tails the prior's common states cannot draw), take them
+    /// out of the windows the model learns from and add them to its paths (`false`: none).
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1,
+          default_value_t = TrainConfig::default().idiosyncratic_jumps,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub idiosyncratic_jumps: bool,
     /// cpu, cuda or auto.
     #[arg(long, default_value_t = device_name(&TrainConfig::default().device))]
     pub device: String,
@@ -187,6 +193,7 @@ impl TrainArgs {
             volatility_levels: states(self.volatility_levels, defaults.volatility_levels),
             volatility_shocks: states(self.volatility_shocks, defaults.volatility_shocks),
             market_shocks: states(self.market_shocks, defaults.market_shocks),
+            idiosyncratic_jumps: self.idiosyncratic_jumps,
             device: select_device(&self.device)?,
             progress: true,
             ..defaults

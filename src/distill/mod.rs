@@ -103,10 +103,14 @@ pub fn distill(config: &DistillConfig) -> Result<DistillReport> {
     check(config)?;
     crate::model::check_model_target(&config.out)?;
     let started = Instant::now();
-    let teacher = load_model(&config.teacher, &config.device)?;
+    let mut teacher = load_model(&config.teacher, &config.device)?;
     check_sampler(&config.sampler, &teacher.card)?;
     check_sampler(&config.teacher_sampler, &teacher.card)?;
+    // The student learns the teacher's paths before their idiosyncratic jumps, which its
+    // paths get as the teacher's do; the card keeps them.
+    let jumps = teacher.card.jumps.take();
     let pools = teacher_pools(config, &teacher)?;
+    teacher.card.jumps = jumps;
     let (varmap, student) = student_network(config, &teacher)?;
     let (ema_map, ema_net) = student_network(config, &teacher)?;
     let run = Run::new(config, &teacher.card, &student, &pools)?;

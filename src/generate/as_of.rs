@@ -15,7 +15,7 @@
 use crate::baselines::GarchPanel;
 use crate::data::{require_history, AsOf};
 use crate::error::{Error, Result};
-use crate::model::{Engine, LoadedModel, ModelCard};
+use crate::model::{Engine, Layout, LoadedModel, ModelCard};
 use crate::rng::SeededRng;
 use crate::stats::{product_into, symmetric_power, Strided};
 
@@ -51,11 +51,34 @@ pub fn market_levels(
     dates: &[i32],
     t: usize,
 ) -> Result<Vec<f64>> {
-    let days = standardised_days(card, returns, dates, t)?;
+    let mut days = standardised_days(card, returns, dates, t)?;
+    // The chain was fitted on days without their idiosyncratic jumps: a stock's earnings day
+    // is not a higher level of the whole market.
+    if let Some(jumps) = &card.jumps {
+        let layout = Layout::day_major(card.assets.len(), card.window);
+        jumps.regimes[regime].remove(&mut days, layout);
+    }
     Ok(match &card.prior {
         Some(prior) => prior.next_day_levels(regime, &days),
         None => vec![1.0],
     })
+}
+
+/// Each asset's jump variance per day in regime `regime` at the regime's mean level, and the
+/// mean over `days` days of the prior's common day scale E[s²] from the chain's first-day
+/// levels, the level that variance is stated at: a day of common scale c has jumps of `c /
+/// reference` times that variance. `None` without jumps.
+fn jump_variances(card: &ModelCard, regime: usize, days: usize) -> Option<(Vec<f64>, f64)> {
+    let jumps = card.jumps.as_ref()?.regimes[regime].day_variances();
+    let reference = match &card.prior {
+        Some(prior) if !prior.chains.is_empty() => {
+            let levels = &prior.chains[regime].level_initial;
+            let moments = prior.day_scale_moments(regime, levels, days);
+            moments.iter().map(|(common, _)| common).sum::<f64>() / days as f64
+        }
+        _ => 1.0,
+    };
+    Some((jumps, reference))
 }
 
 /// A map of each day of a regime's paths started from given levels onto a target covariance
@@ -100,24 +123,31 @@ impl CovarianceTarget {
         };
         let root = symmetric_power(correlation, n, 0.5, 0.0);
         let std = &card.normalisation.std;
+        let jumps = jump_variances(card, regime, days);
         let mut maps = Vec::with_capacity(days * n * n);
         for (d, &(common, extra)) in moments.iter().enumerate() {
-            let whiten: Vec<f64> = (0..n)
+            let prior_variances: Vec<f64> = (0..n)
                 .map(|j| {
                     let market_extra = if Some(j) == market { extra } else { 0.0 };
-                    1.0 / ((common + market_extra) * lambda[j]).sqrt()
+                    (common + market_extra) * lambda[j]
                 })
                 .collect();
-            // W = V diag(whiten) Vᵀ, then R^½ W, each row i scaled by σ_d,i and column k by
-            // 1 / std_k.
-            let w: Vec<f64> = (0..n * n)
-                .map(|ik| {
-                    let (i, k) = (ik / n, ik % n);
-                    (0..n)
-                        .map(|j| vectors[i * n + j] * whiten[j] * vectors[k * n + j])
-                        .sum()
-                })
-                .collect();
+            // W = V diag(prior_variances)^-½ Vᵀ, the day's covariance to the power −½; with
+            // jumps, (V diag(prior_variances) Vᵀ + diag(jumps))^-½. Then R^½ W, each row i scaled by σ_d,i
+            // and column k by 1 / std_k.
+            let w = match &jumps {
+                Some((jumps, reference)) => {
+                    let mut day = crate::stats::compose_eigen(&vectors, &prior_variances, n);
+                    for (a, jump) in jumps.iter().enumerate() {
+                        day[a * n + a] += jump * common / reference;
+                    }
+                    symmetric_power(&day, n, -0.5, 0.0)
+                }
+                None => {
+                    let whiten: Vec<f64> = prior_variances.iter().map(|v| 1.0 / v.sqrt()).collect();
+                    crate::stats::compose_eigen(&vectors, &whiten, n)
+                }
+            };
             let sd = &variances[d * n..(d + 1) * n];
             maps.extend((0..n * n).map(|ik| {
                 let (i, k) = (ik / n, ik % n);

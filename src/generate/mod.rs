@@ -22,7 +22,7 @@ use candle_core::{Device, Tensor};
 use crate::data::AsOf;
 use crate::diffusion::{NoiseSchedule, Sampler, SamplerKind};
 use crate::error::{Error, Result};
-use crate::model::{load_model, pad_mask, Denoiser, Engine, LoadedModel, DEFAULT_MODEL};
+use crate::model::{load_model, pad_mask, Denoiser, Engine, Layout, LoadedModel, DEFAULT_MODEL};
 use crate::report::progress_bar;
 use crate::rng::{SeededRng, DEFAULT_SEED};
 use crate::scenarios::{
@@ -228,7 +228,15 @@ pub fn sample_path_ids(
         draws_x0: sampler_kind.draws_x0(),
     };
     let x = process.run(sampler.as_mut(), x, || draw(&mut rngs), bar)?;
-    let x: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    let mut x: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    // Each asset's own jumps, which the model learnt without, from the path's stream after
+    // the sampler's draws.
+    if let Some(jumps) = &card.jumps {
+        let layout = Layout::windows(n_assets, window, padded);
+        for (path, rng) in x.chunks_exact_mut(size).zip(&mut rngs) {
+            jumps.regimes[regime].add(path, layout, rng);
+        }
+    }
     let norm = &card.normalisation;
     let mut out = Vec::with_capacity(b * window * n_assets);
     for p in 0..b {

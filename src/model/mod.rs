@@ -1,7 +1,8 @@
 //! The model: a regime-conditioned 1D U-Net that corrects the noise prediction of a fitted prior
 //! (each regime's hidden Markov chain of volatility states over Gaussian days), its
 //! architecture, the factor encoder and decoder of a diffusion factor model, its seeded
-//! initialisation, the fast CPU inference twin, and the model folder it is saved in (read and
+//! initialisation, the fast CPU inference twin, each asset's idiosyncratic jumps drawn beside
+//! the network (`jumps.rs`), and the model folder it is saved in (read and
 //! written by `store.rs`).
 
 mod blocks;
@@ -10,6 +11,7 @@ mod conv;
 mod factors;
 mod fast;
 mod init;
+mod jumps;
 mod matmul;
 mod noise_prediction;
 mod prior;
@@ -21,6 +23,7 @@ pub use conv::Conv1d;
 pub use factors::fold_factor_maps;
 pub use fast::FastUNet;
 pub use init::SeededInit;
+pub use jumps::{IdiosyncraticJumps, Layout, RegimeJumps};
 pub use matmul::matmul;
 pub use noise_prediction::{pad_mask, predict_eps};
 pub use prior::{

@@ -86,6 +86,10 @@ pub struct ModelCard {
     /// trained without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prior: Option<crate::model::GaussianPrior>,
+    /// Each regime's idiosyncratic jumps, taken out of the training windows and added to every
+    /// generated path; absent in models trained without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jumps: Option<crate::model::IdiosyncraticJumps>,
     pub training: TrainingRecord,
     /// SHA-256 of `model.safetensors`, checked on load, so that flipped bits or another
     /// model's weights are an error rather than different scenarios. Absent in models written
@@ -398,6 +402,9 @@ fn check_card(card: &ModelCard) -> std::result::Result<(), String> {
             )
         }
         None => {}
+    }
+    if let Some(jumps) = &card.jumps {
+        jumps.check(a.regimes, n)?;
     }
     Ok(())
 }

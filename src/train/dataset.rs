@@ -4,7 +4,7 @@
 use candle_core::{Device, Result, Tensor};
 
 use crate::data::{SplitChoice, WindowSet};
-use crate::model::Normalisation;
+use crate::model::{IdiosyncraticJumps, Layout, Normalisation};
 
 /// Windows ready for the network: standardised, channel-major, zero-padded.
 pub struct Dataset {
@@ -54,6 +54,21 @@ impl Dataset {
                 .map(|&w| set.windows[w].regime as u32)
                 .collect(),
         }
+    }
+
+    /// Each regime's idiosyncratic jumps fitted on these windows (`regimes` of them).
+    pub fn fit_jumps(&self, regimes: usize) -> IdiosyncraticJumps {
+        IdiosyncraticJumps::fit(&self.values, &self.regimes, regimes, self.layout())
+    }
+
+    /// Takes each window's expected jumps out.
+    pub fn remove_jumps(&mut self, jumps: &IdiosyncraticJumps) {
+        let layout = self.layout();
+        jumps.remove(&mut self.values, &self.regimes, layout);
+    }
+
+    fn layout(&self) -> Layout {
+        Layout::windows(self.assets, self.window, self.padded)
     }
 
     /// A (batch, assets, padded) tensor of the windows `rows`.

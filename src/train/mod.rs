@@ -87,6 +87,9 @@ pub struct TrainConfig {
     pub volatility_shocks: usize,
     /// Market shocks of the Gaussian prior (1: none); see `model/prior/volatility_states.rs`.
     pub market_shocks: usize,
+    /// Fit each asset's idiosyncratic jumps, take them out of the windows the model learns
+    /// from and add them to its paths (`model/jumps.rs`).
+    pub idiosyncratic_jumps: bool,
     pub device: Device,
     /// Draw a progress bar on the terminal.
     pub progress: bool,
@@ -126,6 +129,7 @@ impl Default for TrainConfig {
             volatility_levels: DEFAULT_VOLATILITY_LEVELS,
             volatility_shocks: DEFAULT_VOLATILITY_SHOCKS,
             market_shocks: DEFAULT_MARKET_SHOCKS,
+            idiosyncratic_jumps: true,
             device: Device::Cpu,
             progress: false,
         }
@@ -287,12 +291,18 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     let norm = fit_normalisation(&set, &train_idx);
     let arch = architecture(config, &set)?;
     let padded = arch.padded_len();
-    let fit = Dataset::from_windows(&set, &fit_idx, &norm, padded);
-    let val = Dataset::from_windows(&set, &val_idx, &norm, padded);
-    let (prior, prior_validation_log_likelihood) = {
-        let all = Dataset::from_windows(&set, &train_idx, &norm, padded);
-        fit_prior(config, &arch, &all, &val)
-    };
+    let mut fit = Dataset::from_windows(&set, &fit_idx, &norm, padded);
+    let mut val = Dataset::from_windows(&set, &val_idx, &norm, padded);
+    let mut all = Dataset::from_windows(&set, &train_idx, &norm, padded);
+    let jumps = config.idiosyncratic_jumps.then(|| {
+        let jumps = all.fit_jumps(set.rule.labels.len());
+        for data in [&mut fit, &mut val, &mut all] {
+            data.remove_jumps(&jumps);
+        }
+        jumps
+    });
+    let (prior, prior_validation_log_likelihood) = fit_prior(config, &arch, &all, &val);
+    drop(all);
     let mut trainer = Trainer::new(config, &arch, prior.as_ref(), &fit, &val)
         .map_err(|e| e.in_stage(Error::Training))?;
     // The most steps; early stopping may end sooner, so the time left is an upper bound.
@@ -369,6 +379,7 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
         window: set.window,
         normalisation: norm,
         prior,
+        jumps,
         training: record,
         // The weights' hash is filled in as they are written.
         weights_sha256: None,

@@ -407,6 +407,15 @@ pub fn mutate_json(v: &mut serde_json::Value, rng: &mut scengen::rng::SeededRng)
 /// before 2016 into `dir/model` for one epoch, with a prior of `levels` volatility levels (no
 /// shocks): the tests that need a model of the real data, fast.
 pub fn small_embedded_model(dir: &Path, levels: usize) -> PathBuf {
+    small_embedded_model_with(dir, levels, |_| ())
+}
+
+/// [`small_embedded_model`] with `configure` applied to its training settings last.
+pub fn small_embedded_model_with(
+    dir: &Path,
+    levels: usize,
+    configure: impl FnOnce(&mut scengen::train::TrainConfig),
+) -> PathBuf {
     let windows = dir.join("windows.parquet");
     scengen::data::ingest(&scengen::data::IngestConfig::embedded(&windows)).unwrap();
     let model = dir.join("model");
@@ -417,6 +426,7 @@ pub fn small_embedded_model(dir: &Path, levels: usize) -> PathBuf {
     config.volatility_levels = levels;
     config.volatility_shocks = 1;
     config.market_shocks = 1;
+    configure(&mut config);
     scengen::train::train(&config).unwrap();
     model
 }
