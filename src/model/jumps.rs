@@ -287,12 +287,13 @@ impl IdiosyncraticJumps {
                 }
             }
             let positive = |v: &f64| *v > 0.0;
-            if !(0..assets).all(|a| positive(&jumps.precision[a * assets + a]))
-                || !jumps.size.iter().all(positive)
-                || !jumps.base.iter().all(positive)
-                || !jumps.rate.iter().all(|p| (0.0..1.0).contains(p))
-                || !(jumps.mean_square_level.is_finite() && jumps.mean_square_level > 0.0)
-            {
+            let drawable = (0..assets).all(|a| positive(&jumps.precision[a * assets + a]))
+                && jumps.size.iter().all(positive)
+                && jumps.base.iter().all(positive)
+                && jumps.rate.iter().all(|p| (0.0..1.0).contains(p))
+                && jumps.mean_square_level.is_finite()
+                && jumps.mean_square_level > 0.0;
+            if !drawable {
                 return Err(format!(
                     "jumps of regime {r}: rates must lie in [0, 1), and sizes, bases, the \
                      precision's diagonal and mean_square_level must be positive"
