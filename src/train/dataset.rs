@@ -14,6 +14,8 @@ pub struct Dataset {
     /// `len * assets * padded` values.
     pub values: Vec<f32>,
     pub regimes: Vec<u32>,
+    /// Each window's index in the windows file.
+    pub ids: Vec<usize>,
 }
 
 impl Dataset {
@@ -53,6 +55,7 @@ impl Dataset {
                 .iter()
                 .map(|&w| set.windows[w].regime as u32)
                 .collect(),
+            ids: indices.to_vec(),
         }
     }
 
@@ -61,10 +64,12 @@ impl Dataset {
         IdiosyncraticJumps::fit(&self.values, &self.regimes, regimes, self.layout())
     }
 
-    /// Takes each window's expected jumps out.
-    pub fn remove_jumps(&mut self, jumps: &IdiosyncraticJumps) {
+    /// Takes a draw of each window's jumps out, from the streams of `seed` that the window's
+    /// index in the windows file names.
+    pub fn remove_jumps(&mut self, jumps: &IdiosyncraticJumps, seed: u64) {
         let layout = self.layout();
-        jumps.remove(&mut self.values, &self.regimes, layout);
+        let windows = (&self.regimes[..], &self.ids[..]);
+        jumps.remove_drawn(&mut self.values, windows, layout, seed);
     }
 
     fn layout(&self) -> Layout {
