@@ -245,8 +245,7 @@ fn idiosyncratic_jumps_are_found_taken_out_and_drawn_back() {
     let original: Vec<Vec<f64>> = (0..assets)
         .map(|a| asset_days(&values, layout, padded, a))
         .collect();
-    let ids: Vec<usize> = (0..windows).collect();
-    jumps.remove_drawn(&mut values, (&labels, &ids), layout, 3);
+    jumps.remove(&mut values, &labels, layout);
     for (a, original) in original.iter().enumerate() {
         let smooth = asset_days(&values, layout, padded, a);
         assert!(excess_kurtosis(original) > 2.0);
@@ -264,14 +263,14 @@ fn idiosyncratic_jumps_are_found_taken_out_and_drawn_back() {
         let drawn = asset_days(&values, layout, padded, a);
         let (k0, k1) = (excess_kurtosis(original), excess_kurtosis(&drawn));
         let ratio = variance(&drawn, 1) / variance(original, 1);
-        // Measured on this seed: variance +0.3% to +2.3%, kurtosis +8% to +21% (EM's rate
-        // and size are estimates; taking the expected jumps out instead of drawn ones left the
-        // panel 4-5% less variable).
+        // Taking out each day's expected jump also takes a little of the ordinary days'
+        // residuals (the posterior gives every day some chance of a jump), so the drawn-back
+        // panel is 4-5% less variable and its kurtosis 15-27% higher (measured on this seed).
         assert!(
-            (0.8..1.3).contains(&(k1 / k0)),
+            (0.8..1.35).contains(&(k1 / k0)),
             "kurtosis {k1} against {k0}"
         );
-        assert!((ratio - 1.0).abs() < 0.04, "variance ratio {ratio}");
+        assert!((ratio - 1.0).abs() < 0.07, "variance ratio {ratio}");
     }
 }
 
@@ -286,8 +285,7 @@ fn normal_days_keep_their_variance_when_jumps_are_taken_out() {
         .map(|a| variance(&asset_days(&values, layout, padded, a), 1))
         .collect();
     let jumps = IdiosyncraticJumps::fit(&values, &labels, 1, layout);
-    let ids: Vec<usize> = (0..windows).collect();
-    jumps.remove_drawn(&mut values, (&labels, &ids), layout, 3);
+    jumps.remove(&mut values, &labels, layout);
     for (a, before) in original.iter().enumerate() {
         let after = variance(&asset_days(&values, layout, padded, a), 1);
         assert!(

@@ -156,53 +156,19 @@ impl RegimeJumps {
             .collect()
     }
 
-    /// The level of `window` once its expected jumps at its own level are out, `e` its
-    /// residuals: the level at which generation adds jumps to a path without them.
-    fn smoothed_level(&self, window: &[f32], e: &[f64], layout: Layout) -> f64 {
-        let first = self.expected_jumps(e, layout.level(window), layout.assets);
-        let mut smoothed = window.to_vec();
-        subtract(&mut smoothed, &first, layout);
-        layout.level(&smoothed)
-    }
-
-    /// Takes the expected jumps out of `window`, at its level without them; returns that level.
-    /// Used where the days must not depend on a draw (the filter of a close's state).
+    /// Takes the expected jumps out of `window`. The level is read twice: off the window, then
+    /// off the window without the jumps so found, the level at which generation adds them.
+    /// Returns the final level.
     pub fn remove(&self, window: &mut [f32], layout: Layout) -> f64 {
-        let e = self.residuals(window, layout);
-        let level = self.smoothed_level(window, &e, layout);
-        let jumps = self.expected_jumps(&e, level, layout.assets);
-        subtract(window, &jumps, layout);
-        level
-    }
-
-    /// Takes a draw of each day's jump out of `window`: with probability ρ (the jump
-    /// component's posterior given the day's residual e), a jump from its posterior N(k e,
-    /// k τ² L² / P_aa), k = v / (1 + v). Under the mixture the days left have the ordinary
-    /// days' law exactly. Taking out the posterior mean instead ([`RegimeJumps::remove`]) also
-    /// takes k of the ordinary residual out of the days a jump is likely: the panel drawn back
-    /// was 4-5% less variable than the data, and the generated volatility short by as much.
-    /// Two draws from `rng` per value.
-    pub fn remove_drawn(&self, window: &mut [f32], layout: Layout, rng: &mut SeededRng) {
         let n = layout.assets;
         let e = self.residuals(window, layout);
-        let level = self.smoothed_level(window, &e, layout);
-        let jumps: Vec<f64> = e
-            .iter()
-            .enumerate()
-            .map(|(k, e)| {
-                let a = k % n;
-                let root = self.precision[a * n + a].sqrt();
-                let s = e * root / level;
-                let rho = Mixture::new(self.rate[a], self.size[a], self.base[a]).posterior(s);
-                let (u, z) = (rng.uniform(), rng.normal());
-                if u >= rho {
-                    return 0.0;
-                }
-                let shrink = self.size[a] / (1.0 + self.size[a]);
-                shrink * e + (shrink.sqrt() * self.base[a] * level / root) * z
-            })
-            .collect();
+        let first = self.expected_jumps(&e, layout.level(window), n);
+        let mut smoothed = window.to_vec();
+        subtract(&mut smoothed, &first, layout);
+        let level = layout.level(&smoothed);
+        let jumps = self.expected_jumps(&e, level, n);
         subtract(window, &jumps, layout);
+        level
     }
 
     /// Adds jumps to a generated `window` from `rng`: for each asset and day, with probability
@@ -337,27 +303,15 @@ impl IdiosyncraticJumps {
         Ok(())
     }
 
-    /// Takes a draw of each window's jumps out of `windows` (as [`IdiosyncraticJumps::fit`]
-    /// reads them): window `ids[w]` draws from stream [`JUMP_STREAMS`] + `ids[w]` of `seed`, so
-    /// a window has the same days in every set that holds it.
-    pub fn remove_drawn(
-        &self,
-        windows: &mut [f32],
-        (labels, ids): (&[u32], &[usize]),
-        layout: Layout,
-        seed: u64,
-    ) {
+    /// Takes each window's expected jumps out of `windows` (as [`IdiosyncraticJumps::fit`]
+    /// reads them).
+    pub fn remove(&self, windows: &mut [f32], labels: &[u32], layout: Layout) {
         let size = windows.len() / labels.len().max(1);
-        for ((window, &label), &id) in windows.chunks_exact_mut(size.max(1)).zip(labels).zip(ids) {
-            let mut rng = SeededRng::new(seed, JUMP_STREAMS + id as u64);
-            self.regimes[label as usize].remove_drawn(window, layout, &mut rng);
+        for (window, &label) in windows.chunks_exact_mut(size.max(1)).zip(labels) {
+            self.regimes[label as usize].remove(window, layout);
         }
     }
 }
-
-/// The first random stream of the training seed that the windows' jump draws use, one stream a
-/// window, far from the trainer's own streams.
-pub const JUMP_STREAMS: u64 = 1 << 40;
 
 /// One regime's fit on its windows `members`.
 fn fit_regime(members: &[&[f32]], layout: Layout) -> RegimeJumps {

@@ -14,8 +14,6 @@ pub struct Dataset {
     /// `len * assets * padded` values.
     pub values: Vec<f32>,
     pub regimes: Vec<u32>,
-    /// Each window's index in the windows file.
-    pub ids: Vec<usize>,
 }
 
 impl Dataset {
@@ -55,7 +53,6 @@ impl Dataset {
                 .iter()
                 .map(|&w| set.windows[w].regime as u32)
                 .collect(),
-            ids: indices.to_vec(),
         }
     }
 
@@ -64,12 +61,10 @@ impl Dataset {
         IdiosyncraticJumps::fit(&self.values, &self.regimes, regimes, self.layout())
     }
 
-    /// Takes a draw of each window's jumps out, from the streams of `seed` that the window's
-    /// index in the windows file names.
-    pub fn remove_jumps(&mut self, jumps: &IdiosyncraticJumps, seed: u64) {
+    /// Takes each window's expected jumps out.
+    pub fn remove_jumps(&mut self, jumps: &IdiosyncraticJumps) {
         let layout = self.layout();
-        let windows = (&self.regimes[..], &self.ids[..]);
-        jumps.remove_drawn(&mut self.values, windows, layout, seed);
+        jumps.remove(&mut self.values, &self.regimes, layout);
     }
 
     fn layout(&self) -> Layout {

@@ -297,7 +297,7 @@ pub fn train(config: &TrainConfig) -> Result<TrainReport> {
     let jumps = config.idiosyncratic_jumps.then(|| {
         let jumps = all.fit_jumps(set.rule.labels.len());
         for data in [&mut fit, &mut val, &mut all] {
-            data.remove_jumps(&jumps, config.seed);
+            data.remove_jumps(&jumps);
         }
         jumps
     });
