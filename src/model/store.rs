@@ -136,8 +136,9 @@ pub const MAX_TIMESTEPS: usize = 100_000;
 
 /// The model folder format `train` and `distill` write; `generate` reads this one and the ones
 /// before it (which differ only in fields that have defaults). Version 3 added `distilled`: a
-/// scengen that ignored it would run distilled weights under the wrong sampler.
-pub const FORMAT_VERSION: u32 = 3;
+/// scengen that ignored it would run distilled weights under the wrong sampler. Version 4 added
+/// `jumps`: one that ignored them would draw paths without each asset's own tails.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Most a normalisation std (of daily log returns) may be: a daily standard deviation of 100%
 /// is no market's; a larger one is a corrupt card, not a volatile asset.
