@@ -249,17 +249,9 @@ impl IdiosyncraticJumps {
                 .collect();
             fit_regime(&members, layout)
         };
-        let fit_regime = &fit_regime;
-        let regimes = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..regimes)
-                .map(|r| scope.spawn(move || fit_regime(r)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a jump fit panicked"))
-                .collect()
-        });
-        Self { regimes }
+        Self {
+            regimes: super::one_thread_each(regimes, fit_regime),
+        }
     }
 
     /// Whether these are jumps of `regimes` regimes of `assets` assets that can be drawn: a

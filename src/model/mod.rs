@@ -36,6 +36,19 @@ pub use store::{
 };
 pub use unet::UNet1d;
 
+/// `fit(i)` for i in `0..count`, each on a thread of its own, in order: the per-regime fits of
+/// the prior and of the jumps, which are independent and of similar size.
+pub(crate) fn one_thread_each<T: Send>(count: usize, fit: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let fit = &fit;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..count).map(|i| scope.spawn(move || fit(i))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a per-regime fit panicked"))
+            .collect()
+    })
+}
+
 /// A network that computes F(x_t, t, c) for the samplers: the candle [`UNet1d`] (any device,
 /// trainable) or its CPU inference twin [`FastUNet`]. `x` is (batch, assets, padded_len),
 /// `t` (batch,) f32 timesteps, `regimes` (batch,) u32.

@@ -136,16 +136,7 @@ impl GaussianPrior {
             (covariance, direction, fit.chain, history)
         };
         // Classes are independent: one thread each (the pooled class is as large as the rest).
-        let fit_class = &fit_class;
-        let fits: Vec<_> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..self.classes())
-                .map(|class| scope.spawn(move || fit_class(class)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a volatility-state fit panicked"))
-                .collect()
-        });
+        let fits = crate::model::one_thread_each(self.classes(), fit_class);
         let mut chains = Vec::new();
         let mut directions = Vec::new();
         let mut histories = Vec::new();
