@@ -85,15 +85,17 @@ fn jump_variances(card: &ModelCard, regime: usize, days: usize) -> Option<(Vec<f
 /// diag(σ_d) R diag(σ_d): each asset's variance on day d (e.g. its GARCH forecast) and one
 /// correlation (e.g. the close's EWMA correlation). Day d of every path is whitened by the
 /// prior's covariance of that day, which is diagonal in Σ's eigenbasis
-/// ([`crate::model::GaussianPrior::day_scale_moments`]), then coloured by R^½ and σ_d: the
+/// ([`crate::model::GaussianPrior::day_scale_moments`]), plus the jumps' variance when the
+/// model has them, then coloured by R^½ and σ_d: the
 /// same linear map for every path, so paths keep their shape (tails, volatility moves within
 /// the path) and shards agree. The network's correction moves the covariance a little, which
 /// the map leaves.
 pub struct CovarianceTarget {
     n: usize,
     /// Per day, the whole map as one `n x n` matrix (row-major; output asset by input asset):
-    /// diag(σ_d) R^½ V diag(whitening_d) Vᵀ diag(1 / std), with V Σ's eigenvectors and
-    /// whitening_d 1 / √(the prior's variance of each eigen-direction that day).
+    /// diag(σ_d) R^½ C_d^-½ diag(1 / std), C_d the model's covariance of day d: the prior's,
+    /// V diag(its variance of each eigen-direction that day) Vᵀ with V Σ's eigenvectors, plus
+    /// the diagonal of each asset's jumps when the model has them.
     maps: Vec<f64>,
 }
 
@@ -133,8 +135,8 @@ impl CovarianceTarget {
                 })
                 .collect();
             // W = V diag(prior_variances)^-½ Vᵀ, the day's covariance to the power −½; with
-            // jumps, (V diag(prior_variances) Vᵀ + diag(jumps))^-½. Then R^½ W, each row i scaled by σ_d,i
-            // and column k by 1 / std_k.
+            // jumps, (V diag(prior_variances) Vᵀ + diag(jumps))^-½. Then R^½ W, each row i
+            // scaled by σ_d,i and column k by 1 / std_k.
             let w = match &jumps {
                 Some((jumps, reference)) => {
                     let mut day = crate::stats::compose_eigen(&vectors, &prior_variances, n);
