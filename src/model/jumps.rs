@@ -145,13 +145,15 @@ impl RegimeJumps {
     /// The expected jump of every (day, asset) of `window` given its residuals `e`, at level
     /// `level`: ρ v / (1 + v) e, ρ the posterior probability of the jump component.
     fn expected_jumps(&self, e: &[f64], level: f64, n: usize) -> Vec<f64> {
+        let mixtures: Vec<Mixture> = (0..n)
+            .map(|a| Mixture::new(self.rate[a], self.size[a], self.base[a]))
+            .collect();
         e.iter()
             .enumerate()
             .map(|(k, e)| {
                 let a = k % n;
                 let s = e * self.precision[a * n + a].sqrt() / level;
-                let rho = Mixture::new(self.rate[a], self.size[a], self.base[a]).posterior(s);
-                rho * self.size[a] / (1.0 + self.size[a]) * e
+                mixtures[a].posterior(s) * self.size[a] / (1.0 + self.size[a]) * e
             })
             .collect()
     }
