@@ -158,19 +158,22 @@ impl RegimeJumps {
             .collect()
     }
 
-    /// Takes the expected jumps out of `window`. The level is read twice: off the window, then
-    /// off the window without the jumps so found, the level at which generation adds them.
-    /// Returns the final level.
-    pub fn remove(&self, window: &mut [f32], layout: Layout) -> f64 {
-        let n = layout.assets;
-        let e = self.residuals(window, layout);
-        let first = self.expected_jumps(&e, layout.level(window), n);
+    /// The level of `window` (with residuals `e`) once its expected jumps at its own level are
+    /// out: the level at which generation adds jumps to a path that has none.
+    fn smoothed_level(&self, window: &[f32], e: &[f64], layout: Layout) -> f64 {
+        let first = self.expected_jumps(e, layout.level(window), layout.assets);
         let mut smoothed = window.to_vec();
         subtract(&mut smoothed, &first, layout);
-        let level = layout.level(&smoothed);
-        let jumps = self.expected_jumps(&e, level, n);
+        layout.level(&smoothed)
+    }
+
+    /// Takes the expected jumps out of `window`, at its level without them
+    /// ([`RegimeJumps::smoothed_level`]).
+    pub fn remove(&self, window: &mut [f32], layout: Layout) {
+        let e = self.residuals(window, layout);
+        let level = self.smoothed_level(window, &e, layout);
+        let jumps = self.expected_jumps(&e, level, layout.assets);
         subtract(window, &jumps, layout);
-        level
     }
 
     /// Adds jumps to a generated `window` from `rng`: for each asset and day, with probability
@@ -333,32 +336,21 @@ fn fit_regime(members: &[&[f32]], layout: Layout) -> RegimeJumps {
         return jumps;
     }
     let residuals: Vec<Vec<f64>> = members.iter().map(|w| jumps.residuals(w, layout)).collect();
-    let mut levels: Vec<f64> = members.iter().map(|w| layout.level(w)).collect();
-    for pass in 0..2 {
-        fit_mixtures(&mut jumps, &residuals, &levels, n);
-        if pass == 0 {
-            levels = members
-                .iter()
-                .zip(&residuals)
-                .zip(&levels)
-                .map(|((w, e), level)| {
-                    let mut smoothed = w.to_vec();
-                    subtract(&mut smoothed, &jumps.expected_jumps(e, *level, n), layout);
-                    layout.level(&smoothed)
-                })
-                .collect();
-        }
-    }
-    // The level generation will read: off the windows without the final fit's jumps.
-    jumps.mean_square_level = members
-        .iter()
-        .map(|w| {
-            let mut smoothed = w.to_vec();
-            let level = jumps.remove(&mut smoothed, layout);
-            level * level
-        })
-        .sum::<f64>()
-        / members.len() as f64;
+    let smoothed_levels = |jumps: &RegimeJumps| -> Vec<f64> {
+        members
+            .iter()
+            .zip(&residuals)
+            .map(|(w, e)| jumps.smoothed_level(w, e, layout))
+            .collect()
+    };
+    // First at each window's own level, then at its level without the jumps so found, the
+    // level `remove` and generation read.
+    let levels: Vec<f64> = members.iter().map(|w| layout.level(w)).collect();
+    fit_mixtures(&mut jumps, &residuals, &levels, n);
+    let levels = smoothed_levels(&jumps);
+    fit_mixtures(&mut jumps, &residuals, &levels, n);
+    let levels = smoothed_levels(&jumps);
+    jumps.mean_square_level = levels.iter().map(|l| l * l).sum::<f64>() / levels.len() as f64;
     jumps
 }
 
